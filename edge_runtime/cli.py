@@ -1,0 +1,188 @@
+"""``kws-edge``: the device-side command line (predict, info, evaluate, bench, …).
+
+Bad input prints one line ``error: …`` on stderr and exits with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from edge_runtime.errors import KwsError
+
+# Modules that add their own sub-commands with ``add_parser(subparsers)``.
+COMMAND_MODULES = ("edge_runtime.listen", "edge_runtime.serve")
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports usage errors as one ``error:`` line with status 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise KwsError(f"{self.prog}: {message}")
+
+
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {value}")
+    return value
+
+
+def add_model_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", type=Path, help="a .tflite model (default: the shipped one)")
+    parser.add_argument("--threads", type=positive_int, default=1, help="interpreter threads")
+
+
+def load_model(args: argparse.Namespace):
+    from edge_runtime.model import KwsModel
+    from edge_runtime.paths import default_model
+
+    return KwsModel(args.model or default_model(), num_threads=args.threads)
+
+
+def print_json(data) -> None:
+    print(json.dumps(data, indent=2))
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from edge_runtime.wav import read_wav
+
+    model = load_model(args)
+    results = []
+    for path in args.files:
+        pred = model.classify(read_wav(path), top_k=args.top_k, hop_s=args.hop,
+                              threshold=args.threshold)
+        results.append({"file": str(path), **pred.to_dict()})
+        if not args.json:
+            top = ", ".join(f"{lab} {p:.3f}" for lab, p in pred.top_k)
+            t = pred.timings_ms
+            print(f"{path}: {pred.label} {pred.probability:.3f}  [top: {top}]  "
+                  f"(frontend {t['frontend']:.2f} ms, invoke {t['invoke']:.2f} ms, "
+                  f"total {t['total']:.2f} ms)")
+            for d in pred.detections or []:
+                print(f"  {d.start_s:8.2f}-{d.end_s:8.2f} s  {d.label} {d.probability:.3f}")
+    if args.json:
+        print_json(results if len(results) > 1 else results[0])
+    return 0
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    from edge_runtime.interpreter import interpreter_class
+
+    model = load_model(args)
+    info = {"model": str(model.path), "interpreter": interpreter_class()[0],
+            **model.manifest.to_dict()}
+    if args.json:
+        print_json(info)
+    else:
+        m = model.manifest
+        fe = m.frontend
+        print(f"model       {model.path} ({m.size_bytes:,} bytes, {m.quantization})")
+        print(f"arch        {m.arch or 'n/a'}   created {m.created or 'n/a'}")
+        print(f"labels      {', '.join(m.labels)}")
+        print(f"front-end   {fe.n_frames} frames x {fe.n_mfcc} MFCC, {fe.window_ms:g} ms window, "
+              f"{fe.hop_ms:g} ms hop, {fe.sample_rate} Hz")
+        print(f"input       {m.input}")
+        print(f"output      {m.output}")
+        print(f"accuracy    {m.accuracy or 'n/a'}")
+        print(f"interpreter {info['interpreter']}   sha256 {m.sha256}")
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from edge_runtime.evaluate import evaluate_model
+
+    model = load_model(args)
+    report = evaluate_model(model, args.data)
+    if args.json:
+        print_json({"model": str(model.path), "data": str(args.data), **report.to_dict()})
+    else:
+        print(report.to_text())
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from edge_runtime.bench import measure
+
+    model = load_model(args)
+    result = {"model": str(model.path), "threads": args.threads,
+              **measure(model, runs=args.runs)}
+    if args.json:
+        print_json(result)
+    else:
+        for key in ("frontend_ms", "invoke_ms", "end_to_end_ms"):
+            r = result[key]
+            print(f"{key:<14} median {r['median']:.3f}  p90 {r['p90']:.3f}  p99 {r['p99']:.3f}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="kws-edge", description="Keyword spotting on the device.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    p = sub.add_parser("predict", help="label WAV files")
+    p.add_argument("files", nargs="+", type=Path)
+    add_model_args(p)
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--top-k", type=positive_int, default=3)
+    p.add_argument("--hop", type=float, default=0.5, help="window hop in s for long files")
+    p.add_argument("--threshold", type=float, default=0.5,
+                   help="probability for a detection in long files")
+    p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("info", help="show the model and its manifest")
+    add_model_args(p)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_info)
+
+    p = sub.add_parser("evaluate", help="accuracy on a Speech Commands folder")
+    p.add_argument("--data", type=Path, required=True)
+    add_model_args(p)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("bench", help="latency on this device")
+    add_model_args(p)
+    p.add_argument("--runs", type=positive_int, default=200)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_bench)
+
+    for name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name == name:
+                continue
+            raise
+        module.add_parser(sub)
+    return parser
+
+
+def run(func: Callable[[], int]) -> int:
+    """Run a command; bad input becomes one ``error:`` line and status 2."""
+    try:
+        return func()
+    except KwsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"error: {exc.filename or ''}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    def go() -> int:
+        args = build_parser().parse_args(argv)
+        return args.func(args)
+
+    return run(go)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

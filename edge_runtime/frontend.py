@@ -1,0 +1,244 @@
+"""The one MFCC front-end of kws-edge, in NumPy: used by training and on the device.
+
+Matches ``librosa.feature.mfcc(..., center=False, htk=False, top_db=None)``: frames of
+``n_fft`` samples every ``hop`` samples, a periodic Hann window of ``win_length`` centred in
+each frame, rFFT power, a Slaney mel filterbank, ``10*log10(max(power, log_floor))`` and an
+orthonormal DCT-II. Output is float32 of shape ``(frames, n_mfcc)``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, fields
+from functools import cached_property
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class FrontendConfig:
+    """Settings of the front-end; serialised into every model's manifest."""
+
+    sample_rate: int = 16000
+    clip_ms: int = 1000
+    window_ms: float = 30.0
+    hop_ms: float = 20.0
+    n_fft: int = 512
+    n_mels: int = 40
+    fmin: float = 20.0
+    fmax: float = 4000.0
+    n_mfcc: int = 10
+    log_floor: float = 1e-10
+
+    def __post_init__(self) -> None:
+        problems = []
+        if self.sample_rate <= 0:
+            problems.append("sample_rate must be > 0")
+        if not 0 < self.win_length <= self.n_fft:
+            problems.append("window must be > 0 and fit in n_fft")
+        if self.hop_length <= 0:
+            problems.append("hop must be > 0")
+        if not 0 <= self.fmin < self.fmax <= self.sample_rate / 2:
+            problems.append("need 0 <= fmin < fmax <= sample_rate/2")
+        if not 0 < self.n_mfcc <= self.n_mels:
+            problems.append("need 0 < n_mfcc <= n_mels")
+        if self.clip_samples < self.n_fft:
+            problems.append("clip shorter than one frame")
+        if not self.log_floor > 0:
+            problems.append("log_floor must be > 0")
+        if problems:
+            raise ValueError("bad front-end config: " + "; ".join(problems))
+
+    @property
+    def win_length(self) -> int:
+        return round(self.sample_rate * self.window_ms / 1000)
+
+    @property
+    def hop_length(self) -> int:
+        return round(self.sample_rate * self.hop_ms / 1000)
+
+    @property
+    def clip_samples(self) -> int:
+        return round(self.sample_rate * self.clip_ms / 1000)
+
+    @property
+    def n_frames(self) -> int:
+        """Frames in one clip."""
+        return frames_in(self.clip_samples, self)
+
+    @property
+    def feature_shape(self) -> tuple[int, int]:
+        return (self.n_frames, self.n_mfcc)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> FrontendConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise ValueError(f"unknown front-end settings: {sorted(unknown)}")
+        return cls(**data)
+
+    def key(self) -> str:
+        """A short stable hash of the settings (for caches)."""
+        return hashlib.sha256(self.to_json().encode()).hexdigest()[:16]
+
+
+# The seed project's 99 x 40 MFCC (20 ms window, 10 ms hop) and the edge/MLPerf Tiny
+# 49 x 10 MFCC (30 ms window, 20 ms hop).
+SEED_FRONTEND = FrontendConfig(
+    window_ms=20.0, hop_ms=10.0, n_fft=320, n_mels=40, fmin=20.0, fmax=8000.0, n_mfcc=40
+)
+EDGE_FRONTEND = FrontendConfig()
+
+
+def frames_in(n_samples: int, config: FrontendConfig) -> int:
+    """How many whole frames ``n_samples`` of audio give."""
+    if n_samples < config.n_fft:
+        return 0
+    return 1 + (n_samples - config.n_fft) // config.hop_length
+
+
+def _hz_to_mel(hz: np.ndarray) -> np.ndarray:
+    """Slaney mel scale: linear below 1 kHz, logarithmic above."""
+    hz = np.asarray(hz, dtype=np.float64)
+    f_sp = 200.0 / 3
+    min_log_mel = 1000.0 / f_sp
+    logstep = np.log(6.4) / 27.0
+    return np.where(
+        hz >= 1000.0, min_log_mel + np.log(np.maximum(hz, 1e-12) / 1000.0) / logstep, hz / f_sp
+    )
+
+
+def _mel_to_hz(mel: np.ndarray) -> np.ndarray:
+    mel = np.asarray(mel, dtype=np.float64)
+    f_sp = 200.0 / 3
+    min_log_mel = 1000.0 / f_sp
+    logstep = np.log(6.4) / 27.0
+    return np.where(mel >= min_log_mel, 1000.0 * np.exp(logstep * (mel - min_log_mel)), f_sp * mel)
+
+
+def mel_filterbank(config: FrontendConfig) -> np.ndarray:
+    """Slaney-normalised triangular filters, shape ``(n_mels, n_fft // 2 + 1)``."""
+    fft_hz = np.fft.rfftfreq(config.n_fft, d=1.0 / config.sample_rate)
+    edges = _mel_to_hz(
+        np.linspace(_hz_to_mel(config.fmin), _hz_to_mel(config.fmax), config.n_mels + 2)
+    )
+    widths = np.diff(edges)
+    ramps = edges[:, None] - fft_hz[None, :]
+    lower = -ramps[:-2] / widths[:-1, None]
+    upper = ramps[2:] / widths[1:, None]
+    weights = np.maximum(0.0, np.minimum(lower, upper))
+    weights *= (2.0 / (edges[2:] - edges[:-2]))[:, None]
+    return weights.astype(np.float32)
+
+
+def dct_matrix(n_in: int, n_out: int) -> np.ndarray:
+    """Orthonormal DCT-II as a ``(n_out, n_in)`` matrix."""
+    n = np.arange(n_in)
+    k = np.arange(n_out)[:, None]
+    basis = np.cos(np.pi / n_in * (n + 0.5) * k) * np.sqrt(2.0 / n_in)
+    basis[0] /= np.sqrt(2.0)
+    return basis.astype(np.float32)
+
+
+class Frontend:
+    """Computes MFCCs for one :class:`FrontendConfig`; tables are built once."""
+
+    def __init__(self, config: FrontendConfig = EDGE_FRONTEND) -> None:
+        self.config = config
+
+    @cached_property
+    def _window(self) -> np.ndarray:
+        c = self.config
+        n = np.arange(c.win_length)
+        hann = 0.5 - 0.5 * np.cos(2.0 * np.pi * n / c.win_length)  # periodic Hann
+        left = (c.n_fft - c.win_length) // 2
+        window = np.zeros(c.n_fft, dtype=np.float64)
+        window[left : left + c.win_length] = hann
+        return window
+
+    # Everything runs in float64 (NumPy's float64 FFT is ~4x faster than its float32 one)
+    # and is rounded to float32 at the end, so that a frame's features do not depend on how
+    # many frames BLAS multiplies at once: streaming and batch give the same float32 frames.
+    @cached_property
+    def _bins(self) -> slice:
+        """The FFT bins that some mel filter uses (fmax is often far below Nyquist)."""
+        used = np.nonzero(mel_filterbank(self.config).any(axis=0))[0]
+        return slice(int(used[0]), int(used[-1]) + 1)
+
+    @cached_property
+    def _mel_t(self) -> np.ndarray:
+        weights = mel_filterbank(self.config)[:, self._bins]
+        return np.ascontiguousarray(weights.T, dtype=np.float64)
+
+    @cached_property
+    def _dct_t(self) -> np.ndarray:
+        c = self.config
+        return np.ascontiguousarray(dct_matrix(c.n_mels, c.n_mfcc).T, dtype=np.float64)
+
+    def frames(self, audio: np.ndarray) -> np.ndarray:
+        """Overlapping frames of the last axis: ``(..., frames, n_fft)`` (a view)."""
+        c = self.config
+        view = np.lib.stride_tricks.sliding_window_view(audio, c.n_fft, axis=-1)
+        return view[..., :: c.hop_length, :]
+
+    def features_of_frames(self, frames: np.ndarray) -> np.ndarray:
+        """MFCCs of already-cut frames ``(..., n_fft)`` -> ``(..., n_mfcc)``."""
+        spectrum = np.fft.rfft(frames * self._window, axis=-1)[..., self._bins]
+        power = spectrum.real**2 + spectrum.imag**2
+        mel = power @ self._mel_t
+        log_mel = 10.0 * np.log10(np.maximum(mel, self.config.log_floor))
+        return (log_mel @ self._dct_t).astype(np.float32)
+
+    def __call__(self, audio: np.ndarray) -> np.ndarray:
+        """MFCCs of audio ``(..., samples)`` in [-1, 1] -> ``(..., frames, n_mfcc)`` float32."""
+        audio = np.asarray(audio, dtype=np.float64)
+        if audio.shape[-1] < self.config.n_fft:
+            shape = audio.shape[:-1] + (0, self.config.n_mfcc)
+            return np.zeros(shape, dtype=np.float32)
+        return self.features_of_frames(self.frames(audio))
+
+
+def mfcc(audio: np.ndarray, config: FrontendConfig = EDGE_FRONTEND) -> np.ndarray:
+    """MFCCs of ``audio`` (one clip or a batch) with ``config``."""
+    return Frontend(config)(audio)
+
+
+class StreamingFrontend:
+    """Feeds audio in chunks of any size; returns only the new frames.
+
+    The frames returned over a stream are exactly those that :class:`Frontend` gives for
+    the whole audio at once.
+    """
+
+    def __init__(self, config: FrontendConfig = EDGE_FRONTEND) -> None:
+        self.config = config
+        self._frontend = Frontend(config)
+        self._pending = np.zeros(0, dtype=np.float32)
+        self.frames_done = 0
+
+    def reset(self) -> None:
+        self._pending = np.zeros(0, dtype=np.float32)
+        self.frames_done = 0
+
+    def push(self, chunk: np.ndarray) -> np.ndarray:
+        """Add samples; return the ``(k, n_mfcc)`` frames they completed (k may be 0)."""
+        chunk = np.asarray(chunk, dtype=np.float32).reshape(-1)
+        pending = np.concatenate([self._pending, chunk]) if self._pending.size else chunk
+        n_new = frames_in(pending.size, self.config)
+        if n_new == 0:
+            self._pending = pending.copy()
+            return np.zeros((0, self.config.n_mfcc), dtype=np.float32)
+        hop = self.config.hop_length
+        used = (n_new - 1) * hop + self.config.n_fft
+        features = self._frontend(pending[:used])
+        self._pending = pending[n_new * hop :].copy()
+        self.frames_done += n_new
+        return features

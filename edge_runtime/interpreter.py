@@ -1,0 +1,47 @@
+"""Finds a TFLite interpreter: ai-edge-litert, else tflite-runtime, else TensorFlow.
+
+``KWS_INTERPRETER=litert|tflite_runtime|tensorflow`` forces one.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+
+from edge_runtime.errors import KwsError
+
+_BACKENDS = {
+    "litert": "ai_edge_litert.interpreter",
+    "tflite_runtime": "tflite_runtime.interpreter",
+    "tensorflow": "tensorflow.lite",
+}
+
+
+def interpreter_class() -> tuple[str, type]:
+    """(backend name, Interpreter class) of the first backend that imports."""
+    forced = os.environ.get("KWS_INTERPRETER")
+    if forced and forced not in _BACKENDS:
+        raise KwsError(f"KWS_INTERPRETER={forced!r}: choose one of {', '.join(_BACKENDS)}")
+    names = [forced] if forced else list(_BACKENDS)
+    for name in names:
+        try:
+            module = importlib.import_module(_BACKENDS[name])
+        except ImportError:
+            continue
+        return name, module.Interpreter
+    raise KwsError(
+        "no TFLite interpreter: pip install 'kws-edge[edge]' (ai-edge-litert)"
+        + (f" (KWS_INTERPRETER={forced} is not installed)" if forced else "")
+    )
+
+
+def make_interpreter(content: bytes, num_threads: int = 1, name: str = "model"):
+    """An allocated interpreter for model bytes; bad bytes raise :class:`KwsError`."""
+    _, cls = interpreter_class()
+    try:
+        interpreter = cls(model_content=content, num_threads=num_threads)
+        interpreter.allocate_tensors()
+    except (ValueError, RuntimeError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise KwsError(f"{name}: not a usable TFLite model ({first})") from None
+    return interpreter

@@ -1,0 +1,158 @@
+"""WAV reading with the standard library (``struct``): PCM 8/16/24/32-bit and float32/64.
+
+Multi-channel audio is downmixed, other sample rates are resampled with ``soxr``.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from edge_runtime.errors import KwsError
+
+_PCM, _FLOAT, _EXTENSIBLE = 1, 3, 0xFFFE
+MAX_CHANNELS = 64
+MAX_SAMPLE_RATE = 768_000
+
+
+@dataclass(frozen=True)
+class Audio:
+    """Mono float32 samples in [-1, 1] and their sample rate."""
+
+    samples: np.ndarray
+    sample_rate: int
+
+    @property
+    def seconds(self) -> float:
+        return self.samples.size / self.sample_rate
+
+
+def _chunks(data: bytes):
+    """Yield (id, payload offset, declared size) for each RIFF chunk."""
+    pos = 12
+    while pos + 8 <= len(data):
+        cid, size = struct.unpack_from("<4sI", data, pos)
+        yield cid, pos + 8, size
+        pos += 8 + size + (size & 1)
+
+
+def _decode(raw: bytes, fmt: int, bits: int) -> np.ndarray:
+    if fmt == _FLOAT:
+        if bits not in (32, 64):
+            raise KwsError(f"unsupported float WAV with {bits}-bit samples")
+        return np.frombuffer(raw, dtype="<f4" if bits == 32 else "<f8").astype(np.float32)
+    if bits == 8:
+        return (np.frombuffer(raw, dtype=np.uint8).astype(np.float32) - 128.0) / 128.0
+    if bits == 16:
+        return np.frombuffer(raw, dtype="<i2").astype(np.float32) / 32768.0
+    if bits == 24:
+        b = np.frombuffer(raw, dtype=np.uint8).reshape(-1, 3).astype(np.int32)
+        v = b[:, 0] | (b[:, 1] << 8) | (b[:, 2] << 16)
+        v = np.where(v >= 1 << 23, v - (1 << 24), v)
+        return v.astype(np.float32) / float(1 << 23)
+    if bits == 32:
+        return (np.frombuffer(raw, dtype="<i4").astype(np.float64) / 2**31).astype(np.float32)
+    raise KwsError(f"unsupported PCM WAV with {bits}-bit samples")
+
+
+def decode_wav(data: bytes, name: str = "input") -> Audio:
+    """Parse WAV bytes into mono float32 :class:`Audio`; raise :class:`KwsError` if bad."""
+    if len(data) < 12 or data[:4] != b"RIFF" or data[8:12] != b"WAVE":
+        raise KwsError(f"{name}: not a WAV file (no RIFF/WAVE header)")
+    fmt_chunk = None
+    data_chunk = None
+    for cid, start, size in _chunks(data):
+        if cid == b"fmt ":
+            if size < 16 or start + 16 > len(data):
+                raise KwsError(f"{name}: truncated WAV header")
+            fmt_chunk = struct.unpack_from("<HHIIHH", data, start) + (start, size)
+        elif cid == b"data":
+            if start + size > len(data):
+                raise KwsError(
+                    f"{name}: truncated WAV data (header declares {size} bytes, "
+                    f"file has {len(data) - start})"
+                )
+            data_chunk = (start, size)
+            break
+    if fmt_chunk is None:
+        raise KwsError(f"{name}: truncated WAV header (no fmt chunk)")
+    if data_chunk is None:
+        raise KwsError(f"{name}: truncated WAV (no data chunk)")
+    fmt, channels, rate, _, block_align, bits, fmt_start, fmt_size = fmt_chunk
+    if fmt == _EXTENSIBLE:
+        if fmt_size < 40:
+            raise KwsError(f"{name}: truncated WAV header (extensible format)")
+        fmt = struct.unpack_from("<H", data, fmt_start + 24)[0]
+    if fmt not in (_PCM, _FLOAT):
+        raise KwsError(f"{name}: unsupported WAV encoding (format tag {fmt}); need PCM or float")
+    if not 0 < channels <= MAX_CHANNELS:
+        raise KwsError(f"{name}: WAV declares {channels} channels")
+    if not 0 < rate <= MAX_SAMPLE_RATE:
+        raise KwsError(f"{name}: WAV declares sample rate {rate} Hz")
+    if bits % 8 or block_align != channels * bits // 8:
+        raise KwsError(f"{name}: inconsistent WAV header ({bits} bits, block {block_align})")
+    start, size = data_chunk
+    size -= size % block_align
+    if size == 0:
+        raise KwsError(f"{name}: empty audio (no samples)")
+    samples = _decode(data[start : start + size], fmt, bits)
+    samples = samples.reshape(-1, channels)
+    if not np.isfinite(samples).all():
+        raise KwsError(f"{name}: audio contains NaN or Inf samples")
+    mono = samples.mean(axis=1, dtype=np.float32) if channels > 1 else samples[:, 0]
+    return Audio(np.ascontiguousarray(mono, dtype=np.float32), int(rate))
+
+
+def read_wav(path: str | Path) -> Audio:
+    """Read a WAV file; missing or unreadable files raise :class:`KwsError`."""
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise KwsError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise KwsError(f"{path}: is a folder, not a WAV file") from None
+    except OSError as exc:
+        raise KwsError(f"{path}: cannot read ({exc.strerror})") from None
+    return decode_wav(data, str(path))
+
+
+def resample(audio: Audio, sample_rate: int) -> Audio:
+    """Resample with soxr (high quality) when the rate differs."""
+    if audio.sample_rate == sample_rate:
+        return audio
+    import soxr
+
+    out = soxr.resample(audio.samples, audio.sample_rate, sample_rate, quality="HQ")
+    return Audio(np.asarray(out, dtype=np.float32), sample_rate)
+
+
+def load_audio(source: str | Path | bytes, sample_rate: int) -> Audio:
+    """Read a WAV path or WAV bytes as mono float32 at ``sample_rate``."""
+    audio = decode_wav(source) if isinstance(source, bytes) else read_wav(source)
+    return resample(audio, sample_rate)
+
+
+def fit_clip(samples: np.ndarray, length: int) -> np.ndarray:
+    """Zero-pad a short clip at the end (as Speech Commands does) or cut a long one."""
+    if samples.size >= length:
+        return samples[:length]
+    return np.pad(samples, (0, length - samples.size))
+
+
+def encode_wav(samples: np.ndarray, sample_rate: int) -> bytes:
+    """16-bit PCM mono WAV bytes (for fixtures, generators and the synthetic speech)."""
+    pcm = np.clip(np.round(np.asarray(samples) * 32767.0), -32768, 32767).astype("<i2").tobytes()
+    header = struct.pack(
+        "<4sI4s4sIHHIIHH4sI",
+        b"RIFF", 36 + len(pcm), b"WAVE", b"fmt ", 16, _PCM, 1,
+        sample_rate, sample_rate * 2, 2, 16, b"data", len(pcm),
+    )
+    return header + pcm
+
+
+def write_wav(path: str | Path, samples: np.ndarray, sample_rate: int) -> None:
+    Path(path).write_bytes(encode_wav(samples, sample_rate))

@@ -1,0 +1,58 @@
+"""Builds small real models for tests: Keras -> float32/int8 TFLite + manifests (needs TF)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from edge_runtime.frontend import EDGE_FRONTEND, FrontendConfig, mfcc
+
+LABELS = ["_silence_", "_unknown_", "yes", "no", "up", "down", "left", "right", "on", "off",
+          "stop", "go"]
+
+
+def tiny_keras_model(config: FrontendConfig, n_labels: int, seed: int = 0):
+    import keras
+
+    keras.utils.set_random_seed(seed)
+    frames, coeffs = config.feature_shape
+    return keras.Sequential([
+        keras.Input((frames, coeffs, 1)),
+        keras.layers.Conv2D(8, (5, 3), strides=2, padding="same"),
+        keras.layers.BatchNormalization(),
+        keras.layers.ReLU(),
+        keras.layers.GlobalAveragePooling2D(),
+        keras.layers.Dense(n_labels, activation="softmax"),
+    ])
+
+
+def calibration_features(config: FrontendConfig, n: int = 32, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    t = np.arange(config.clip_samples) / config.sample_rate
+    clips = [
+        (rng.uniform(0.01, 0.5) * np.sin(2 * np.pi * rng.uniform(100, 900) * t)
+         + rng.uniform(0.001, 0.05) * rng.standard_normal(t.size)).astype(np.float32)
+        for _ in range(n)
+    ]
+    return mfcc(np.stack(clips), config)[..., None]
+
+
+def build_models(out_dir: Path, config: FrontendConfig = EDGE_FRONTEND,
+                 labels: list[str] = LABELS, name: str = "tiny") -> dict[str, Path]:
+    """Write ``<name>_float32.tflite`` and ``<name>_int8.tflite`` with manifests."""
+    from convert.tflite import to_tflite
+    from edge_runtime.manifest import write_manifest
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model = tiny_keras_model(config, len(labels))
+    calib = calibration_features(config)
+    paths = {}
+    for quant in ("float32", "int8"):
+        path = out_dir / f"{name}_{quant}.tflite"
+        path.write_bytes(to_tflite(model, quant, calib))
+        write_manifest(path, labels=list(labels), frontend=config, quantization=quant,
+                       arch="tiny_test")
+        paths[quant] = path
+    return paths
