@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
+import threading
 from dataclasses import asdict, dataclass, fields
 from functools import cached_property
 
@@ -98,6 +100,9 @@ SEED_FRONTEND = FrontendConfig(
 EDGE_FRONTEND = FrontendConfig()
 
 
+_FFT_HAS_OUT = np.lib.NumpyVersion(np.__version__) >= "2.0.0"
+
+
 def frames_in(n_samples: int, config: FrontendConfig) -> int:
     """How many whole frames ``n_samples`` of audio give."""
     if n_samples < config.n_fft:
@@ -151,8 +156,24 @@ def dct_matrix(n_in: int, n_out: int) -> np.ndarray:
 class Frontend:
     """Computes MFCCs for one :class:`FrontendConfig`; tables are built once."""
 
+    # Reused per thread for inputs up to this many frames: fresh arrays of this size (> 128 KiB)
+    # come from mmap, and their page faults cost more than the FFT itself.
+    MAX_BUFFERED_FRAMES = 1024
+
     def __init__(self, config: FrontendConfig = EDGE_FRONTEND) -> None:
         self.config = config
+        self._local = threading.local()
+
+    def _buffers(self, shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray] | None:
+        """Per-thread work arrays for windowed frames and their spectrum, or None."""
+        if not _FFT_HAS_OUT or math.prod(shape[:-1]) > self.MAX_BUFFERED_FRAMES:
+            return None
+        cached = getattr(self._local, "buffers", None)
+        if cached is None or cached[0].shape != shape:
+            spectrum_shape = shape[:-1] + (self.config.n_fft // 2 + 1,)
+            cached = (np.empty(shape), np.empty(spectrum_shape, dtype=np.complex128))
+            self._local.buffers = cached
+        return cached
 
     @cached_property
     def _window(self) -> np.ndarray:
@@ -180,22 +201,39 @@ class Frontend:
 
     @cached_property
     def _dct_t(self) -> np.ndarray:
+        """The DCT with the dB scale (x10) folded in."""
         c = self.config
-        return np.ascontiguousarray(dct_matrix(c.n_mels, c.n_mfcc).T, dtype=np.float64)
+        return np.ascontiguousarray(10.0 * dct_matrix(c.n_mels, c.n_mfcc).T, dtype=np.float64)
 
     def frames(self, audio: np.ndarray) -> np.ndarray:
-        """Overlapping frames of the last axis: ``(..., frames, n_fft)`` (a view)."""
+        """Overlapping frames of the last axis: ``(..., frames, n_fft)`` (a read-only view)."""
         c = self.config
-        view = np.lib.stride_tricks.sliding_window_view(audio, c.n_fft, axis=-1)
-        return view[..., :: c.hop_length, :]
+        audio = np.ascontiguousarray(audio)
+        step = audio.itemsize
+        view = np.ndarray(
+            audio.shape[:-1] + (frames_in(audio.shape[-1], c), c.n_fft),
+            dtype=audio.dtype,
+            buffer=audio,
+            strides=audio.strides[:-1] + (step * c.hop_length, step),
+        )
+        view.flags.writeable = False
+        return view
 
     def features_of_frames(self, frames: np.ndarray) -> np.ndarray:
         """MFCCs of already-cut frames ``(..., n_fft)`` -> ``(..., n_mfcc)``."""
-        spectrum = np.fft.rfft(frames * self._window, axis=-1)[..., self._bins]
-        power = spectrum.real**2 + spectrum.imag**2
+        buffers = self._buffers(frames.shape)
+        if buffers is None:
+            spectrum = np.fft.rfft(frames * self._window, axis=-1)
+        else:
+            windowed, spectrum = buffers
+            np.multiply(frames, self._window, out=windowed)
+            np.fft.rfft(windowed, axis=-1, out=spectrum)
+        spectrum = spectrum[..., self._bins]
+        power = np.square(spectrum.real)
+        power += np.square(spectrum.imag)
         mel = power @ self._mel_t
-        log_mel = 10.0 * np.log10(np.maximum(mel, self.config.log_floor))
-        return (log_mel @ self._dct_t).astype(np.float32)
+        np.maximum(mel, self.config.log_floor, out=mel)
+        return (np.log10(mel, out=mel) @ self._dct_t).astype(np.float32)
 
     def __call__(self, audio: np.ndarray) -> np.ndarray:
         """MFCCs of audio ``(..., samples)`` in [-1, 1] -> ``(..., frames, n_mfcc)`` float32."""
@@ -221,24 +259,21 @@ class StreamingFrontend:
     def __init__(self, config: FrontendConfig = EDGE_FRONTEND) -> None:
         self.config = config
         self._frontend = Frontend(config)
-        self._pending = np.zeros(0, dtype=np.float32)
-        self.frames_done = 0
+        self.reset()
 
     def reset(self) -> None:
-        self._pending = np.zeros(0, dtype=np.float32)
+        self._pending = np.zeros(0, dtype=np.float64)
         self.frames_done = 0
 
     def push(self, chunk: np.ndarray) -> np.ndarray:
         """Add samples; return the ``(k, n_mfcc)`` frames they completed (k may be 0)."""
-        chunk = np.asarray(chunk, dtype=np.float32).reshape(-1)
-        pending = np.concatenate([self._pending, chunk]) if self._pending.size else chunk
+        chunk = np.asarray(chunk, dtype=np.float64).reshape(-1)
+        pending = np.concatenate((self._pending, chunk))
         n_new = frames_in(pending.size, self.config)
         if n_new == 0:
-            self._pending = pending.copy()
+            self._pending = pending
             return np.zeros((0, self.config.n_mfcc), dtype=np.float32)
-        hop = self.config.hop_length
-        used = (n_new - 1) * hop + self.config.n_fft
-        features = self._frontend(pending[:used])
-        self._pending = pending[n_new * hop :].copy()
+        features = self._frontend.features_of_frames(self._frontend.frames(pending))
+        self._pending = pending[n_new * self.config.hop_length :]
         self.frames_done += n_new
         return features

@@ -1,0 +1,114 @@
+"""NumPy front-end vs librosa: speed, agreement, and the cost of a streaming hop.
+
+``python -m benchmarks.frontend --json`` prints one JSON object (medians in ms over
+``--runs`` runs of 1 s of audio after warm-up) and writes benchmarks/results/frontend.*.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+import warnings
+
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+import numpy as np  # noqa: E402
+
+from benchmarks.results_io import markdown_table, write_results  # noqa: E402
+from edge_runtime.frontend import (  # noqa: E402
+    EDGE_FRONTEND,
+    SEED_FRONTEND,
+    Frontend,
+    FrontendConfig,
+    StreamingFrontend,
+)
+
+
+def librosa_mfcc(y: np.ndarray, c: FrontendConfig) -> np.ndarray:
+    """``librosa.feature.mfcc`` with the same settings as ``c``, as (frames, n_mfcc)."""
+    import librosa
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        mel = librosa.feature.melspectrogram(
+            y=y, sr=c.sample_rate, n_fft=c.n_fft, hop_length=c.hop_length,
+            win_length=c.win_length, window="hann", center=False, power=2.0,
+            n_mels=c.n_mels, fmin=c.fmin, fmax=c.fmax, htk=False, norm="slaney",
+        )
+    log_mel = librosa.power_to_db(mel, ref=1.0, amin=c.log_floor, top_db=None)
+    return librosa.feature.mfcc(S=log_mel, n_mfcc=c.n_mfcc, dct_type=2, norm="ortho").T
+
+
+def median_ms(fn, runs: int, warmup: int = 10) -> float:
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return float(np.median(times) * 1e3)
+
+
+def test_audio(config: FrontendConfig, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    t = np.arange(config.clip_samples) / config.sample_rate
+    voice = sum(np.sin(2 * np.pi * k * (140 + 40 * t) * t) / k for k in range(1, 6))
+    return (0.2 * voice + 0.01 * rng.standard_normal(t.size)).astype(np.float32)
+
+
+def bench_config(config: FrontendConfig, runs: int) -> dict:
+    y = test_audio(config)
+    frontend = Frontend(config)
+    numpy_ms = median_ms(lambda: frontend(y), runs)
+    librosa_ms = median_ms(lambda: librosa_mfcc(y, config), runs)
+    diff = float(np.abs(frontend(y) - librosa_mfcc(y, config)).max())
+    stream = StreamingFrontend(config)
+    hop = config.hop_length
+    stream.push(y)  # a full window of history, as in steady-state streaming
+    position = [0]
+
+    def one_hop() -> None:
+        start = position[0] % (y.size - hop)
+        stream.push(y[start : start + hop])
+        position[0] += hop
+
+    hop_ms = median_ms(one_hop, runs * 5)
+    return {
+        "numpy_ms": round(numpy_ms, 4),
+        "librosa_ms": round(librosa_ms, 4),
+        "speedup_vs_librosa": round(librosa_ms / numpy_ms, 2),
+        "max_abs_diff_vs_librosa": diff,
+        "streaming_ms_per_hop": round(hop_ms, 4),
+        "batch_ms_per_window": round(numpy_ms, 4),
+        "hop_cost_vs_window": round(hop_ms / numpy_ms, 3),
+        "feature_shape": list(config.feature_shape),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--runs", type=int, default=300, help="timed runs (>= 100)")
+    parser.add_argument("--json", action="store_true", help="print the JSON object")
+    args = parser.parse_args(argv)
+    runs = max(100, args.runs)
+    configs = {"edge_49x10": EDGE_FRONTEND, "seed_99x40": SEED_FRONTEND}
+    per_config = {name: bench_config(c, runs) for name, c in configs.items()}
+    result = {**per_config["edge_49x10"], "config": "edge_49x10", "runs": runs,
+              "configs": per_config}
+    rows = [[name, r["numpy_ms"], r["librosa_ms"], f"{r['speedup_vs_librosa']}x",
+             f"{r['max_abs_diff_vs_librosa']:.1e}", r["streaming_ms_per_hop"],
+             f"{r['hop_cost_vs_window']:.2f}"] for name, r in per_config.items()]
+    table = markdown_table(
+        ["config", "numpy ms", "librosa ms", "speed-up", "max abs diff", "stream ms/hop",
+         "hop / window"], rows)
+    result = write_results("frontend", result, "# Front-end: NumPy vs librosa (medians, 1 s "
+                           f"of audio, {runs} runs)\n\n" + table)
+    print(json.dumps(result, indent=2) if args.json else table)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

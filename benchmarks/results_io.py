@@ -1,0 +1,59 @@
+"""Writing benchmark results: JSON + markdown under ``benchmarks/results/``."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+from datetime import datetime, timezone
+from pathlib import Path
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def machine() -> dict:
+    """What the figures were measured on."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "arch": platform.machine(),
+        "python": platform.python_version(),
+        "os": platform.platform(terse=True),
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def git_commit() -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                             text=True, cwd=Path(__file__).parent, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None
+
+
+def markdown_table(header: list[str], rows: list[list]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def write_results(name: str, data: dict, markdown: str, out_dir: Path = RESULTS) -> dict:
+    """Save ``<name>.json`` and ``<name>.md``; returns the data with machine info added."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    data = {**data, "machine": machine(), "commit": git_commit()}
+    (out_dir / f"{name}.json").write_text(json.dumps(data, indent=2) + "\n")
+    m = data["machine"]
+    footer = (f"\n\nMeasured {m['date']} on {m['cpu']} ({m['cores']} cores, {m['arch']}), "
+              f"Python {m['python']}, commit {data['commit']}.\n")
+    (out_dir / f"{name}.md").write_text(markdown.rstrip() + footer)
+    return data
