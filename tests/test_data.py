@@ -1,0 +1,273 @@
+"""Data loading: speaker-disjoint splits, tasks, sampling, bad input, feature cache."""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edge_runtime.dataset import SILENCE, UNKNOWN
+from edge_runtime.errors import KwsError
+from edge_runtime.frontend import EDGE_FRONTEND, Frontend
+from edge_runtime.wav import read_wav
+from tests.fixtures_data import make_fake_dataset, speaker_ids
+from train.data import (
+    STANDARD_WORDS,
+    DataConfig,
+    Example,
+    load_dataset,
+    load_waveforms,
+    split_name,
+    which_set,
+)
+from train.features import cached_features
+
+WORDS = ["yes", "no", "up", "bed", "cat"]
+
+
+@pytest.fixture(scope="module")
+def fake(tmp_path_factory) -> Path:
+    return make_fake_dataset(tmp_path_factory.mktemp("fake"), WORDS, 40, 2)
+
+
+def speakers(examples: list[Example]) -> set[str]:
+    return {e.speaker for e in examples if e.speaker}
+
+
+def assert_disjoint(ds) -> None:
+    tr, va, te = speakers(ds.train), speakers(ds.val), speakers(ds.test)
+    assert tr and va and te
+    assert not (tr & va) and not (tr & te) and not (va & te)
+
+
+def test_hash_split_is_the_documented_rule_and_speaker_disjoint(fake):
+    ds = load_dataset(DataConfig(fake))
+    assert ds.split_rule == "hash"
+    assert_disjoint(ds)
+    for name in ("train", "val", "test"):
+        for ex in ds.split(name):
+            if ex.path is not None:
+                assert which_set(ex.speaker, 10, 10) == name
+    # the rule itself, on a name computed by hand: sha1 -> int -> percentage
+    import hashlib
+
+    pct = (int(hashlib.sha1(b"abc").hexdigest(), 16) % 2**27) * (100.0 / (2**27 - 1))
+    assert which_set("abc", pct + 0.001, 0) == "val"
+    assert which_set("abc", pct - 0.001, 0.002) == "test"
+    assert which_set("abc", 0, pct - 0.001) == "train"
+
+
+def test_percentages_are_configurable(fake):
+    small = load_dataset(DataConfig(fake, val_pct=5, test_pct=5))
+    big = load_dataset(DataConfig(fake, val_pct=30, test_pct=30))
+    assert len(speakers(big.val)) > len(speakers(small.val))
+    assert len(speakers(big.train)) < len(speakers(small.train))
+    assert_disjoint(big)
+
+
+def test_twelve_class_task_samples_unknown_and_silence(fake):
+    cfg = DataConfig(fake, unknown_pct=20, silence_pct=15)
+    ds = load_dataset(cfg)
+    assert ds.labels == [SILENCE, UNKNOWN, *STANDARD_WORDS]
+    for name in ("train", "val", "test"):
+        part = ds.split(name)
+        n = sum(e.label in STANDARD_WORDS for e in part)
+        unknown = [e for e in part if e.label == UNKNOWN]
+        silence = [e for e in part if e.label == SILENCE]
+        pool = [p for w in ("bed", "cat") for p in (fake / w).glob("*.wav")
+                if which_set(p.name.split("_nohash_")[0], 10, 10) == name]
+        assert len(unknown) == min(math.ceil(n * 0.20), len(pool)) > 0
+        assert len(silence) == math.ceil(n * 0.15)
+        # no _silence_ clips here: silence is cut from the background noise
+        assert all(e.path is None and 0 <= e.noise_index < len(ds.noise) for e in silence)
+        assert {e.path.parent.name for e in unknown} <= {"bed", "cat"}
+    assert ds.manifest()["counts"]["train"]["down"] == 0  # absent words are empty classes
+
+
+def test_unknown_sampling_takes_the_percentage(tmp_path):
+    root = make_fake_dataset(tmp_path, ["yes", "bed", "cat", "dog"], 30, 2)
+    ds = load_dataset(DataConfig(root, unknown_pct=10))
+    n = sum(e.label == "yes" for e in ds.train)
+    assert sum(e.label == UNKNOWN for e in ds.train) == math.ceil(n * 0.10)
+    other = load_dataset(DataConfig(root, unknown_pct=10, seed=1))
+    assert ({e.path for e in ds.train if e.label == UNKNOWN}
+            != {e.path for e in other.train if e.label == UNKNOWN})
+
+
+def test_list_files_decide_the_split(tmp_path):
+    root = make_fake_dataset(tmp_path, ["yes", "no"], 6, 2, with_lists=True)
+    ds = load_dataset(DataConfig(root, task="all"))
+    assert ds.split_rule == "lists"
+    test_rel = set((root / "testing_list.txt").read_text().split())
+    val_rel = set((root / "validation_list.txt").read_text().split())
+    rel = lambda e: f"{e.path.parent.name}/{e.path.name}"  # noqa: E731
+    assert {rel(e) for e in ds.test if e.path} == test_rel
+    assert {rel(e) for e in ds.val if e.path} == val_rel
+    assert not {rel(e) for e in ds.train if e.path} & (test_rel | val_rel)
+
+
+def test_mini_layout_keeps_unknown_clips_with_their_speaker(tmp_path):
+    root = make_fake_dataset(tmp_path, ["yes", "no", "bed", "cat"], 40, 1, with_noise=False,
+                             mini_layout=True, silence_clips=40)
+    ds = load_dataset(DataConfig(root, unknown_pct=100, silence_pct=100))
+    assert_disjoint(ds)
+    for name in ("train", "val", "test"):
+        part = ds.split(name)
+        unknown = [e for e in part if e.label == UNKNOWN]
+        assert unknown and all(e.path.parent.name == "_unknown_" for e in unknown)
+        # every unknown clip's speaker went where that speaker's keyword clips went
+        assert speakers(unknown) <= speakers([e for e in part if e.label in ("yes", "no")])
+        silence = [e for e in part if e.label == SILENCE]
+        assert silence and all(e.path is not None for e in silence)  # real _silence_ clips
+        for e in silence:
+            assert which_set(e.path.name, 10, 10) == name  # split by the file name
+    # without _background_noise_, the training split's _silence_ clips are the noise
+    train_silence = {e.path.parent.name + "/" + e.path.name for e in ds.train
+                     if e.label == SILENCE}
+    assert len(ds.noise) == len(ds.noise_names) >= len(train_silence) > 0
+    assert set(ds.noise_names) >= train_silence
+    assert not set(ds.noise_names) & {e.path.parent.name + "/" + e.path.name
+                                      for e in ds.val + ds.test if e.path}
+
+
+def test_one_split_folder_falls_back_to_a_salted_hash(tmp_path):
+    # A folder that is one split of a bigger data set (like the canonical test set): with
+    # the plain rule every speaker lands in "test", so it is re-split with a salt.
+    names = [s for s in (f"{i:08x}" for i in range(3000)) if which_set(s, 10, 10) == "test"]
+    root = make_fake_dataset(tmp_path, ["yes", "no"], names[:40], 1)
+    ds = load_dataset(DataConfig(root))
+    assert ds.split_rule.startswith("hash, salted")
+    assert_disjoint(ds)
+
+
+def test_all_words_task(tmp_path):
+    root = make_fake_dataset(tmp_path, ["yes", "no", "marvin"], 30, 1, mini_layout=True,
+                             silence_clips=10)
+    ds = load_dataset(DataConfig(root, task="all"))
+    assert ds.labels == [SILENCE, "marvin", "no", "yes"]  # _unknown_/marvin_* is "marvin"
+    assert UNKNOWN not in {e.label for e in ds.train + ds.val + ds.test}
+    custom = load_dataset(DataConfig(root, task="yes,marvin"))
+    assert custom.labels == [SILENCE, UNKNOWN, "yes", "marvin"]
+    assert {e.path.parent.name for e in custom.train if e.label == UNKNOWN} == {"no"}
+    with pytest.raises(KwsError, match="no clips of dog"):
+        load_dataset(DataConfig(root, task="yes,dog"))
+
+
+def test_synthetic_clips_go_to_training_only(tmp_path, fake):
+    voices = ["espeak-en-us", "espeak-en-gb"]
+    synth = make_fake_dataset(tmp_path / "synth", ["yes", "hey_pi"], voices, 3, with_noise=False)
+    ds = load_dataset(DataConfig(fake, synth_dir=synth, task="all"))
+    from_synth = [e for e in ds.train if e.path and synth in e.path.parents]
+    assert len(from_synth) == 12
+    assert "hey_pi" in ds.labels
+    assert not any(e.path and synth in e.path.parents for e in ds.val + ds.test)
+    assert ds.manifest()["counts"]["train"]["hey_pi"] == 6
+
+
+def test_waveforms_have_one_row_per_example(fake):
+    ds = load_dataset(DataConfig(fake))
+    cut = next(e for e in ds.val if e.path is None)
+    examples = ds.val[:5] + [cut, Example(None, SILENCE, None)]
+    wav = load_waveforms(ds, examples, 16000, 16000)
+    assert wav.shape == (7, 16000) and wav.dtype == np.float32
+    assert np.array_equal(wav[0], read_wav(examples[0].path).samples[:16000])
+    expected = ds.noise[cut.noise_index][cut.noise_offset:cut.noise_offset + 16000]
+    assert np.allclose(wav[5], expected * cut.noise_gain, atol=1e-6)
+    assert not wav[6].any()  # digital silence
+    half = load_waveforms(ds, examples[:1], 8000, 8000)
+    assert half.shape == (1, 8000)
+
+
+def test_manifest_is_deterministic(fake):
+    a = load_dataset(DataConfig(fake)).manifest()
+    b = load_dataset(DataConfig(fake)).manifest()
+    c = load_dataset(DataConfig(fake, seed=3)).manifest()
+    assert a == b
+    assert a["files_sha256"] != c["files_sha256"]
+    assert a["totals"]["train"] == sum(a["counts"]["train"].values())
+    assert a["config"]["data_dir"] == str(fake)
+
+
+def test_bad_data_folders(tmp_path):
+    with pytest.raises(KwsError, match="not found"):
+        load_dataset(DataConfig(tmp_path / "missing"))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(KwsError, match="no clips"):
+        load_dataset(DataConfig(tmp_path / "empty"))
+    root = make_fake_dataset(tmp_path / "d", ["yes", "no"], 4, 1)
+    (root / "left").mkdir()
+    with pytest.raises(KwsError, match="left: label folder has no clips"):
+        load_dataset(DataConfig(root))
+    with pytest.raises(KwsError, match="val_pct"):
+        load_dataset(DataConfig(root, val_pct=60, test_pct=50))
+
+
+def test_unreadable_clips_are_skipped_and_counted(tmp_path):
+    root = make_fake_dataset(tmp_path, ["yes", "no"], 10, 1)
+    bad = sorted((root / "yes").glob("*.wav"))[:3]
+    for path in bad:
+        path.write_bytes(b"not a wav at all")
+    ds = load_dataset(DataConfig(root, task="all"))
+    assert ds.skipped["unreadable"] == 3
+    assert set(ds.skipped_files) == {str(p) for p in bad}
+    used = {e.path for e in ds.train + ds.val + ds.test}
+    assert not used & set(bad)
+    for path in root.glob("*/*.wav"):
+        if path.parent.name != "_background_noise_":
+            path.write_bytes(b"RIFF")
+    with pytest.raises(KwsError, match="none of the 20 clips is a readable WAV"):
+        load_dataset(DataConfig(root))
+
+
+def test_split_name_of_each_layout(tmp_path):
+    from edge_runtime.dataset import parse_clip
+
+    assert split_name(parse_clip(tmp_path, tmp_path / "yes" / "ab12_nohash_3.wav")) == "ab12"
+    unknown = parse_clip(tmp_path, tmp_path / "_unknown_" / "bed_ab12_nohash_0.wav")
+    assert split_name(unknown) == "ab12"
+    assert split_name(parse_clip(tmp_path, tmp_path / "_silence_" / "17.wav")) == "17.wav"
+
+
+def test_feature_cache_is_reused_and_keyed(tmp_path, fake):
+    ds = load_dataset(DataConfig(fake))
+    examples = ds.val
+    cache = tmp_path / "cache"
+    first = cached_features(ds, examples, EDGE_FRONTEND, cache)
+    direct = Frontend(EDGE_FRONTEND)(load_waveforms(ds, examples, 16000, 16000))
+    assert first.shape == (len(examples), *EDGE_FRONTEND.feature_shape)
+    assert np.array_equal(first, direct)
+    entries = list(cache.glob("*.npy"))
+    assert len(entries) == 1
+    stamp = entries[0].stat().st_mtime_ns
+    again = cached_features(ds, examples[::-1], EDGE_FRONTEND, cache)  # order-independent key
+    assert np.array_equal(again, first[::-1])
+    assert list(cache.glob("*.npy")) == entries and entries[0].stat().st_mtime_ns == stamp
+    # a changed file gives a new entry
+    clip = next(e.path for e in examples if e.path is not None)
+    os.utime(clip, ns=(clip.stat().st_atime_ns, clip.stat().st_mtime_ns + 10**9))
+    cached_features(ds, examples, EDGE_FRONTEND, cache)
+    assert len(list(cache.glob("*.npy"))) == 2
+
+
+def test_feature_cache_dir_from_environment(tmp_path, fake, monkeypatch):
+    monkeypatch.setenv("KWS_CACHE_DIR", str(tmp_path / "env-cache"))
+    ds = load_dataset(DataConfig(fake))
+    cached_features(ds, ds.test[:4], EDGE_FRONTEND)
+    assert len(list((tmp_path / "env-cache").glob("*.npy"))) == 1
+
+
+@pytest.mark.data
+def test_real_mini_set_splits_by_speaker(real_data):
+    ds = load_dataset(DataConfig(real_data))
+    assert_disjoint(ds)
+    assert ds.skipped.get("unreadable", 0) == 0
+    for name in ("train", "val", "test"):
+        assert {e.label for e in ds.split(name)} == set(ds.labels)
+    assert sum(len(ds.split(s)) for s in ("train", "val", "test")) > 3500
+
+
+def test_fixture_speaker_ids_are_stable():
+    assert speaker_ids(3) == speaker_ids(3) and len(set(speaker_ids(50))) == 50

@@ -1,0 +1,1 @@
+"""kws-edge training toolchain: data, features, augmentation, synthetic speech, models."""

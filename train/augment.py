@@ -1,0 +1,138 @@
+"""Data augmentation on batches, vectorised NumPy, deterministic for a given Generator.
+
+Waveforms (``(N, samples)``): time shift, gain, background-noise mixing at a random SNR
+(recordings from ``_background_noise_`` or ``_silence_`` clips, else generated white / pink /
+brown noise). Features (``(N, frames, n_mfcc)``): SpecAugment time and frequency masks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+COLOURS = {"white": 0.0, "pink": 0.5, "brown": 1.0}  # amplitude ~ 1 / f**exponent
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    noise: bool = True
+    noise_prob: float = 0.8  # share of clips that get noise
+    noise_snr_db: tuple[float, float] = (5.0, 20.0)  # speech-to-noise ratio range
+    noise_colours: tuple[str, ...] = ("white", "pink", "brown")  # used without recordings
+    min_level: float = 0.01  # RMS the SNR refers to for (nearly) silent clips
+    shift: bool = True
+    shift_ms: float = 100.0  # shift by up to +-shift_ms, zero-filled
+    gain: bool = True
+    gain_db: float = 6.0  # gain up to +-gain_db
+    specaugment: bool = True
+    time_masks: int = 2
+    time_mask_frames: int = 5  # each mask is 0..time_mask_frames wide
+    freq_masks: int = 1
+    freq_mask_bins: int = 2  # each mask is 0..freq_mask_bins coefficients wide
+    sample_rate: int = 16000
+
+    def __post_init__(self) -> None:
+        unknown = set(self.noise_colours) - set(COLOURS)
+        if unknown:
+            raise ValueError(f"unknown noise colours {sorted(unknown)}; use {list(COLOURS)}")
+        if not 0 <= self.noise_prob <= 1:
+            raise ValueError("noise_prob must be within 0-1")
+        if self.noise_snr_db[0] > self.noise_snr_db[1]:
+            raise ValueError("noise_snr_db must be (low, high)")
+
+
+def coloured_noise(rng: np.random.Generator, n: int, samples: int, colour: str) -> np.ndarray:
+    """``(n, samples)`` noise with unit RMS and a 1/f**k amplitude spectrum."""
+    white = rng.standard_normal((n, samples))
+    exponent = COLOURS[colour]
+    if exponent:
+        spectrum = np.fft.rfft(white, axis=1)
+        scale = np.arange(spectrum.shape[1], dtype=np.float64)
+        scale[0] = 1.0
+        spectrum /= scale**exponent
+        spectrum[:, 0] = 0.0
+        white = np.fft.irfft(spectrum, samples, axis=1)
+    rms = np.sqrt(np.mean(white**2, axis=1, keepdims=True))
+    return (white / np.maximum(rms, 1e-12)).astype(np.float32)
+
+
+def shift(batch: np.ndarray, rng: np.random.Generator, max_samples: int) -> np.ndarray:
+    """Shift each row by a random -max..max samples, filling with zeros."""
+    n, length = batch.shape
+    offsets = rng.integers(-max_samples, max_samples + 1, size=(n, 1))
+    index = np.arange(length)[None, :] - offsets
+    valid = (index >= 0) & (index < length)
+    out = np.take_along_axis(batch, np.clip(index, 0, length - 1), axis=1)
+    return np.where(valid, out, 0.0).astype(np.float32)
+
+
+def noise_cuts(rng: np.random.Generator, noise: list[np.ndarray], n: int, samples: int,
+               colours: tuple[str, ...]) -> np.ndarray:
+    """``(n, samples)`` unit-RMS noise: random cuts of the recordings, or generated noise."""
+    out = np.empty((n, samples), dtype=np.float32)
+    if noise:
+        source = rng.integers(len(noise), size=n)
+        for s in np.unique(source):
+            rows = np.nonzero(source == s)[0]
+            rec = noise[s]
+            if rec.size < samples:
+                rec = np.tile(rec, -(-samples // rec.size))
+            starts = rng.integers(rec.size - samples + 1, size=rows.size)
+            out[rows] = rec[starts[:, None] + np.arange(samples)[None, :]]
+    else:
+        colour = rng.integers(len(colours), size=n)
+        for c in np.unique(colour):
+            rows = np.nonzero(colour == c)[0]
+            out[rows] = coloured_noise(rng, rows.size, samples, colours[c])
+    rms = np.sqrt(np.mean(out.astype(np.float64) ** 2, axis=1, keepdims=True))
+    return (out / np.maximum(rms, 1e-12)).astype(np.float32)
+
+
+def augment_waveforms(batch: np.ndarray, rng: np.random.Generator, noise: list[np.ndarray],
+                      config: AugmentConfig) -> np.ndarray:
+    """Shifted, gained and noised copies of ``batch`` ``(N, samples)``, clipped to [-1, 1]."""
+    out = np.array(batch, dtype=np.float32, copy=True)
+    n, samples = out.shape
+    if n == 0:
+        return out
+    if config.shift and config.shift_ms > 0:
+        out = shift(out, rng, round(config.sample_rate * config.shift_ms / 1000))
+    if config.gain and config.gain_db > 0:
+        db = rng.uniform(-config.gain_db, config.gain_db, size=(n, 1))
+        out *= (10.0 ** (db / 20.0)).astype(np.float32)
+    if config.noise and config.noise_prob > 0:
+        rows = np.nonzero(rng.random(n) < config.noise_prob)[0]
+        if rows.size:
+            cuts = noise_cuts(rng, noise, rows.size, samples, config.noise_colours)
+            level = np.sqrt(np.mean(out[rows].astype(np.float64) ** 2, axis=1, keepdims=True))
+            snr = rng.uniform(*config.noise_snr_db, size=(rows.size, 1))
+            scale = np.maximum(level, config.min_level) / 10.0 ** (snr / 20.0)
+            out[rows] += (cuts * scale).astype(np.float32)
+    return np.clip(out, -1.0, 1.0)
+
+
+def _band_mask(rng: np.random.Generator, n: int, size: int, count: int, width: int
+               ) -> np.ndarray:
+    """``(n, size)`` bool: ``count`` random bands of 0..width per row."""
+    if count <= 0 or width <= 0 or size == 0:
+        return np.zeros((n, size), dtype=bool)
+    widths = rng.integers(0, min(width, size) + 1, size=(n, count, 1))
+    starts = rng.integers(0, size - widths + 1)
+    pos = np.arange(size)[None, None, :]
+    return ((pos >= starts) & (pos < starts + widths)).any(axis=1)
+
+
+def spec_augment(features: np.ndarray, rng: np.random.Generator, config: AugmentConfig
+                 ) -> np.ndarray:
+    """SpecAugment on ``(N, frames, n_mfcc)``: masked cells take the example's mean value of
+    that coefficient (MFCCs are not zero-mean, so a zero fill would stand out)."""
+    out = np.array(features, dtype=np.float32, copy=True)
+    if not config.specaugment or out.shape[0] == 0:
+        return out
+    n, frames, coeffs = out.shape
+    time = _band_mask(rng, n, frames, config.time_masks, config.time_mask_frames)
+    freq = _band_mask(rng, n, coeffs, config.freq_masks, config.freq_mask_bins)
+    mask = time[:, :, None] | freq[:, None, :]
+    mean = out.mean(axis=1, keepdims=True)
+    return np.where(mask, mean, out).astype(np.float32)

@@ -1,0 +1,329 @@
+"""Speech Commands for training: speaker-disjoint splits and the 12-class / all-words tasks.
+
+Reads the data set's layout (v0.01, v0.02) and the canonical test-set layout of
+speech_commands_mini (``_silence_/``, ``_unknown_/<word>_<speaker>_nohash_<n>.wav``) with
+:func:`edge_runtime.dataset.list_clips`. Splits come from ``validation_list.txt`` /
+``testing_list.txt`` when present, else from the data set's speaker-hash rule. Unknown and
+silence examples are sampled per split as TensorFlow's ``speech_commands/input_data.py`` does.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import re
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from edge_runtime.dataset import NOISE_DIR, SILENCE, UNKNOWN, Clip, list_clips, read_list
+from edge_runtime.errors import KwsError
+from edge_runtime.wav import Audio, fit_clip, load_audio, read_wav, resample
+
+STANDARD_WORDS = ["yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go"]
+MAX_NUM_WAVS_PER_CLASS = 2**27 - 1  # ~134M, the constant of the data set's split rule
+NOISE_RATE = 16000  # background noise is kept at this rate
+VAL_LIST, TEST_LIST = "validation_list.txt", "testing_list.txt"
+SPLITS = ("train", "val", "test")
+IO_THREADS = 4
+SPLIT_SALT = "kws-edge/"  # used only when the plain rule leaves a split empty (see load_dataset)
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Where the data is and how to split and sample it."""
+
+    data_dir: Path
+    task: str = "12"  # "12", "all", or a comma-separated word list (+ _silence_, _unknown_)
+    val_pct: float = 10.0
+    test_pct: float = 10.0
+    silence_pct: float = 10.0
+    unknown_pct: float = 10.0
+    synth_dir: Path | None = None  # synthetic clips: added to the training split only
+    seed: int = 0
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["data_dir"] = str(self.data_dir)
+        d["synth_dir"] = None if self.synth_dir is None else str(self.synth_dir)
+        return d
+
+
+@dataclass
+class Example:
+    """One training example: a clip, or (path None) a silence cut from background noise."""
+
+    path: Path | None
+    label: str
+    speaker: str | None
+    noise_index: int = -1  # path None: index into Dataset.noise (-1: digital silence)
+    noise_offset: int = 0  # path None: first sample of the cut, at NOISE_RATE
+    noise_gain: float = 1.0  # path None: volume of the cut
+
+
+@dataclass
+class Dataset:
+    labels: list[str]
+    train: list[Example]
+    val: list[Example]
+    test: list[Example]
+    noise: list[np.ndarray]  # background noise at NOISE_RATE (may be empty)
+    skipped: dict[str, int]  # e.g. {"unreadable": 3}
+    config: DataConfig | None = None
+    noise_names: list[str] = field(default_factory=list)
+    skipped_files: list[str] = field(default_factory=list)
+    split_rule: str = "hash"  # "lists", "hash", or the salted hash for one-split folders
+
+    def split(self, name: str) -> list[Example]:
+        if name not in SPLITS:
+            raise KwsError(f"unknown split {name!r} (choose from {', '.join(SPLITS)})")
+        return getattr(self, name)
+
+    def example_id(self, ex: Example) -> str:
+        """A stable name for an example: its path under the data folder, or its noise cut."""
+        if ex.path is None:
+            if ex.noise_index < 0:
+                return "silence:zeros"
+            name = self.noise_names[ex.noise_index] if self.noise_names else ex.noise_index
+            return f"noise:{name}:{ex.noise_offset}:{ex.noise_gain:.6f}"
+        for prefix, base in (("", self.config and self.config.data_dir),
+                             ("synth:", self.config and self.config.synth_dir)):
+            if base:
+                try:
+                    return prefix + ex.path.relative_to(base).as_posix()
+                except ValueError:
+                    pass
+        return str(ex.path)
+
+    def manifest(self) -> dict:
+        """Counts per split and class, a sha256 of the split file list, folder and config."""
+        counts = {s: dict(Counter(e.label for e in self.split(s))) for s in SPLITS}
+        lines = sorted(f"{s}\t{e.label}\t{self.example_id(e)}" for s in SPLITS
+                       for e in self.split(s))
+        digest = hashlib.sha256("\n".join(lines).encode()).hexdigest()
+        cfg = self.config
+        return {
+            "data_dir": None if cfg is None else str(cfg.data_dir),
+            "config": None if cfg is None else cfg.to_dict(),
+            "labels": list(self.labels),
+            "split_rule": self.split_rule,
+            "counts": {s: {lb: counts[s].get(lb, 0) for lb in self.labels} for s in SPLITS},
+            "totals": {s: len(self.split(s)) for s in SPLITS},
+            "speakers": {s: len({e.speaker for e in self.split(s) if e.speaker}) for s in SPLITS},
+            "files_sha256": digest,
+            "noise": list(self.noise_names),
+            "skipped": dict(self.skipped),
+        }
+
+
+def which_set(hash_name: str, val_pct: float, test_pct: float, salt: str = "") -> str:
+    """The data set's documented split rule on a name (``"train"``, ``"val"`` or ``"test"``)."""
+    value = int(hashlib.sha1((salt + hash_name).encode()).hexdigest(), 16)
+    pct = (value % (MAX_NUM_WAVS_PER_CLASS + 1)) * (100.0 / MAX_NUM_WAVS_PER_CLASS)
+    if pct < val_pct:
+        return "val"
+    if pct < val_pct + test_pct:
+        return "test"
+    return "train"
+
+
+def split_name(clip: Clip) -> str:
+    """What the split rule hashes: the speaker, or the file name for speaker-less clips."""
+    if clip.word == SILENCE or clip.speaker is None:
+        return clip.path.name
+    if clip.path.parent.name == UNKNOWN:
+        return clip.speaker  # <word>_<speaker>_nohash_n: keep with the speaker's keywords
+    return re.sub(r"_nohash_.*$", "", clip.path.name)
+
+
+def _split(clips: list[Clip], rule) -> dict[str, list[Clip]]:
+    by_split: dict[str, list[Clip]] = {s: [] for s in SPLITS}
+    for clip in clips:
+        by_split[rule(clip)].append(clip)
+    return by_split
+
+
+def _lopsided(by_split: dict[str, list[Clip]], config: DataConfig) -> bool:
+    """True when a split that should get speakers got none although others have many."""
+    speakers = {s: {c.speaker for c in by_split[s] if c.speaker} for s in SPLITS}
+    wanted = {"train": 100 - config.val_pct - config.test_pct, "val": config.val_pct,
+              "test": config.test_pct}
+    return (sum(map(len, speakers.values())) >= 20
+            and any(wanted[s] > 0 and not speakers[s] for s in SPLITS))
+
+
+def _check_config(config: DataConfig) -> None:
+    for name in ("val_pct", "test_pct", "silence_pct", "unknown_pct"):
+        if not 0 <= getattr(config, name) <= 100:
+            raise KwsError(f"{name} must be within 0-100, got {getattr(config, name)}")
+    if config.val_pct + config.test_pct >= 100:
+        raise KwsError("val_pct + test_pct must be below 100 (nothing left to train on)")
+
+
+def _readable(path: Path) -> bool:
+    try:
+        read_wav(path)
+    except KwsError:
+        return False
+    return True
+
+
+def _usable_clips(root: Path, skipped: Counter, skipped_files: list[str]) -> list[Clip]:
+    """Every readable clip under ``root``; empty label folders and all-unreadable are errors."""
+    clips = list_clips(root)
+    for folder in sorted(p for p in root.iterdir() if p.is_dir()):
+        if folder.name == NOISE_DIR or folder.name.startswith("."):
+            continue
+        if not any(folder.glob("*.wav")):
+            raise KwsError(f"{folder}: label folder has no clips (.wav files)")
+    with ThreadPoolExecutor(IO_THREADS) as pool:
+        ok = list(pool.map(_readable, (c.path for c in clips)))
+    bad = [c for c, good in zip(clips, ok, strict=True) if not good]
+    if len(bad) == len(clips):
+        raise KwsError(f"{root}: none of the {len(clips)} clips is a readable WAV")
+    skipped["unreadable"] += len(bad)
+    skipped_files.extend(str(c.path) for c in bad)
+    return [c for c, good in zip(clips, ok, strict=True) if good]
+
+
+def _load_noise(root: Path, skipped: Counter) -> tuple[list[np.ndarray], list[str]]:
+    """The background-noise recordings (at least one second each) at NOISE_RATE."""
+    noise, names = [], []
+    for path in sorted((root / NOISE_DIR).glob("*.wav")):
+        try:
+            samples = load_audio(path, NOISE_RATE).samples
+        except KwsError:
+            skipped["noise_unreadable"] += 1
+            continue
+        if samples.size < NOISE_RATE:
+            skipped["noise_too_short"] += 1
+            continue
+        noise.append(samples)
+        names.append(path.name)
+    return noise, names
+
+
+def task_words(task: str, present: set[str]) -> tuple[list[str], bool]:
+    """The keyword classes of a task and whether it has an ``_unknown_`` class."""
+    if task == "12":
+        words, with_unknown = list(STANDARD_WORDS), True
+    elif task == "all":
+        words, with_unknown = sorted(present), False
+    else:
+        words = [w.strip() for w in task.split(",") if w.strip()]
+        with_unknown = True
+        if not words or len(set(words)) != len(words):
+            raise KwsError(f"task {task!r}: give '12', 'all' or distinct comma-separated words")
+    if not set(words) & present:
+        raise KwsError(f"task {task!r}: the data holds no clips of its words")
+    missing = [w for w in words if w not in present]
+    if task != "12" and missing:
+        raise KwsError(f"task {task!r}: no clips of {', '.join(missing)}")
+    return words, with_unknown
+
+
+def _sample(rng: np.random.Generator, items: list, n: int) -> list:
+    if n >= len(items):
+        return list(items)
+    return [items[i] for i in sorted(rng.choice(len(items), size=n, replace=False))]
+
+
+def _silence(rng: np.random.Generator, pool: list[Clip], noise: list[np.ndarray], n: int
+             ) -> list[Example]:
+    """``n`` silence examples: real ``_silence_`` clips if any, else cuts of noise, else zeros."""
+    if pool:
+        return [Example(c.path, SILENCE, None) for c in _sample(rng, pool, n)]
+    out = []
+    for _ in range(n):
+        if not noise:
+            out.append(Example(None, SILENCE, None))
+            continue
+        i = int(rng.integers(len(noise)))
+        offset = int(rng.integers(noise[i].size - NOISE_RATE + 1))
+        out.append(Example(None, SILENCE, None, i, offset, float(rng.uniform(0.0, 1.0))))
+    return out
+
+
+def load_dataset(config: DataConfig) -> Dataset:
+    """List, check and split the data; sample unknown and silence examples per split."""
+    _check_config(config)
+    root = Path(config.data_dir)
+    skipped: Counter = Counter()
+    skipped_files: list[str] = []
+    clips = _usable_clips(root, skipped, skipped_files)
+    val_list, test_list = read_list(root, VAL_LIST), read_list(root, TEST_LIST)
+    use_lists = val_list is not None or test_list is not None
+    if use_lists:
+        rule = "lists"
+        by_split = _split(clips, lambda c: "test" if c.rel in (test_list or ()) else
+                          "val" if c.rel in (val_list or ()) else "train")
+    else:
+        rule = "hash"
+        by_split = _split(clips, lambda c: which_set(split_name(c), config.val_pct,
+                                                      config.test_pct))
+        if _lopsided(by_split, config):
+            # The folder is itself one split of the data set (e.g. the canonical test set that
+            # speech_commands_mini comes from): the plain rule puts every speaker in one split.
+            rule = f"hash, salted with {SPLIT_SALT!r}"
+            by_split = _split(clips, lambda c: which_set(split_name(c), config.val_pct,
+                                                          config.test_pct, SPLIT_SALT))
+    if config.synth_dir is not None:
+        by_split["train"] += _usable_clips(Path(config.synth_dir), skipped, skipped_files)
+    noise, noise_names = _load_noise(root, skipped)
+    if not noise:  # no _background_noise_: the training split's _silence_ clips are the noise
+        silent = [c for c in by_split["train"] if c.word == SILENCE]
+        noise = [fit_clip(load_audio(c.path, NOISE_RATE).samples, NOISE_RATE) for c in silent]
+        noise_names = [c.rel for c in silent]
+
+    present = {c.word for c in clips + by_split["train"] if c.word != SILENCE}
+    words, with_unknown = task_words(config.task, present)
+    has_silence = config.silence_pct > 0
+    labels = ([SILENCE] if has_silence or with_unknown else []) + (
+        [UNKNOWN] if with_unknown else []) + words
+    wanted = set(words)
+    rng = np.random.default_rng(config.seed)
+    splits: dict[str, list[Example]] = {}
+    for name in SPLITS:
+        part = by_split[name]
+        keep = [Example(c.path, c.word, c.speaker) for c in part if c.word in wanted]
+        n = len(keep)
+        if with_unknown:
+            pool = [c for c in part if c.word not in wanted and c.word != SILENCE]
+            count = math.ceil(n * config.unknown_pct / 100)
+            keep += [Example(c.path, UNKNOWN, c.speaker) for c in _sample(rng, pool, count)]
+        if SILENCE in labels:
+            pool = [c for c in part if c.word == SILENCE]
+            keep += _silence(rng, pool, noise, math.ceil(n * config.silence_pct / 100))
+        splits[name] = keep
+    return Dataset(labels, splits["train"], splits["val"], splits["test"], noise,
+                   dict(skipped), config, noise_names, skipped_files,
+                   rule)
+
+
+def example_waveform(dataset: Dataset, ex: Example, sample_rate: int, clip_samples: int
+                     ) -> np.ndarray:
+    """One example as ``clip_samples`` float32 samples at ``sample_rate``."""
+    if ex.path is not None:
+        return fit_clip(load_audio(ex.path, sample_rate).samples, clip_samples)
+    if ex.noise_index < 0:
+        return np.zeros(clip_samples, dtype=np.float32)
+    n = math.ceil(clip_samples * NOISE_RATE / sample_rate)
+    cut = dataset.noise[ex.noise_index][ex.noise_offset : ex.noise_offset + n] * ex.noise_gain
+    cut = resample(Audio(cut.astype(np.float32), NOISE_RATE), sample_rate).samples
+    return fit_clip(cut, clip_samples)
+
+
+def load_waveforms(dataset: Dataset, examples: list[Example], sample_rate: int,
+                   clip_samples: int) -> np.ndarray:
+    """``(len(examples), clip_samples)`` float32 waveforms, in the order given."""
+    out = np.zeros((len(examples), clip_samples), dtype=np.float32)
+
+    def fill(i: int) -> None:
+        out[i] = example_waveform(dataset, examples[i], sample_rate, clip_samples)
+
+    with ThreadPoolExecutor(IO_THREADS) as pool:
+        list(pool.map(fill, range(len(examples))))
+    return out

