@@ -1,0 +1,180 @@
+"""``kws-edge listen``, ``evaluate-stream`` and ``make-stream``: streaming detection.
+
+Nothing heavy is imported here at import time (``kws-edge`` loads this module for every
+command); ``sounddevice`` and ``matplotlib`` are imported only when used.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+
+def _ms(text: str) -> float:
+    value = float(text)
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0 ms, got {text}")
+    return value
+
+
+def _probability(text: str) -> float:
+    value = float(text)
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be in [0, 1], got {text}")
+    return value
+
+
+def _device(text: str) -> int | str:
+    return int(text) if text.lstrip("-").isdigit() else text
+
+
+def _add_detector_args(p: argparse.ArgumentParser) -> None:
+    from edge_runtime.cli import add_model_args
+
+    add_model_args(p)
+    p.add_argument("--hop-ms", type=_ms, default=100.0,
+                   help="run the model every HOP ms (a multiple of the front-end hop)")
+    p.add_argument("--smooth-ms", type=_ms, default=300.0,
+                   help="average the posteriors of the last SMOOTH ms")
+    p.add_argument("--threshold", type=_probability, default=0.7,
+                   help="smoothed probability that fires a keyword")
+    p.add_argument("--refractory-ms", type=_ms, default=1000.0,
+                   help="no further event for this long after one")
+    p.add_argument("--json", action="store_true", help="JSON output")
+
+
+def _detector_config(args: argparse.Namespace):
+    from edge_runtime.stream import DetectorConfig
+
+    return DetectorConfig(hop_ms=args.hop_ms, smooth_ms=args.smooth_ms,
+                          threshold=args.threshold, refractory_ms=args.refractory_ms)
+
+
+def cmd_listen(args: argparse.Namespace) -> int:
+    from edge_runtime.cli import load_model
+    from edge_runtime.stream import (
+        StreamingDetector,
+        chunk_samples,
+        file_source,
+        microphone_source,
+        run_detector,
+    )
+
+    model = load_model(args)
+    config = _detector_config(args)
+    detector = StreamingDetector(model, config)
+    chunk = chunk_samples(config, model.sample_rate)
+    if args.input is not None:
+        source = file_source(args.input, model.sample_rate, chunk, realtime=not args.fast)
+    else:
+        source = microphone_source(model.sample_rate, chunk, args.device, args.seconds)
+        if not args.json:
+            print(f"listening ({', '.join(x for x in model.labels if not x.startswith('_'))}); "
+                  "Ctrl-C stops", file=sys.stderr)
+
+    def show(event) -> None:
+        print(json.dumps(event.to_dict()) if args.json else event.to_text(), flush=True)
+
+    try:
+        run_detector(detector, source, show)
+    except BrokenPipeError:  # e.g. piped into `head`: the reader has what it wanted
+        sys.stdout = open(os.devnull, "w")  # silence the flush at exit
+    return 0
+
+
+def cmd_evaluate_stream(args: argparse.Namespace) -> int:
+    from edge_runtime.cli import load_model, print_json
+    from edge_runtime.errors import KwsError
+    from edge_runtime.stream import evaluate_stream, plot_sweep
+    from edge_runtime.stream_gen import read_labels
+    from edge_runtime.wav import load_audio
+
+    model = load_model(args)
+    config = _detector_config(args)
+    config.validate(model.manifest.frontend)
+    if args.plot is not None:
+        import importlib.util
+
+        if importlib.util.find_spec("matplotlib") is None:
+            raise KwsError("--plot needs matplotlib, which is not installed")
+    rows = read_labels(args.labels)
+    audio = load_audio(args.audio, model.sample_rate)
+    result = evaluate_stream(model, audio.samples, rows, config, args.tolerance_ms / 1000.0)
+    if args.plot is not None:
+        plot_sweep(result, args.plot)
+    if args.json:
+        data = {"model": str(model.path), "audio": str(args.audio), **result.to_dict()}
+        if not args.events:
+            data.pop("events")
+        print_json(data)
+    else:
+        print(result.to_text())
+        if args.events:
+            print()
+            for event in result.events:
+                print(event.to_text())
+    return 0
+
+
+def cmd_make_stream(args: argparse.Namespace) -> int:
+    from edge_runtime.errors import KwsError
+    from edge_runtime.stream_gen import DEFAULT_KEYWORDS, StreamSpec, generate, write_labels
+    from edge_runtime.wav import write_wav
+
+    keywords = (DEFAULT_KEYWORDS if args.keywords is None
+                else tuple(k.strip() for k in args.keywords.split(",") if k.strip()))
+    if len(set(keywords)) != len(keywords):
+        raise KwsError("--keywords lists a word twice")
+    spec = StreamSpec(minutes=args.minutes, seed=args.seed, keywords=keywords,
+                      sample_rate=args.rate, noise_rms=args.noise_rms)
+    stream = generate(args.data, spec)
+    rows = stream.keyword_rows()
+    write_wav(args.out, stream.samples, stream.sample_rate)
+    write_labels(args.labels, rows)
+    print(f"{args.out}: {stream.samples.size / stream.sample_rate / 60:.1f} min, "
+          f"{len(rows)} keywords and {len(stream.placements) - len(rows)} other words; "
+          f"labels in {args.labels}")
+    return 0
+
+
+def add_parser(subparsers) -> None:
+    from edge_runtime.cli import positive_int
+
+    p = subparsers.add_parser("listen", help="detect keywords in a live or recorded stream")
+    _add_detector_args(p)
+    p.add_argument("--device", type=_device, default=None,
+                   help="input device number or name (see python -m sounddevice)")
+    p.add_argument("--input", type=Path, default=None,
+                   help="stream this WAV file instead of the microphone")
+    p.add_argument("--fast", action="store_true",
+                   help="with --input: as fast as possible instead of in real time")
+    p.add_argument("--seconds", type=_ms, default=None,
+                   help="stop the microphone after this many seconds")
+    p.set_defaults(func=cmd_listen)
+
+    p = subparsers.add_parser("evaluate-stream",
+                              help="hits, misses and false accepts per hour on long audio")
+    p.add_argument("--audio", type=Path, required=True, help="long WAV recording")
+    p.add_argument("--labels", type=Path, required=True, help="CSV start_s,end_s,label")
+    _add_detector_args(p)
+    p.add_argument("--tolerance-ms", type=_ms, default=500.0,
+                   help="an event may lie this far outside its keyword's span")
+    p.add_argument("--plot", type=Path, default=None, help="write a DET-style PNG")
+    p.add_argument("--events", action="store_true", help="also list the events")
+    p.set_defaults(func=cmd_evaluate_stream)
+
+    p = subparsers.add_parser("make-stream",
+                              help="long test audio with keywords at known times")
+    p.add_argument("--data", type=Path, required=True, help="Speech Commands layout folder")
+    p.add_argument("--out", type=Path, required=True, help="WAV to write")
+    p.add_argument("--labels", type=Path, required=True, help="CSV to write")
+    p.add_argument("--minutes", type=float, default=10.0)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--keywords", default=None,
+                   help="comma-separated keywords (default: the ten Speech Commands ones)")
+    p.add_argument("--rate", type=positive_int, default=16000, help="sample rate of the WAV")
+    p.add_argument("--noise-rms", type=float, default=0.01, help="background noise level")
+    p.set_defaults(func=cmd_make_stream)

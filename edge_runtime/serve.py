@@ -1,0 +1,198 @@
+"""``kws-edge serve``: an upload page and a JSON API (Flask app, served by waitress).
+
+API: ``POST /api/predict`` (multipart field ``file`` or a raw ``audio/wav`` body),
+``GET /api/health``, ``GET /api/model``, ``GET /api/openapi.yaml``. Errors are JSON
+``{"error": "..."}`` with a 4xx status; unexpected failures are logged here and answered
+with a bare 500. Flask and waitress are imported only when serving (extra ``[serve]``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import threading
+import time
+from pathlib import Path
+
+from edge_runtime.errors import KwsError
+
+HERE = Path(__file__).resolve().parent
+STATIC_DIR = HERE / "static"
+OPENAPI_PATH = HERE / "openapi.yaml"
+WAV_TYPES = ("audio/wav", "audio/x-wav", "audio/wave", "audio/vnd.wave")
+DEFAULT_TOP_K = 5
+MAX_AUDIO_S = 60.0
+CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+       "media-src 'self' blob:; connect-src 'self'; object-src 'none'; base-uri 'none'; "
+       "frame-ancestors 'none'")
+
+log = logging.getLogger("kws_edge.serve")
+
+
+class UnsupportedType(KwsError):
+    """A request body that is neither multipart nor a WAV (HTTP 415)."""
+
+
+def _flask():
+    try:
+        import flask
+    except ImportError:
+        raise KwsError("the server needs Flask and waitress: install kws-edge[serve]") from None
+    return flask
+
+
+def create_app(model, max_upload_mb: float = 2.0, max_audio_s: float = MAX_AUDIO_S):
+    """The Flask app around one :class:`~edge_runtime.model.KwsModel`.
+
+    The interpreter is not thread-safe: every inference holds one lock (decoding and
+    resampling run outside it).
+    """
+    flask = _flask()
+    from werkzeug.exceptions import HTTPException
+
+    from edge_runtime.interpreter import interpreter_class
+    from edge_runtime.wav import decode_wav
+
+    app = flask.Flask(__name__, static_folder=str(STATIC_DIR), static_url_path="/static")
+    max_bytes = int(max_upload_mb * 1024 * 1024)
+    app.config["MAX_CONTENT_LENGTH"] = max_bytes
+    app.json.sort_keys = False
+    lock = threading.Lock()
+
+    def error(status: int, message: str):
+        return flask.jsonify(error=message), status
+
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException):
+        response = exc.get_response()  # keeps headers such as Allow on 405
+        if exc.code == 413:
+            message = f"upload too large: the limit is {max_upload_mb:g} MB"
+        else:
+            message = f"{exc.name}: {exc.description}"
+        response.set_data(json.dumps({"error": message}))
+        response.content_type = "application/json"
+        return response
+
+    @app.errorhandler(Exception)
+    def internal_error(exc: Exception):
+        log.exception("unhandled error on %s %s", flask.request.method, flask.request.path)
+        return error(500, "internal server error")
+
+    @app.after_request
+    def headers(response):
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        response.headers["Referrer-Policy"] = "no-referrer"
+        if response.mimetype == "text/html":
+            response.headers["Content-Security-Policy"] = CSP
+        if flask.request.path.startswith("/api/"):
+            response.headers["Cache-Control"] = "no-store"
+        return response
+
+    @app.get("/")
+    def index():
+        return app.send_static_file("index.html")
+
+    @app.get("/api/health")
+    def health():
+        return {"status": "ok", "model": model.path.name, "labels": len(model.labels)}
+
+    @app.get("/api/model")
+    def model_info():
+        return {"model": model.path.name, "interpreter": interpreter_class()[0],
+                **model.manifest.to_dict()}
+
+    @app.get("/api/openapi.yaml")
+    def openapi():
+        return flask.Response(OPENAPI_PATH.read_bytes(), mimetype="application/yaml")
+
+    def top_k_arg() -> int:
+        raw = flask.request.args.get("top_k")
+        if raw is None:
+            return min(DEFAULT_TOP_K, len(model.labels))
+        try:
+            k = int(raw)
+        except ValueError:
+            k = 0
+        if not 1 <= k <= 100:
+            raise KwsError(f"top_k must be an integer from 1 to 100, got {raw[:20]!r}")
+        return min(k, len(model.labels))
+
+    def upload() -> bytes:
+        request = flask.request
+        if request.mimetype == "multipart/form-data":
+            file = request.files.get("file")
+            if file is None:
+                raise KwsError("no file: send the WAV in the multipart field 'file'")
+            return file.read()
+        if request.mimetype in WAV_TYPES:
+            return request.get_data(cache=False)
+        raise UnsupportedType(f"unsupported content type {request.mimetype or '(none)'!r}: "
+                              "send multipart/form-data with a field 'file' or an audio/wav "
+                              "body")
+
+    @app.post("/api/predict")
+    def predict():
+        t0 = time.perf_counter()
+        try:
+            top_k = top_k_arg()
+            data = upload()
+            if not data:
+                raise KwsError("empty upload")
+            audio = decode_wav(data, "upload")
+            if audio.seconds > max_audio_s:
+                raise KwsError(f"audio too long ({audio.seconds:.1f} s): the limit is "
+                               f"{max_audio_s:g} s")
+            with lock:
+                pred = model.classify(audio, top_k=top_k)
+        except UnsupportedType as exc:
+            return error(415, str(exc))
+        except KwsError as exc:
+            return error(400, str(exc))
+        result = pred.to_dict()
+        return {
+            "label": result["label"],
+            "probability": result["probability"],
+            "top_k": result["top_k"],
+            "latency_ms": round((time.perf_counter() - t0) * 1e3, 3),
+            "duration_s": round(audio.seconds, 3),
+            "timings_ms": result["timings_ms"],
+            **({"detections": result["detections"]} if "detections" in result else {}),
+        }
+
+    return app
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from edge_runtime.model import KwsModel
+    from edge_runtime.paths import default_model
+
+    if not args.max_upload_mb > 0:
+        raise KwsError("--max-upload-mb must be > 0")
+    model = KwsModel(args.model or default_model())
+    app = create_app(model, max_upload_mb=args.max_upload_mb)
+    try:
+        import waitress
+    except ImportError:
+        raise KwsError("the server needs Flask and waitress: install kws-edge[serve]") from None
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    print(f"kws-edge: serving {model.path.name} on http://{args.host}:{args.port}/ "
+          f"({args.threads} threads); Ctrl-C stops", flush=True)
+    # Flask answers uploads over the limit with a JSON 413; waitress drops anything far
+    # bigger before it is buffered.
+    waitress.serve(app, host=args.host, port=args.port, threads=args.threads,
+                   max_request_body_size=4 * int(args.max_upload_mb * 1024 * 1024) + 65536,
+                   ident="kws-edge")
+    return 0
+
+
+def add_parser(subparsers) -> None:
+    from edge_runtime.cli import positive_int
+
+    p = subparsers.add_parser("serve", help="upload page and JSON API")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    p.add_argument("--port", type=int, default=8080)
+    p.add_argument("--model", type=Path, help="a .tflite model (default: the shipped one)")
+    p.add_argument("--max-upload-mb", type=float, default=2.0, help="request size limit")
+    p.add_argument("--threads", type=positive_int, default=4, help="server worker threads")
+    p.set_defaults(func=cmd_serve)
