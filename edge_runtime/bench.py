@@ -27,8 +27,9 @@ def test_signal(model: KwsModel, seed: int = 0) -> np.ndarray:
     return (0.3 * voice + 0.01 * rng.standard_normal(n)).astype(np.float32)
 
 
-def measure(model: KwsModel, runs: int = 200, warmup: int = 20) -> dict:
-    """Medians and tails over ``runs`` after ``warmup``, in milliseconds."""
+def measure(model: KwsModel, runs: int = 200, warmup: int = 20, raw: bool = False) -> dict:
+    """Medians and tails over ``runs`` after ``warmup``, in milliseconds (``raw``: and
+    every timing, under ``"raw_ms"``)."""
     samples = test_signal(model)
     frontend, invoke, total = [], [], []
     for i in range(warmup + runs):
@@ -42,9 +43,12 @@ def measure(model: KwsModel, runs: int = 200, warmup: int = 20) -> dict:
             frontend.append((t1 - t0) * 1e3)
             invoke.append((t2 - t1) * 1e3)
             total.append((t2 - t0) * 1e3)
-    return {
+    result = {
         "runs": runs,
         "frontend_ms": percentiles(frontend),
         "invoke_ms": percentiles(invoke),
         "end_to_end_ms": percentiles(total),
     }
+    if raw:
+        result["raw_ms"] = {"frontend": frontend, "invoke": invoke, "end_to_end": total}
+    return result
