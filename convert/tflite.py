@@ -1,39 +1,148 @@
-"""Keras 3 -> TFLite: a true float32 model and a full-integer int8 model."""
+"""Keras 3 -> TFLite: a true float32 model, a full-integer int8 model, optionally dynamic-range.
+
+Also reads converted bytes back (op list, tensor types) to check what the converter made:
+``quantized_tensors`` must be empty for the float32 file, ``unfolded_batchnorm`` empty for all.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import sys
 from collections.abc import Iterable
 
 import numpy as np
 
 QUANTIZATIONS = ("float32", "int8", "dynamic")
+METHODS = ("auto", "keras", "frozen")
+_QUANTIZED_DTYPES = (np.int8, np.uint8, np.int16)
 
 
 def to_tflite(model, quantization: str = "float32",
-              representative: Iterable[np.ndarray] | None = None) -> bytes:
-    """Convert a Keras 3 model (``from_keras_model``, which freezes the weights).
+              representative: Iterable[np.ndarray] | None = None,
+              method: str = "auto") -> bytes:
+    """Convert a Keras 3 model to TFLite bytes.
 
     ``float32`` sets no optimisation flag at all; ``int8`` is full-integer (int8 input
     and output, ``TFLITE_BUILTINS_INT8`` only) calibrated on ``representative`` feature
     matrices; ``dynamic`` is dynamic-range weight quantisation.
+
+    The input has batch size 1. ``method``: ``keras`` uses ``from_keras_model`` (which
+    freezes the weights); ``frozen`` traces the model into a concrete function and folds
+    its variables into constants first (a resource variable left in the graph breaks int8
+    calibration with READ_VARIABLE); ``auto`` tries ``keras``, then ``frozen``.
     """
     import tensorflow as tf
 
     if quantization not in QUANTIZATIONS:
         raise ValueError(f"quantization must be one of {QUANTIZATIONS}")
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}")
     shape = [1, *model.input_shape[1:]]
-    converter = tf.lite.TFLiteConverter.from_keras_model(model)
-    if quantization == "dynamic":
-        converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    elif quantization == "int8":
+    samples = None
+    if quantization == "int8":
         if representative is None:
             raise ValueError("int8 conversion needs representative data")
         samples = [np.asarray(x, dtype=np.float32).reshape(shape) for x in representative]
         if not samples:
             raise ValueError("int8 conversion needs at least one representative sample")
-        converter.optimizations = [tf.lite.Optimize.DEFAULT]
-        converter.representative_dataset = lambda: ([s] for s in samples)
-        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-        converter.inference_input_type = tf.int8
-        converter.inference_output_type = tf.int8
-    return converter.convert()
+
+    def convert(converter) -> bytes:
+        if quantization == "dynamic":
+            converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        elif quantization == "int8":
+            converter.optimizations = [tf.lite.Optimize.DEFAULT]
+            converter.representative_dataset = lambda: ([s] for s in samples)
+            converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+            converter.inference_input_type = tf.int8
+            converter.inference_output_type = tf.int8
+        return converter.convert()
+
+    # Keras' export prints its endpoints: keep stdout for the command's own output
+    with contextlib.redirect_stdout(sys.stderr):
+        if method in ("auto", "keras"):
+            try:
+                return convert(tf.lite.TFLiteConverter.from_keras_model(_batch_one(model)))
+            except Exception as exc:  # the converter raises many types; retry once, frozen
+                if method == "keras":
+                    raise
+                print(f"from_keras_model failed ({type(exc).__name__}): retrying with frozen "
+                      "variables", file=sys.stderr)
+        return convert(_frozen_converter(model, shape))
+
+
+def _batch_one(model):
+    """The model behind a batch-1 input: a static graph (no SHAPE/PACK/RESHAPE for the
+    batch dimension), as microcontroller runtimes want it."""
+    import keras
+
+    x = keras.Input(batch_shape=(1, *model.input_shape[1:]), dtype="float32")
+    return keras.Model(x, model(x))
+
+
+def _frozen_converter(model, shape: list[int]):
+    """A converter for the model traced at ``shape`` with every variable made a constant."""
+    import tensorflow as tf
+    from tensorflow.python.framework.convert_to_constants import (
+        convert_variables_to_constants_v2,
+    )
+
+    function = tf.function(lambda x: model(x, training=False))
+    concrete = function.get_concrete_function(tf.TensorSpec(shape, tf.float32))
+    frozen = convert_variables_to_constants_v2(concrete)
+    return tf.lite.TFLiteConverter.from_concrete_functions([frozen])
+
+
+def inspect_interpreter(content: bytes):
+    """An interpreter without the default (XNNPACK) delegate, so ops and tensors stay visible."""
+    from edge_runtime.errors import KwsError
+    from edge_runtime.interpreter import interpreter_class
+
+    _, cls = interpreter_class()
+    resolver = sys.modules[cls.__module__].OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+    try:
+        interpreter = cls(model_content=content, experimental_op_resolver_type=resolver)
+        interpreter.allocate_tensors()
+    except (ValueError, RuntimeError) as exc:
+        raise KwsError(f"not a usable TFLite model ({exc})") from None
+    return interpreter
+
+
+def op_names(content: bytes) -> list[str]:
+    """The builtin ops of a model, in execution order (e.g. ``CONV_2D``)."""
+    return [op["op_name"] for op in inspect_interpreter(content)._get_ops_details()]
+
+
+def quantized_tensors(content: bytes) -> list[str]:
+    """Names of tensors stored as int8/uint8/int16 or carrying quantisation parameters."""
+    names = []
+    for t in inspect_interpreter(content).get_tensor_details():
+        scales = t.get("quantization_parameters", {}).get("scales", np.zeros(0))
+        if np.dtype(t["dtype"]).type in _QUANTIZED_DTYPES or np.size(scales) > 0:
+            names.append(t["name"])
+    return names
+
+
+def unfolded_batchnorm(content: bytes) -> list[str]:
+    """Layers whose output is scaled or shifted by a constant (MUL/ADD): an unfolded BatchNorm.
+
+    A folded BatchNorm leaves nothing after the convolution; an ADD of two computed tensors
+    (a residual connection) is not counted.
+    """
+    interpreter = inspect_interpreter(content)
+    ops = interpreter._get_ops_details()
+    produced = {int(t) for op in ops for t in op["outputs"]}
+    computed = produced | {int(d["index"]) for d in interpreter.get_input_details()}
+    consumers: dict[int, list[dict]] = {}
+    for op in ops:
+        for t in op["inputs"]:
+            consumers.setdefault(int(t), []).append(op)
+    found = []
+    for op in ops:
+        if op["op_name"] not in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED"):
+            continue
+        for out in op["outputs"]:
+            for user in consumers.get(int(out), []):
+                others = [int(t) for t in user["inputs"] if int(t) != int(out) and t >= 0]
+                if user["op_name"] in ("MUL", "ADD") and any(t not in computed for t in others):
+                    found.append(f"{op['op_name']}#{op['index']} -> {user['op_name']}")
+    return found

@@ -5,8 +5,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
+import sys
+import tempfile
 
 from edge_runtime.errors import KwsError
 
@@ -35,12 +38,36 @@ def interpreter_class() -> tuple[str, type]:
     )
 
 
+@contextlib.contextmanager
+def _without_delegate_banner():
+    """Drop the native "INFO: Created TensorFlow Lite XNNPACK delegate" line from stderr
+    (it would precede every ``error:`` line); anything else native code prints is kept."""
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):
+        yield
+        return
+    with tempfile.TemporaryFile() as capture:
+        os.dup2(capture.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            capture.seek(0)
+            for line in capture.read().decode(errors="replace").splitlines():
+                if "XNNPACK delegate" not in line:
+                    print(line, file=sys.stderr)
+
+
 def make_interpreter(content: bytes, num_threads: int = 1, name: str = "model"):
     """An allocated interpreter for model bytes; bad bytes raise :class:`KwsError`."""
     _, cls = interpreter_class()
     try:
-        interpreter = cls(model_content=content, num_threads=num_threads)
-        interpreter.allocate_tensors()
+        with _without_delegate_banner():
+            interpreter = cls(model_content=content, num_threads=num_threads)
+            interpreter.allocate_tensors()
     except (ValueError, RuntimeError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise KwsError(f"{name}: not a usable TFLite model ({first})") from None

@@ -1,0 +1,119 @@
+"""``kws convert`` and ``kws compare``: added to the ``kws`` command line by ``add_parser``.
+
+Exit status: 0 done, 2 bad input (``error: …``), 3 the int8 model failed the accuracy gate
+(``--max-drop`` points of float32 -> int8 accuracy; see :mod:`convert.gate`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from convert.gate import DEFAULT_MAX_DROP, GATE_EXIT_STATUS
+
+GATE_HELP = (f"largest accepted float32 -> int8 accuracy drop in percentage points "
+             f"(default {DEFAULT_MAX_DROP}); above it the command exits with status "
+             f"{GATE_EXIT_STATUS}")
+
+
+def _positive_int(text: str) -> int:
+    from edge_runtime.cli import positive_int
+
+    return positive_int(text)
+
+
+def add_parser(subparsers) -> None:
+    """Add the ``convert`` and ``compare`` sub-commands."""
+    p = subparsers.add_parser(
+        "convert", help="Keras -> float32 + int8 TFLite, compared and gated",
+        description="Convert a trained model to a true float32 and a full-integer int8 "
+                    f"TFLite file with manifests and a comparison report. {GATE_HELP}.")
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--run", metavar="RUN_ID", help="MLflow run that logged model_dir")
+    source.add_argument("--keras", type=Path, metavar="PATH",
+                        help="model.keras (or its folder, with model_settings.json)")
+    p.add_argument("--data", type=Path, required=True, help="Speech Commands folder")
+    p.add_argument("--max-drop", type=float, default=DEFAULT_MAX_DROP, help=GATE_HELP)
+    p.add_argument("--calibration", type=_positive_int, default=500,
+                   help="training examples for int8 calibration (stratified by class)")
+    p.add_argument("--out", type=Path, default=Path("artifacts"), help="output folder")
+    p.add_argument("--name", default="kws", help="file stem: <name>_int8.tflite, ...")
+    p.add_argument("--dynamic", action="store_true", help="also a dynamic-range model")
+    p.add_argument("--seed", type=int, default=0, help="seed of the calibration sample")
+    p.add_argument("--tracking-uri", help="MLflow tracking URI (default: sqlite ./mlflow.db)")
+    p.add_argument("--no-mlflow", action="store_true", help="do not log to MLflow")
+    p.add_argument("--json", action="store_true", help="print the comparison as JSON")
+    p.set_defaults(func=cmd_convert)
+
+    p = subparsers.add_parser(
+        "compare", help="float32 vs int8 TFLite on a test split, gated",
+        description="Compare a float32 and an int8 TFLite model (with manifests) on DIR's "
+                    "test split (testing_list.txt, else every clip) through the edge "
+                    f"runtime. {GATE_HELP}.")
+    p.add_argument("--float", dest="float_model", type=Path, required=True, metavar="A.tflite")
+    p.add_argument("--int8", dest="int8_model", type=Path, required=True, metavar="B.tflite")
+    p.add_argument("--data", type=Path, required=True, help="Speech Commands folder")
+    p.add_argument("--max-drop", type=float, default=DEFAULT_MAX_DROP, help=GATE_HELP)
+    p.add_argument("--out", type=Path, help="write the report (JSON, markdown, PNGs) here")
+    p.add_argument("--name", default="compare", help="report file stem")
+    p.add_argument("--json", action="store_true", help="print the comparison as JSON")
+    p.set_defaults(func=cmd_compare)
+
+
+def _summary(comparison) -> str:
+    lines = [f"{comparison.n} test clips"]
+    for name, report in comparison.reports.items():
+        size = comparison.sizes.get(name)
+        lines.append(f"  {name:<8} accuracy {100 * report.accuracy:6.2f}%"
+                     + (f"  {size:>9,} bytes" if size else ""))
+    lines.append(f"  agreement float32 vs int8 {100 * comparison.agreement_float_int8:.2f}%")
+    return "\n".join(lines)
+
+
+def _finish(comparison, as_json: bool, extra: dict) -> int:
+    gate = comparison.gate
+    if as_json:
+        print(json.dumps({**extra, **comparison.to_dict()}, indent=2))
+    else:
+        print(_summary(comparison))
+        for key, value in extra.items():
+            print(f"{key}: {value}")
+    if not gate.passed:
+        print(gate.message(), file=sys.stderr)
+        return GATE_EXIT_STATUS
+    if not as_json:
+        print(gate.message())
+    return 0
+
+
+def cmd_convert(args: argparse.Namespace) -> int:
+    from convert.convert import ConvertConfig, convert_model
+
+    config = ConvertConfig(
+        data_dir=args.data, keras_path=args.keras, run_id=args.run, out_dir=args.out,
+        name=args.name, max_drop=args.max_drop, calibration=args.calibration,
+        dynamic=args.dynamic, tracking_uri=args.tracking_uri, seed=args.seed,
+        mlflow=not args.no_mlflow)
+    result = convert_model(config)
+    where = "models" if result.passed else "REJECTED models (not in --out)"
+    extra = {where: {k: str(p) for k, p in result.models.items()},
+             "report": str(result.reports["markdown"])}
+    if result.mlflow_run_id:
+        extra["mlflow_run_id"] = result.mlflow_run_id
+    return _finish(result.comparison, args.json, extra)
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from convert.compare import compare_files
+
+    comparison = compare_files(args.float_model, args.int8_model, args.data, args.max_drop,
+                               progress=lambda m: print(m, file=sys.stderr, flush=True))
+    extra = {}
+    if args.out:
+        from convert.report import write_report
+
+        reports = write_report(comparison, args.out, args.name)
+        extra["report"] = str(reports["markdown"])
+    return _finish(comparison, args.json, extra)

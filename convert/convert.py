@@ -1,0 +1,316 @@
+"""The conversion job: a trained Keras model -> float32 + int8 (+ dynamic) TFLite, compared,
+gated, with manifests and a report, logged to MLflow.
+
+Files are written to a staging folder first; only a model that passes the gate is moved to
+``out_dir/<name>_<quantization>.tflite``; a refused one goes to ``out_dir/rejected/<stamp>/``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+import sys
+import tempfile
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from convert.compare import ClipSet, Comparison, compare_models, evaluate_keras
+from convert.gate import DEFAULT_MAX_DROP, GateResult
+from convert.report import write_report
+from convert.tflite import op_names, quantized_tensors, to_tflite, unfolded_batchnorm
+from edge_runtime.errors import KwsError
+from edge_runtime.manifest import manifest_path_for, write_manifest
+from edge_runtime.model import KwsModel
+
+DEFAULT_CALIBRATION = 500
+EXPERIMENT = "kws-convert"
+
+
+@dataclass
+class ConvertConfig:
+    """What ``kws convert`` does; exactly one of ``keras_path`` and ``run_id`` is set."""
+
+    data_dir: Path
+    keras_path: Path | None = None
+    run_id: str | None = None
+    out_dir: Path = Path("artifacts")
+    name: str = "kws"
+    max_drop: float = DEFAULT_MAX_DROP
+    calibration: int = DEFAULT_CALIBRATION
+    dynamic: bool = False
+    tracking_uri: str | None = None
+    seed: int = 0
+    mlflow: bool = True
+
+    def __post_init__(self) -> None:
+        if (self.keras_path is None) == (self.run_id is None):
+            raise KwsError("give exactly one of --keras PATH and --run RUN_ID")
+        if self.calibration <= 0:
+            raise KwsError("--calibration must be > 0")
+        if not self.name or "/" in self.name:
+            raise KwsError(f"--name {self.name!r}: need a plain file-name stem")
+
+
+@dataclass
+class ConvertResult:
+    """Where the files went, the comparison and the gate's verdict."""
+
+    gate: GateResult
+    comparison: Comparison
+    folder: Path  # out_dir when passed, the rejected folder otherwise
+    models: dict[str, Path]  # quantization -> .tflite path (in ``folder``)
+    reports: dict[str, Path]
+    mlflow_run_id: str | None = None
+    notes: dict = field(default_factory=dict)
+
+    @property
+    def passed(self) -> bool:
+        return self.gate.passed
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def tracking_uri(config: ConvertConfig) -> str:
+    """``--tracking-uri``, else the training runs' default store (``./mlflow.db``)."""
+    from train.tracking import default_tracking_uri
+
+    return config.tracking_uri or default_tracking_uri()
+
+
+def model_folder(config: ConvertConfig, scratch: Path) -> Path:
+    """The folder holding model.keras + model_settings.json (downloaded for ``--run``)."""
+    if config.run_id is not None:
+        import mlflow
+
+        try:
+            path = mlflow.artifacts.download_artifacts(
+                run_id=config.run_id, artifact_path="model_dir",
+                tracking_uri=tracking_uri(config), dst_path=str(scratch))
+        except Exception as exc:  # mlflow raises MlflowException, OSError, ...
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise KwsError(f"run {config.run_id}: cannot download model_dir ({first})") from None
+        return Path(path)
+    path = Path(config.keras_path)
+    folder = path.parent if path.suffix == ".keras" else path
+    if not (folder / "model.keras").is_file():
+        raise KwsError(f"{path}: no model.keras there")
+    return folder
+
+
+def load_keras(folder: Path):
+    import importlib
+
+    import keras
+
+    try:  # registers the project's custom layers, if any
+        importlib.import_module("train.models")
+    except ModuleNotFoundError:
+        pass
+    try:
+        return keras.saving.load_model(folder / "model.keras", compile=False)
+    except (ValueError, OSError) as exc:
+        raise KwsError(f"{folder / 'model.keras'}: cannot load ({exc})") from None
+
+
+def stratified(labels: list[str], n: int, seed: int) -> list[int]:
+    """Indices of ``n`` items (all if fewer): each class in proportion to its share (largest
+    remainders), at least one per class when ``n`` allows, chosen at random with ``seed``."""
+    if n >= len(labels):
+        return list(range(len(labels)))
+    by_class: dict[str, list[int]] = {}
+    for i, label in enumerate(labels):
+        by_class.setdefault(label, []).append(i)
+    classes = sorted(by_class)
+    quota = {c: n * len(by_class[c]) / len(labels) for c in classes}
+    take = {c: int(quota[c]) for c in classes}
+    by_remainder = sorted(classes, key=lambda c: quota[c] - take[c], reverse=True)
+    for c in by_remainder[: n - sum(take.values())]:
+        take[c] += 1
+    if n >= len(classes):
+        for c in classes:
+            if take[c] == 0:
+                take[max(classes, key=take.__getitem__)] -= 1
+                take[c] = 1
+    rng = np.random.default_rng(seed)
+    chosen = [int(i) for c in classes
+              for i in rng.choice(by_class[c], size=take[c], replace=False)]
+    return sorted(chosen)
+
+
+def calibration_features(dataset, frontend, n: int, seed: int) -> np.ndarray:
+    """``n`` training examples (stratified by class, seeded) through the shared front-end."""
+    from train.features import compute_features
+
+    train = dataset.split("train")
+    if not train:
+        raise KwsError("the training split is empty: nothing to calibrate int8 on")
+    picked = [train[i] for i in stratified([e.label for e in train], n, seed)]
+    return compute_features(dataset, picked, frontend)
+
+
+def dataset_test_set(dataset, frontend) -> ClipSet:
+    """The data set's test split as waveforms at the front-end's rate."""
+    from train.data import load_waveforms
+
+    test = dataset.split("test")
+    if not test:
+        raise KwsError("the test split is empty: nothing to evaluate on")
+    waves = load_waveforms(dataset, test, frontend.sample_rate, frontend.clip_samples)
+    return ClipSet([dataset.example_id(e) for e in test], [e.label for e in test], waves)
+
+
+def data_config(data: dict | None, data_dir: Path):
+    """The training run's split settings (``settings.data``) applied to ``data_dir``.
+
+    Synthetic clips only ever join the training split, so they are left out here.
+    """
+    from train.data import DataConfig
+
+    raw = (data or {}).get("config") or data or {}
+    known = set(DataConfig.__dataclass_fields__) - {"data_dir", "synth_dir"}
+    return DataConfig(data_dir=Path(data_dir), **{k: v for k, v in raw.items() if k in known})
+
+
+def convert_model(config: ConvertConfig) -> ConvertResult:
+    """Convert, evaluate, gate and file a trained model (see the module docstring)."""
+    from train.data import load_dataset
+    from train.settings import ModelSettings
+
+    with tempfile.TemporaryDirectory(prefix="kws-convert-") as scratch:
+        folder = model_folder(config, Path(scratch))
+        try:
+            settings = ModelSettings.load(folder)
+        except FileNotFoundError:
+            raise KwsError(f"{folder}: no model_settings.json beside model.keras") from None
+        keras_model = load_keras(folder)
+    source_run = config.run_id or settings.run_id
+    dataset = load_dataset(data_config(settings.data, config.data_dir))
+    trained_on = (settings.data or {}).get("files_sha256")
+    if trained_on and dataset.manifest()["files_sha256"] != trained_on:
+        log(f"warning: {config.data_dir} does not give the splits the model was trained on: "
+            "its test accuracy may include training clips")
+    if list(dataset.labels) != list(settings.labels):
+        raise KwsError(f"{config.data_dir}: labels {dataset.labels} differ from the model's "
+                       f"{settings.labels}")
+
+    log(f"calibration: {config.calibration} training examples, stratified, seed {config.seed}")
+    calib = calibration_features(dataset, settings.frontend, config.calibration, config.seed)
+
+    config.out_dir.mkdir(parents=True, exist_ok=True)
+    staging = config.out_dir / f".{config.name}-staging-{uuid.uuid4().hex[:8]}"
+    staging.mkdir()
+    try:
+        result = _convert_into(staging, config, settings, keras_model, dataset, calib,
+                               source_run)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    result = _file_away(result, staging, config)
+    if config.mlflow:
+        result.mlflow_run_id = log_to_mlflow(result, config, source_run)
+    return result
+
+
+def _convert_into(staging: Path, config: ConvertConfig, settings, keras_model, dataset,
+                  calib: np.ndarray, source_run: str | None) -> ConvertResult:
+    quantizations = ["float32", "int8"] + (["dynamic"] if config.dynamic else [])
+    paths: dict[str, Path] = {}
+    notes: dict = {"calibration_examples": int(len(calib)), "calibration_seed": config.seed}
+    for quant in quantizations:
+        log(f"converting to {quant}")
+        content = to_tflite(keras_model, quant, calib if quant == "int8" else None)
+        unfolded = unfolded_batchnorm(content)
+        if unfolded:
+            raise RuntimeError(f"{quant}: BatchNorm not folded into {unfolded}")
+        if quant == "float32" and quantized_tensors(content):
+            raise RuntimeError("the float32 model has quantised tensors")
+        path = staging / f"{config.name}_{quant}.tflite"
+        path.write_bytes(content)
+        paths[quant] = path
+        notes[f"ops_{quant}"] = op_names(content)
+    manifest_fields = {"labels": list(settings.labels), "frontend": settings.frontend,
+                       "arch": settings.arch, "source_run_id": source_run}
+    for quant, path in paths.items():
+        write_manifest(path, quantization=quant, **manifest_fields)
+
+    test = dataset_test_set(dataset, settings.frontend)
+    log(f"evaluating keras on {len(test)} test clips")
+    keras_report = evaluate_keras(keras_model, settings.labels, settings.frontend, test)
+    models = {quant: KwsModel(path) for quant, path in paths.items()}
+    comparison = compare_models(models, test, config.max_drop, extra={"keras": keras_report},
+                                progress=log)
+    comparison.data = str(config.data_dir)
+    accuracy = {name: round(r.accuracy, 6) for name, r in comparison.reports.items()}
+    accuracy["n_test"] = comparison.n
+    for quant, path in paths.items():
+        write_manifest(path, quantization=quant, accuracy=accuracy,
+                       notes={**notes, "ops": notes[f"ops_{quant}"],
+                              "gate": comparison.gate.to_dict()}, **manifest_fields)
+    reports = write_report(comparison, staging, config.name)
+    return ConvertResult(comparison.gate, comparison, staging, paths, reports, notes=notes)
+
+
+def _file_away(result: ConvertResult, staging: Path, config: ConvertConfig) -> ConvertResult:
+    """Move staged files into ``out_dir`` (gate passed) or ``out_dir/rejected/<stamp>``."""
+    if result.passed:
+        target = config.out_dir
+        for item in sorted(staging.iterdir()):
+            item.replace(target / item.name)
+        staging.rmdir()
+    else:
+        stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+        target = config.out_dir / "rejected" / f"{config.name}-{stamp}-{staging.name[-8:]}"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        staging.replace(target)
+
+    def moved(p: Path) -> Path:
+        return target / p.name
+
+    result.folder = target
+    result.models = {k: moved(p) for k, p in result.models.items()}
+    result.reports = {k: moved(p) for k, p in result.reports.items()}
+    return result
+
+
+def log_to_mlflow(result: ConvertResult, config: ConvertConfig, source_run: str | None) -> str:
+    """Log metrics, tags and files into the source run (or a new ``kws-convert`` run)."""
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    mlflow.set_tracking_uri(tracking_uri(config))
+    run_id = None
+    if source_run:
+        try:
+            run_id = mlflow.get_run(source_run).info.run_id
+        except MlflowException:
+            if config.run_id:
+                raise KwsError(f"run {source_run}: not found in the tracking store") from None
+            log(f"run {source_run} is not in this tracking store: logging to a new run "
+                f"in experiment {EXPERIMENT!r}")
+    if run_id is None:
+        mlflow.set_experiment(EXPERIMENT)
+    c = result.comparison
+    with mlflow.start_run(run_id=run_id) as run:
+        metrics = {f"convert_{k}_accuracy": r.accuracy for k, r in c.reports.items()}
+        metrics.update({f"convert_{k}_size_bytes": float(v) for k, v in c.sizes.items()})
+        metrics["convert_drop_points"] = result.gate.drop_points
+        metrics["convert_agreement_float32_int8"] = c.agreement_float_int8
+        mlflow.log_metrics(metrics)
+        mlflow.set_tags({
+            "convert.gate": "passed" if result.passed else "failed",
+            "convert.max_drop": str(config.max_drop),
+            "convert.calibration": str(config.calibration),
+            "convert.source_run_id": source_run or "",
+            "convert.folder": str(result.folder),
+        })
+        files = [*result.models.values(), *map(manifest_path_for, result.models.values()),
+                 *result.reports.values()]
+        artifact_path = "tflite" if result.passed else "tflite_rejected"
+        for path in files:
+            mlflow.log_artifact(str(path), artifact_path=artifact_path)
+        return run.info.run_id

@@ -1,0 +1,247 @@
+"""``kws convert``: a small trained model -> true float32 + int8 TFLite, gated, logged."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from convert.convert import ConvertConfig, convert_model, stratified
+from convert.gate import GATE_EXIT_STATUS
+from convert.tflite import op_names, quantized_tensors, to_tflite, unfolded_batchnorm
+from edge_runtime.frontend import EDGE_FRONTEND
+from edge_runtime.interpreter import make_interpreter
+from edge_runtime.manifest import load_manifest, manifest_path_for, sha256_of
+from edge_runtime.model import KwsModel
+from tests.fixtures_data import make_fake_dataset
+from tests.model_factory import calibration_features, tiny_keras_model
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+WORDS = ["yes", "no", "up", "down", "cat", "dog"]
+TASK = "yes,no,up,down"
+
+
+def kws(*args) -> subprocess.CompletedProcess:
+    return subprocess.run([str(BIN / "kws"), *map(str, args)], capture_output=True, text=True,
+                          cwd=ROOT, timeout=600)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory) -> dict:
+    """A tiny Conv+BN model trained for a few epochs on generated words, saved as TRAIN does."""
+    import keras
+
+    from train.data import DataConfig, load_dataset
+    from train.features import cached_features
+    from train.settings import ModelSettings
+
+    root = tmp_path_factory.mktemp("convert")
+    data = make_fake_dataset(root / "data", WORDS, speakers=8, per_speaker=3, with_lists=True,
+                             mini_layout=True)
+    dataset = load_dataset(DataConfig(data_dir=data, task=TASK))
+    features = {s: cached_features(dataset, dataset.split(s), EDGE_FRONTEND, root / "cache")
+                for s in ("train", "test")}
+    index = {label: i for i, label in enumerate(dataset.labels)}
+    y = np.array([index[e.label] for e in dataset.train])
+    model = tiny_keras_model(EDGE_FRONTEND, len(dataset.labels))
+    model.compile(optimizer=keras.optimizers.Adam(0.02), loss="sparse_categorical_crossentropy",
+                  metrics=["accuracy"])
+    model.fit(features["train"][..., None], y, epochs=15, batch_size=16, verbose=0)
+    folder = root / "model_dir"
+    folder.mkdir()
+    model.save(folder / "model.keras")
+    ModelSettings(arch="tiny_test", labels=list(dataset.labels), frontend=EDGE_FRONTEND,
+                  data=dataset.config.to_dict()).save(folder)
+    return {"root": root, "data": data, "folder": folder, "model": model, "dataset": dataset,
+            "tracking": f"sqlite:///{root / 'mlflow.db'}"}
+
+
+@pytest.fixture(scope="module")
+def converted(trained):
+    config = ConvertConfig(data_dir=trained["data"], keras_path=trained["folder"] / "model.keras",
+                           out_dir=trained["root"] / "out", name="kws", max_drop=100.0,
+                           calibration=40, tracking_uri=trained["tracking"])
+    return convert_model(config)
+
+
+def test_files_land_in_out_with_manifests(converted, trained):
+    out = trained["root"] / "out"
+    assert converted.passed and converted.folder == out
+    for quant in ("float32", "int8"):
+        path = out / f"kws_{quant}.tflite"
+        assert converted.models[quant] == path
+        manifest = load_manifest(manifest_path_for(path))
+        assert manifest.sha256 == sha256_of(path.read_bytes())
+        assert manifest.size_bytes == path.stat().st_size
+        assert manifest.quantization == quant
+        assert manifest.labels == trained["dataset"].labels
+        assert manifest.frontend == EDGE_FRONTEND
+        assert manifest.arch == "tiny_test"
+        assert set(manifest.accuracy) >= {"keras", "float32", "int8", "n_test"}
+    assert not list(out.glob(".kws-staging-*")) and not (out / "rejected").exists()
+    for kind in ("json", "markdown", "confusion_keras", "confusion_float32", "confusion_int8"):
+        assert converted.reports[kind].parent == out and converted.reports[kind].is_file()
+
+
+def test_float_file_is_true_float32(converted):
+    content = converted.models["float32"].read_bytes()
+    assert quantized_tensors(content) == []
+    interpreter = make_interpreter(content)
+    dtypes = {np.dtype(t["dtype"]).name for t in interpreter.get_tensor_details()}
+    assert dtypes <= {"float32", "int32"}
+
+
+def test_int8_file_is_full_integer(converted):
+    manifest = load_manifest(manifest_path_for(converted.models["int8"]))
+    assert manifest.input["dtype"] == "int8" and manifest.output["dtype"] == "int8"
+    assert manifest.input["scale"] > 0 and manifest.output["scale"] > 0
+    content = converted.models["int8"].read_bytes()
+    assert "CONV_2D" in op_names(content)
+    assert {"QUANTIZE", "DEQUANTIZE"}.isdisjoint(op_names(content))
+
+
+def test_batchnorm_is_folded(converted):
+    for path in converted.models.values():
+        ops = op_names(path.read_bytes())
+        assert unfolded_batchnorm(path.read_bytes()) == []
+        assert "MUL" not in ops and "ADD" not in ops
+
+
+def test_unfolded_batchnorm_is_detected():
+    """The check above can fail: a BatchNorm after a ReLU cannot be folded into the conv."""
+    import keras
+
+    frames, coeffs = EDGE_FRONTEND.feature_shape
+    model = keras.Sequential([
+        keras.Input((frames, coeffs, 1)), keras.layers.Conv2D(4, 3), keras.layers.ReLU(),
+        keras.layers.BatchNormalization(), keras.layers.GlobalAveragePooling2D(),
+        keras.layers.Dense(3)])
+    bn = model.layers[2]
+    bn.moving_variance.assign(np.full(4, 4.0, np.float32))
+    bn.moving_mean.assign(np.full(4, 0.5, np.float32))
+    assert unfolded_batchnorm(to_tflite(model, "float32")) != []
+
+
+def test_frozen_path_agrees_with_from_keras_model(trained):
+    model = trained["model"]
+    calib = calibration_features(EDGE_FRONTEND, n=16)
+    for quant in ("float32", "int8"):
+        a = make_interpreter(to_tflite(model, quant, calib, method="keras"))
+        b = make_interpreter(to_tflite(model, quant, calib, method="frozen"))
+        for interpreter in (a, b):
+            detail = interpreter.get_input_details()[0]
+            x = calib[:1]
+            if quant == "int8":
+                scale, zero = detail["quantization"]
+                x = np.clip(np.round(x / scale + zero), -128, 127).astype(np.int8)
+            interpreter.set_tensor(detail["index"], x.reshape(detail["shape"]))
+            interpreter.invoke()
+        out_a = a.get_tensor(a.get_output_details()[0]["index"]).astype(np.float32)
+        out_b = b.get_tensor(b.get_output_details()[0]["index"]).astype(np.float32)
+        assert np.allclose(out_a, out_b, atol=1e-4 if quant == "float32" else 2.0)
+
+
+def test_comparison_is_consistent(converted, trained):
+    report = json.loads(converted.reports["json"].read_text())
+    manifest = load_manifest(manifest_path_for(converted.models["int8"]))
+    for name in ("keras", "float32", "int8"):
+        assert report["accuracy"][name] == manifest.accuracy[name]
+    assert report["n"] == len(trained["dataset"].test)
+    # float32 TFLite reproduces Keras on the same features, clip by clip
+    assert report["accuracy"]["float32"] == pytest.approx(report["accuracy"]["keras"],
+                                                          abs=1.01 / report["n"])
+    drop = 100 * (report["accuracy"]["float32"] - report["accuracy"]["int8"])
+    assert report["gate"]["drop_points"] == pytest.approx(drop, abs=1e-3)
+    assert report["size_bytes"]["int8"] == converted.models["int8"].stat().st_size
+    assert report["accuracy"]["keras"] > 1 / len(trained["dataset"].labels)  # it learned
+
+
+def test_int8_runs_in_the_edge_runtime_without_tensorflow(converted, trained):
+    wav = next((trained["data"] / "yes").glob("*.wav"))
+    code = (
+        "import sys\n"
+        "from edge_runtime.model import KwsModel\n"
+        "from edge_runtime.wav import read_wav\n"
+        f"m = KwsModel({str(converted.models['int8'])!r})\n"
+        f"p = m.predict_samples(read_wav({str(wav)!r}).samples)\n"
+        "assert abs(float(p.sum()) - 1) < 0.05, p\n"
+        "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules\n"
+        "print(m.labels[int(p.argmax())])\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          cwd=ROOT, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() in trained["dataset"].labels
+
+
+def test_logged_to_mlflow(converted, trained):
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(trained["tracking"])
+    run = client.get_run(converted.mlflow_run_id)
+    assert run.data.metrics["convert_int8_accuracy"] == pytest.approx(
+        converted.comparison.reports["int8"].accuracy)
+    assert run.data.tags["convert.gate"] == "passed"
+    names = {Path(f.path).name for f in client.list_artifacts(run.info.run_id, "tflite")}
+    assert {"kws_int8.tflite", "kws_float32.tflite", "kws_int8.manifest.json",
+            "kws_report.md"} <= names
+
+
+def test_stratified_calibration_sample():
+    labels = ["a"] * 80 + ["b"] * 15 + ["c"] * 5
+    picked = stratified(labels, 20, seed=1)
+    counts = {c: sum(labels[i] == c for i in picked) for c in "abc"}
+    assert len(picked) == 20 and counts == {"a": 16, "b": 3, "c": 1}
+    assert picked == stratified(labels, 20, seed=1) != stratified(labels, 20, seed=2)
+    assert len(stratified(labels, 2, seed=0)) == 2
+    rare = ["a"] * 80 + [f"r{i}" for i in range(19)]  # every rare class still gets one
+    assert {rare[i] for i in stratified(rare, 20, seed=0)} == set(rare)
+    assert stratified(labels, 500, seed=0) == list(range(100))
+
+
+@pytest.mark.slow
+def test_cli_gate_refuses_and_keeps_out_clean(trained, tmp_path):
+    out = tmp_path / "out"
+    done = kws("convert", "--keras", trained["folder"], "--data", trained["data"], "--out", out,
+               "--calibration", "20", "--max-drop=-101", "--tracking-uri", trained["tracking"])
+    assert done.returncode == GATE_EXIT_STATUS, done.stderr
+    assert "float32 accuracy" in done.stderr and "int8 accuracy" in done.stderr
+    assert not list(out.glob("*.tflite")) and not list(out.glob("*.json"))
+    rejected = list((out / "rejected").glob("kws-*/kws_int8.tflite"))
+    assert len(rejected) == 1 and str(rejected[0].parent) in done.stdout
+    assert KwsModel(rejected[0]).labels == trained["dataset"].labels
+
+
+@pytest.mark.slow
+def test_cli_converts_from_an_mlflow_run(trained, tmp_path):
+    import mlflow
+
+    mlflow.set_tracking_uri(trained["tracking"])
+    mlflow.set_experiment("kws-test")
+    with mlflow.start_run() as run:
+        mlflow.log_artifacts(str(trained["folder"]), artifact_path="model_dir")
+    out = tmp_path / "out"
+    done = kws("convert", "--run", run.info.run_id, "--data", trained["data"], "--out", out,
+               "--calibration", "20", "--max-drop", "100", "--dynamic", "--json",
+               "--tracking-uri", trained["tracking"])
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert set(result["accuracy"]) == {"keras", "float32", "int8", "dynamic"}
+    for quant in ("float32", "int8", "dynamic"):
+        manifest = load_manifest(manifest_path_for(out / f"kws_{quant}.tflite"))
+        assert manifest.source_run_id == run.info.run_id
+    logged = mlflow.get_run(run.info.run_id)
+    assert logged.data.tags["convert.gate"] == "passed"
+    assert "convert_dynamic_accuracy" in logged.data.metrics
+
+
+def test_cli_bad_input_is_one_error_line(tmp_path, trained):
+    done = kws("convert", "--keras", tmp_path / "missing.keras", "--data", trained["data"],
+               "--no-mlflow", "--out", tmp_path / "out")
+    assert done.returncode == 2 and done.stderr.strip().splitlines()[-1].startswith("error: ")
+    assert "Traceback" not in done.stderr
