@@ -97,7 +97,7 @@ def cmd_convert(args: argparse.Namespace) -> int:
         dynamic=args.dynamic, tracking_uri=args.tracking_uri, seed=args.seed,
         mlflow=not args.no_mlflow)
     result = convert_model(config)
-    where = "models" if result.passed else "REJECTED models (not in --out)"
+    where = "models" if result.passed else "REJECTED models (beside --out, not in it)"
     extra = {where: {k: str(p) for k, p in result.models.items()},
              "report": str(result.reports["markdown"])}
     if result.mlflow_run_id:

@@ -2,7 +2,8 @@
 gated, with manifests and a report, logged to MLflow.
 
 Files are written to a staging folder first; only a model that passes the gate is moved to
-``out_dir/<name>_<quantization>.tflite``; a refused one goes to ``out_dir/rejected/<stamp>/``.
+``out_dir/<name>_<quantization>.tflite``; a refused one goes to
+``<out_dir>-rejected/<name>-<stamp>/`` beside it, so a failed gate never writes into ``out_dir``.
 """
 
 from __future__ import annotations
@@ -69,6 +70,11 @@ class ConvertResult:
     @property
     def passed(self) -> bool:
         return self.gate.passed
+
+
+def rejected_dir(out_dir: Path) -> Path:
+    """Where models refused by the gate go: beside ``out_dir``, never inside it."""
+    return out_dir.parent / f"{out_dir.name}-rejected"
 
 
 def log(message: str) -> None:
@@ -201,8 +207,9 @@ def convert_model(config: ConvertConfig) -> ConvertResult:
     log(f"calibration: {config.calibration} training examples, stratified, seed {config.seed}")
     calib = calibration_features(dataset, settings.frontend, config.calibration, config.seed)
 
-    config.out_dir.mkdir(parents=True, exist_ok=True)
-    staging = config.out_dir / f".{config.name}-staging-{uuid.uuid4().hex[:8]}"
+    config.out_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = config.out_dir.parent / (
+        f".{config.out_dir.name}-{config.name}-staging-{uuid.uuid4().hex[:8]}")
     staging.mkdir()
     try:
         result = _convert_into(staging, config, settings, keras_model, dataset, calib,
@@ -256,15 +263,17 @@ def _convert_into(staging: Path, config: ConvertConfig, settings, keras_model, d
 
 
 def _file_away(result: ConvertResult, staging: Path, config: ConvertConfig) -> ConvertResult:
-    """Move staged files into ``out_dir`` (gate passed) or ``out_dir/rejected/<stamp>``."""
+    """Move staged files into ``out_dir`` (gate passed) or ``<out_dir>-rejected/…``."""
     if result.passed:
         target = config.out_dir
+        target.mkdir(parents=True, exist_ok=True)
         for item in sorted(staging.iterdir()):
             item.replace(target / item.name)
         staging.rmdir()
     else:
         stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-        target = config.out_dir / "rejected" / f"{config.name}-{stamp}-{staging.name[-8:]}"
+        target = (rejected_dir(config.out_dir)
+                  / f"{config.name}-{stamp}-{staging.name[-8:]}")
         target.parent.mkdir(parents=True, exist_ok=True)
         staging.replace(target)
 

@@ -101,6 +101,7 @@ EDGE_FRONTEND = FrontendConfig()
 
 
 _FFT_HAS_OUT = np.lib.NumpyVersion(np.__version__) >= "2.0.0"
+_FLUSH_TO_ZERO = 1e-6
 
 
 def frames_in(n_samples: int, config: FrontendConfig) -> int:
@@ -233,7 +234,11 @@ class Frontend:
         power += np.square(spectrum.imag)
         mel = power @ self._mel_t
         np.maximum(mel, self.config.log_floor, out=mel)
-        return (np.log10(mel, out=mel) @ self._dct_t).astype(np.float32)
+        features = np.log10(mel, out=mel) @ self._dct_t
+        # Where the DCT cancels to ~0 (e.g. a flat log spectrum on silence) the float64
+        # rounding noise left (~1e-13) would differ between BLAS kernels: flush it to 0.
+        features[np.abs(features) < _FLUSH_TO_ZERO] = 0.0
+        return features.astype(np.float32)
 
     def __call__(self, audio: np.ndarray) -> np.ndarray:
         """MFCCs of audio ``(..., samples)`` in [-1, 1] -> ``(..., frames, n_mfcc)`` float32."""

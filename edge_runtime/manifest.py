@@ -50,8 +50,13 @@ class Manifest:
             manifest = cls(**body)
         except (KeyError, TypeError, ValueError) as exc:
             raise KwsError(f"{name}: bad manifest ({exc})") from None
-        if not manifest.labels or not all(isinstance(x, str) for x in manifest.labels):
-            raise KwsError(f"{name}: manifest has no labels")
+        labels = manifest.labels
+        if not isinstance(labels, list) or not labels or not all(isinstance(x, str)
+                                                                 for x in labels):
+            raise KwsError(f"{name}: manifest has no labels (need a list of strings)")
+        if not (isinstance(manifest.sha256, str) and len(manifest.sha256) == 64
+                and all(c in "0123456789abcdef" for c in manifest.sha256)):
+            raise KwsError(f"{name}: bad manifest (sha256 is not 64 lowercase hex digits)")
         return manifest
 
 

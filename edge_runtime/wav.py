@@ -15,7 +15,13 @@ from edge_runtime.errors import KwsError
 
 _PCM, _FLOAT, _EXTENSIBLE = 1, 3, 0xFFFE
 MAX_CHANNELS = 64
+# Below 4 kHz a file holds almost nothing a keyword model can use, and resampling it up to
+# the model's rate would multiply its size (a 1 Hz header makes 1 KB of samples 64 MB).
+MIN_SAMPLE_RATE = 4_000
 MAX_SAMPLE_RATE = 768_000
+# Float WAVs hold samples in [-1, 1], with some headroom; beyond this it is not audio (and
+# float32 arithmetic such as resampling would overflow to Inf).
+MAX_FLOAT_PEAK = 1000.0
 
 
 @dataclass(frozen=True)
@@ -90,9 +96,12 @@ def decode_wav(data: bytes, name: str = "input") -> Audio:
         raise KwsError(f"{name}: unsupported WAV encoding (format tag {fmt}); need PCM or float")
     if not 0 < channels <= MAX_CHANNELS:
         raise KwsError(f"{name}: WAV declares {channels} channels")
-    if not 0 < rate <= MAX_SAMPLE_RATE:
-        raise KwsError(f"{name}: WAV declares sample rate {rate} Hz")
-    if bits % 8 or block_align != channels * bits // 8:
+    if not MIN_SAMPLE_RATE <= rate <= MAX_SAMPLE_RATE:
+        raise KwsError(
+            f"{name}: WAV declares sample rate {rate} Hz "
+            f"(supported: {MIN_SAMPLE_RATE}-{MAX_SAMPLE_RATE} Hz)"
+        )
+    if bits <= 0 or bits % 8 or block_align != channels * bits // 8:
         raise KwsError(f"{name}: inconsistent WAV header ({bits} bits, block {block_align})")
     start, size = data_chunk
     size -= size % block_align
@@ -102,6 +111,11 @@ def decode_wav(data: bytes, name: str = "input") -> Audio:
     samples = samples.reshape(-1, channels)
     if not np.isfinite(samples).all():
         raise KwsError(f"{name}: audio contains NaN or Inf samples")
+    if fmt == _FLOAT and np.abs(samples).max() > MAX_FLOAT_PEAK:
+        raise KwsError(
+            f"{name}: float samples reach {np.abs(samples).max():.3g} "
+            f"(audio is in [-1, 1]; over {MAX_FLOAT_PEAK:g} is refused)"
+        )
     mono = samples.mean(axis=1, dtype=np.float32) if channels > 1 else samples[:, 0]
     return Audio(np.ascontiguousarray(mono, dtype=np.float32), int(rate))
 
