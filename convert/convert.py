@@ -21,7 +21,14 @@ import numpy as np
 from convert.compare import ClipSet, Comparison, compare_models, evaluate_keras
 from convert.gate import DEFAULT_MAX_DROP, GateResult
 from convert.report import write_report
-from convert.tflite import op_names, quantized_tensors, to_tflite, unfolded_batchnorm
+from convert.tflite import (
+    normalize,
+    op_names,
+    quantized_tensors,
+    split_normalization,
+    to_tflite,
+    unfolded_batchnorm,
+)
 from edge_runtime.errors import KwsError
 from edge_runtime.manifest import manifest_path_for, write_manifest
 from edge_runtime.model import KwsModel
@@ -228,9 +235,13 @@ def _convert_into(staging: Path, config: ConvertConfig, settings, keras_model, d
     quantizations = ["float32", "int8"] + (["dynamic"] if config.dynamic else [])
     paths: dict[str, Path] = {}
     notes: dict = {"calibration_examples": int(len(calib)), "calibration_seed": config.seed}
+    core, feature_norm = split_normalization(keras_model)
+    if feature_norm:
+        log("normalisation layer moved out of the model into the manifest (feature_norm)")
+        calib = normalize(calib, feature_norm)
     for quant in quantizations:
         log(f"converting to {quant}")
-        content = to_tflite(keras_model, quant, calib if quant == "int8" else None)
+        content = to_tflite(core, quant, calib if quant == "int8" else None)
         unfolded = unfolded_batchnorm(content)
         if unfolded:
             raise RuntimeError(f"{quant}: BatchNorm not folded into {unfolded}")
@@ -241,7 +252,8 @@ def _convert_into(staging: Path, config: ConvertConfig, settings, keras_model, d
         paths[quant] = path
         notes[f"ops_{quant}"] = op_names(content)
     manifest_fields = {"labels": list(settings.labels), "frontend": settings.frontend,
-                       "arch": settings.arch, "source_run_id": source_run}
+                       "arch": settings.arch, "source_run_id": source_run,
+                       "feature_norm": feature_norm}
     for quant, path in paths.items():
         write_manifest(path, quantization=quant, **manifest_fields)
 

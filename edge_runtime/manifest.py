@@ -32,6 +32,9 @@ class Manifest:
     source_run_id: str | None = None
     created: str = ""
     notes: dict = field(default_factory=dict)
+    # Per-coefficient normalisation applied to the features before the model's (quantised)
+    # input: {"mean": [n_mfcc], "std": [n_mfcc]}; empty when the model takes raw MFCCs.
+    feature_norm: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         data = asdict(self)
@@ -54,6 +57,13 @@ class Manifest:
         if not isinstance(labels, list) or not labels or not all(isinstance(x, str)
                                                                  for x in labels):
             raise KwsError(f"{name}: manifest has no labels (need a list of strings)")
+        norm = manifest.feature_norm
+        if norm and not (isinstance(norm, dict) and set(norm) == {"mean", "std"}
+                         and all(isinstance(norm[k], list) and len(norm[k])
+                                 == manifest.frontend.n_mfcc for k in norm)
+                         and all(v > 0 for v in norm["std"])):
+            raise KwsError(f"{name}: bad manifest (feature_norm needs mean and std lists of "
+                           f"{manifest.frontend.n_mfcc} values, std > 0)")
         if not (isinstance(manifest.sha256, str) and len(manifest.sha256) == 64
                 and all(c in "0123456789abcdef" for c in manifest.sha256)):
             raise KwsError(f"{name}: bad manifest (sha256 is not 64 lowercase hex digits)")

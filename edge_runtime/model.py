@@ -103,6 +103,9 @@ class KwsModel:
         self._input = self.interpreter.get_input_details()[0]
         self._output = self.interpreter.get_output_details()[0]
         self.frontend = Frontend(self.manifest.frontend)
+        norm = self.manifest.feature_norm
+        self._norm = (np.asarray(norm["mean"], np.float32),
+                      np.float32(1.0) / np.asarray(norm["std"], np.float32)) if norm else None
         self._check_shapes()
 
     def _check_shapes(self) -> None:
@@ -148,7 +151,10 @@ class KwsModel:
 
     def predict_features(self, features: np.ndarray) -> np.ndarray:
         """Class probabilities for one ``(frames, n_mfcc)`` feature matrix."""
-        x = self._quantize(np.asarray(features)).reshape(self._input["shape"])
+        features = np.asarray(features, dtype=np.float32)
+        if self._norm is not None:
+            features = (features - self._norm[0]) * self._norm[1]
+        x = self._quantize(features).reshape(self._input["shape"])
         self.interpreter.set_tensor(self._input["index"], x)
         self.interpreter.invoke()
         return self._dequantize(self.interpreter.get_tensor(self._output["index"]))[0]

@@ -245,3 +245,32 @@ def test_cli_bad_input_is_one_error_line(tmp_path, trained):
                "--no-mlflow", "--out", tmp_path / "out")
     assert done.returncode == 2 and done.stderr.strip().splitlines()[-1].startswith("error: ")
     assert "Traceback" not in done.stderr
+
+
+def test_normalisation_moves_from_the_model_into_the_manifest(tmp_path):
+    """The int8 input then quantises normalised features, not raw MFCCs of wide range."""
+    import keras
+
+    from convert.tflite import normalize, split_normalization
+    from edge_runtime.manifest import write_manifest
+    from train.models.common import FeatureStats, model_input
+
+    feats = calibration_features(EDGE_FRONTEND, n=16)
+    stats = FeatureStats.of(feats)
+    inputs, x = model_input(EDGE_FRONTEND, stats)
+    x = keras.layers.Flatten()(x)
+    model = keras.Model(inputs, keras.layers.Dense(3, activation="softmax")(x))
+    core, norm = split_normalization(model)
+    assert len(norm["mean"]) == len(norm["std"]) == EDGE_FRONTEND.n_mfcc
+    assert not any(isinstance(layer, keras.layers.Normalization) for layer in core.layers)
+    np.testing.assert_allclose(core.predict(normalize(feats, norm), verbose=0),
+                               model.predict(feats, verbose=0), atol=1e-5)
+    assert split_normalization(core) == (core, {})
+
+    path = tmp_path / "m_float32.tflite"
+    path.write_bytes(to_tflite(core, "float32"))
+    write_manifest(path, labels=["a", "b", "c"], frontend=EDGE_FRONTEND,
+                   quantization="float32", feature_norm=norm)
+    runtime = KwsModel(path)
+    np.testing.assert_allclose(runtime.predict_features(feats[0, ..., 0]),
+                               model.predict(feats[:1], verbose=0)[0], atol=1e-5)
