@@ -1,0 +1,109 @@
+"""The model zoo: parameter counts, shapes, front-ends, the in-model normalisation, settings."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from edge_runtime.errors import KwsError
+from edge_runtime.frontend import EDGE_FRONTEND, SEED_FRONTEND
+from train.models import ARCHITECTURES, FeatureStats, build_model, frontend_for
+from train.settings import ModelSettings
+
+
+def summary_text(model) -> str:
+    lines: list[str] = []
+    model.summary(print_fn=lambda line, *a, **k: lines.append(line))
+    return "\n".join(lines)
+
+
+def test_seed_cnn_has_the_seed_parameter_count_for_31_classes():
+    model = build_model("seed_cnn", 31)
+    assert model.count_params() == 2_102_435
+    assert "Total params: 2,102,435" in summary_text(model)
+    assert model.input_shape == (None, 99, 40, 1)
+    assert model.output_shape == (None, 31)
+
+
+def test_ds_cnn_s_is_the_mlperf_tiny_shape():
+    model = build_model("ds_cnn_s", 12)
+    assert model.count_params() == 24_908
+    assert model.input_shape == (None, 49, 10, 1)
+    assert model.output_shape == (None, 12)
+    kinds = [type(layer).__name__ for layer in model.layers]
+    assert kinds.count("DepthwiseConv2D") == 4
+    assert kinds.count("Conv2D") == 5  # the (10,4) stride-2 conv + 4 pointwise convs
+    first = next(layer for layer in model.layers if type(layer).__name__ == "Conv2D")
+    assert first.kernel_size == (10, 4) and first.strides == (2, 2) and first.filters == 64
+
+
+@pytest.mark.parametrize(("arch", "filters", "blocks"), [("ds_cnn_m", 172, 4),
+                                                         ("ds_cnn_l", 276, 5)])
+def test_bigger_ds_cnns(arch, filters, blocks):
+    model = build_model(arch, 12)
+    depthwise = [la for la in model.layers if type(la).__name__ == "DepthwiseConv2D"]
+    assert len(depthwise) == blocks
+    assert model.get_layer("conv0").filters == filters
+    assert model.count_params() > build_model("ds_cnn_s", 12).count_params()
+
+
+@pytest.mark.parametrize("arch", sorted(ARCHITECTURES))
+def test_each_architecture_declares_the_front_end_its_input_takes(arch):
+    config = frontend_for(arch)
+    assert config == (SEED_FRONTEND if arch == "seed_cnn" else EDGE_FRONTEND)
+    model = build_model(arch, 5)
+    assert model.input_shape[1:] == (*config.feature_shape, 1)
+    probs = model.predict(np.zeros((2, *config.feature_shape, 1), np.float32), verbose=0)
+    assert probs.shape == (2, 5)
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=1e-5)
+
+
+def test_unknown_architecture_and_too_few_labels_are_errors():
+    with pytest.raises(KwsError, match="unknown architecture 'resnet'"):
+        build_model("resnet", 12)
+    with pytest.raises(KwsError, match="unknown architecture"):
+        frontend_for("nope")
+    with pytest.raises(KwsError, match="at least 2 labels"):
+        build_model("ds_cnn_s", 1)
+
+
+def test_feature_stats_are_per_coefficient():
+    rng = np.random.default_rng(0)
+    feats = rng.normal(size=(50, 49, 10)) * np.arange(1, 11) + np.arange(10) * 100
+    stats = FeatureStats.of(feats[..., None])
+    np.testing.assert_allclose(stats.mean, feats.reshape(-1, 10).mean(axis=0))
+    np.testing.assert_allclose(stats.variance, feats.reshape(-1, 10).var(axis=0))
+
+
+def test_normalisation_layer_adds_no_parameters_and_survives_saving(tmp_path):
+    import keras
+
+    rng = np.random.default_rng(1)
+    feats = (rng.normal(size=(20, 49, 10, 1)) * 30 - 200).astype(np.float32)
+    stats = FeatureStats.of(feats)
+    model = build_model("ds_cnn_s", 12, stats=stats)
+    assert model.count_params() == 24_908
+    first = keras.Model(model.input, model.get_layer("normalize").output)
+    expected = (feats[..., 0] - np.array(stats.mean)) / np.sqrt(np.array(stats.variance))
+    np.testing.assert_allclose(first.predict(feats, verbose=0)[..., 0], expected, atol=1e-4)
+    model.save(tmp_path / "m.keras")
+    loaded = keras.saving.load_model(tmp_path / "m.keras")
+    np.testing.assert_allclose(loaded.predict(feats, verbose=0), model.predict(feats, verbose=0),
+                               atol=1e-6)
+
+
+def test_model_settings_round_trip(tmp_path):
+    settings = ModelSettings("ds_cnn_s", ["_silence_", "_unknown_", "yes"], EDGE_FRONTEND,
+                             run_id="abc", metrics={"test_accuracy": 0.5}, data={"task": "12"})
+    path = settings.save(tmp_path)
+    raw = json.loads(path.read_text())
+    assert raw["frontend"] == EDGE_FRONTEND.to_dict() and raw["test_accuracy"] == 0.5
+    for where in (tmp_path, tmp_path / "model.keras", path):
+        assert ModelSettings.load(where) == settings
+    with pytest.raises(FileNotFoundError):
+        ModelSettings.load(tmp_path / "missing")
+    path.write_text("{not json")
+    with pytest.raises(KwsError, match="not a valid model settings file"):
+        ModelSettings.load(tmp_path)

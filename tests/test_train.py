@@ -1,0 +1,188 @@
+"""Training end to end on tiny generated data, tracked in MLflow's default SQLite store."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edge_runtime.frontend import EDGE_FRONTEND
+from tests.fixtures_data import make_fake_dataset
+from train.cli import main
+from train.settings import ModelSettings
+
+ROOT = Path(__file__).resolve().parents[1]
+WORDS = ["yes", "no", "up", "cat"]  # task "yes,no,up": cat is _unknown_
+TASK = "yes,no,up"
+
+
+@pytest.fixture(scope="module")
+def fake_data(tmp_path_factory) -> Path:
+    return make_fake_dataset(tmp_path_factory.mktemp("data") / "sc", WORDS, speakers=4,
+                             per_speaker=2, with_lists=True)
+
+
+@pytest.fixture(scope="module")
+def trained(fake_data, tmp_path_factory):
+    """One epoch of ds_cnn_s with the default tracking store, in a fresh working directory."""
+    from train.train import TrainConfig, train
+
+    work = tmp_path_factory.mktemp("work")
+    old = Path.cwd()
+    os.chdir(work)
+    try:
+        result = train(TrainConfig(data_dir=fake_data, task=TASK, epochs=1, batch_size=8,
+                                   normalize=True, cache_dir=work / "cache",
+                                   run_name="test-run"))
+    finally:
+        os.chdir(old)
+    return work, result
+
+
+def client_for(work: Path):
+    import mlflow
+
+    return mlflow.MlflowClient(tracking_uri=f"sqlite:///{work / 'mlflow.db'}")
+
+
+def test_training_writes_a_model_folder_the_converter_can_use(trained):
+    import keras
+
+    work, result = trained
+    assert result.model_dir == Path("runs") / f"ds_cnn_s-{result.run_id[:8]}"
+    folder = work / result.model_dir
+    settings = ModelSettings.load(folder / "model.keras")
+    assert settings.arch == "ds_cnn_s" and settings.frontend == EDGE_FRONTEND
+    assert settings.labels == ["_silence_", "_unknown_", "yes", "no", "up"]
+    assert settings.run_id == result.run_id
+    assert settings.metrics["test_accuracy"] == pytest.approx(result.test_accuracy, abs=1e-6)
+    assert settings.data["task"] == TASK and settings.data["normalized"] is True
+    assert result.epochs_run == 1 and result.seconds_per_epoch > 0
+    model = keras.saving.load_model(folder / "model.keras")
+    probs = model.predict(np.zeros((3, 49, 10, 1), np.float32), verbose=0)
+    assert probs.shape == (3, 5)
+    assert result.test_report.n == sum(result.test_report.confusion.sum(axis=1))
+
+
+def test_the_run_is_in_the_default_sqlite_store_with_everything_logged(trained):
+    work, result = trained
+    assert (work / "mlflow.db").is_file()
+    client = client_for(work)
+    run = client.get_run(result.run_id)
+    assert run.info.status == "FINISHED" and run.info.run_name == "test-run"
+    params = run.data.params
+    assert params["arch"] == "ds_cnn_s" and params["epochs"] == "1" and params["task"] == TASK
+    assert params["frontend.n_mfcc"] == "10" and params["augment.noise"] == "True"
+    assert params["normalize"] == "True"
+    assert len(params["data.files_sha256"]) == 64
+    metrics = run.data.metrics
+    assert metrics["test_accuracy"] == pytest.approx(result.test_accuracy, abs=1e-6)
+    assert {"loss", "accuracy", "val_loss", "val_accuracy", "epoch_seconds",
+            "learning_rate", "best_val_accuracy", "test_accuracy.yes"} <= set(metrics)
+    assert [m.step for m in client.get_metric_history(result.run_id, "val_accuracy")] == [0]
+    assert run.data.tags["arch"] == "ds_cnn_s"
+    assert len(run.data.tags.get("git_commit", "0" * 40)) == 40
+    top = {a.path for a in client.list_artifacts(result.run_id)}
+    assert {"model_dir", "confusion_matrix.png", "dataset_manifest.json", "frontend.json",
+            "labels.json", "model_summary.txt", "test_report.json"} <= top
+    inside = {a.path for a in client.list_artifacts(result.run_id, "model_dir")}
+    assert inside == {"model_dir/model.keras", "model_dir/model_settings.json"}
+    local = Path(client.download_artifacts(result.run_id, "dataset_manifest.json", str(work)))
+    manifest = json.loads(local.read_text())
+    assert manifest["totals"]["train"] > 0 and manifest["labels"][2:] == ["yes", "no", "up"]
+    png = Path(client.download_artifacts(result.run_id, "confusion_matrix.png", str(work)))
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    logged = client.search_logged_models([run.info.experiment_id])
+    assert any(m.source_run_id == result.run_id for m in logged)
+
+
+def test_augmented_batches_are_repeatable_and_fresh_each_epoch(fake_data):
+    from train.data import load_dataset
+    from train.train import TrainConfig, augmented_batches, load_splits
+
+    config = TrainConfig(data_dir=fake_data, task=TASK, batch_size=4, seed=3, track=False)
+    dataset = load_dataset(config.data_config())
+    splits = load_splits(dataset, EDGE_FRONTEND, config)
+    first = augmented_batches(splits, dataset, EDGE_FRONTEND, config)
+    again = augmented_batches(splits, dataset, EDGE_FRONTEND, config)
+    x0, y0 = first[0]
+    x1, y1 = again[0]
+    assert x0.shape == (4, 49, 10, 1) and x0.dtype == np.float32
+    np.testing.assert_array_equal(x0, x1)
+    np.testing.assert_array_equal(y0, y1)
+    assert not np.allclose(x0, splits.train_x[first.order[:4]])  # augmented
+    first.on_epoch_end()
+    assert not np.array_equal(first[0][0], x0)
+    assert len(first) == -(-len(splits.train_y) // 4)
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--arch", "resnet"], "unknown architecture 'resnet'"),
+    (["--epochs", "0"], "argument --epochs: must be > 0"),
+])
+def test_bad_arguments_exit_2_with_one_error_line(fake_data, capsys, args, message):
+    assert main(["train", "--data", str(fake_data), *args]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ") and message in err[0]
+
+
+def test_missing_or_empty_data_folder_exits_2(tmp_path, capsys):
+    assert main(["train", "--data", str(tmp_path / "nope")]) == 2
+    assert capsys.readouterr().err.strip() == f"error: {tmp_path / 'nope'}: no such data folder"
+    (tmp_path / "empty").mkdir()
+    assert main(["train", "--data", str(tmp_path / "empty")]) == 2
+    assert "the data folder is empty" in capsys.readouterr().err
+
+
+def test_a_data_folder_without_a_validation_split_is_an_error(tmp_path, capsys):
+    data = make_fake_dataset(tmp_path / "one", ["yes", "no"], speakers=1, per_speaker=2,
+                             with_noise=False)
+    assert main(["train", "--data", str(data), "--task", "yes,no", "--no-mlflow"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "split is empty" in err[0]
+
+
+@pytest.mark.slow
+def test_sigterm_marks_the_run_killed(fake_data, tmp_path):
+    """A real ``kws train`` process, terminated mid-training, leaves a KILLED run."""
+    env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "TF_CPP_MIN_LOG_LEVEL": "2"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "train.cli", "train", "--data", str(fake_data), "--task", TASK,
+         "--epochs", "500", "--patience", "500", "--batch-size", "4", "--no-log-model",
+         "--cache-dir", str(tmp_path / "cache")],
+        cwd=tmp_path, env={**env, "PYTHONPATH": str(ROOT)}, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True)
+    db = tmp_path / "mlflow.db"
+    try:
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline and proc.poll() is None:
+            if db.is_file():
+                with sqlite3.connect(db) as con:
+                    try:
+                        n = con.execute("select count(*) from metrics where key='val_accuracy'"
+                                        ).fetchone()[0]
+                    except sqlite3.OperationalError:
+                        n = 0
+                if n >= 2:
+                    break
+            time.sleep(0.5)
+        assert proc.poll() is None, proc.communicate()[1][-2000:]
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 128 + signal.SIGTERM, err[-2000:]
+    assert "the MLflow run is marked KILLED" in err
+    runs = client_for(tmp_path).search_runs(
+        [e.experiment_id for e in client_for(tmp_path).search_experiments()])
+    assert [r.info.status for r in runs] == ["KILLED"]

@@ -1,0 +1,139 @@
+"""``kws``: the toolchain command line (data, train, convert, compare, pipeline).
+
+Sub-commands of other modules are added when those modules exist:
+``train.data_cli.add_data_parser``, ``convert.cli.add_parser`` and
+``train.pipeline.add_parser``. Bad input prints one line ``error: …`` and exits with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from edge_runtime.cli import _Parser, positive_int, run
+from train.models import ARCHITECTURES
+
+# (module, function adding its sub-commands), in help order; missing modules are skipped
+COMMAND_MODULES = (("train.data_cli", "add_data_parser"), ("train.cli", "add_train_parser"),
+                   ("convert.cli", "add_parser"), ("train.pipeline", "add_parser"))
+
+
+def positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+    return value
+
+
+def percent(text: str) -> float:
+    value = float(text)
+    if not 0 <= value <= 100:
+        raise argparse.ArgumentTypeError(f"must be within 0-100, got {text}")
+    return value
+
+
+def add_train_parser(subparsers) -> None:
+    p = subparsers.add_parser(
+        "train", help="train a model, tracked in MLflow",
+        description="Train a keyword-spotting model on a Speech Commands folder. Writes "
+                    "model.keras + model_settings.json into --out and logs the run (params, "
+                    "per-epoch metrics, model, reports) to MLflow.")
+    p.add_argument("--data", type=Path, required=True, help="Speech Commands folder")
+    p.add_argument("--arch", default="ds_cnn_s",
+                   help=f"architecture: {', '.join(ARCHITECTURES)} (default ds_cnn_s)")
+    p.add_argument("--task", default="12",
+                   help="'12' (10 words + silence + unknown), 'all' words, or a word list")
+    p.add_argument("--epochs", type=positive_int, default=40)
+    p.add_argument("--batch-size", type=positive_int, default=100)
+    p.add_argument("--lr", type=positive_float, default=1e-3, help="peak learning rate")
+    p.add_argument("--patience", type=positive_int, default=10,
+                   help="stop after this many epochs without a better validation accuracy")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--synth", type=Path, help="synthetic speech folder (training split only)")
+    for name in ("val", "test", "silence", "unknown"):
+        p.add_argument(f"--{name}-pct", type=percent, default=10.0)
+    p.add_argument("--out", type=Path, help="model folder (default runs/<arch>-<run id>)")
+    p.add_argument("--cache-dir", type=Path, help="feature cache folder")
+    p.add_argument("--normalize", action="store_true",
+                   help="normalise each MFCC coefficient (training mean/variance) in the "
+                        "model's first layer")
+    g = p.add_argument_group("augmentation")
+    g.add_argument("--no-augment", action="store_true", help="no augmentation at all")
+    for name in ("noise", "shift", "gain", "specaugment"):
+        g.add_argument(f"--no-{name}", action="store_true", help=f"no {name} augmentation")
+    g = p.add_argument_group("tracking")
+    g.add_argument("--tracking-uri",
+                   help="MLflow tracking URI (default sqlite:///mlflow.db in this folder)")
+    g.add_argument("--experiment", default="kws-edge", help="MLflow experiment name")
+    g.add_argument("--run-name", help="MLflow run name")
+    g.add_argument("--no-mlflow", action="store_true", help="do not track the run")
+    g.add_argument("--no-log-model", action="store_true",
+                   help="do not log the MLflow TensorFlow-flavour model (model_dir still is)")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.set_defaults(func=cmd_train)
+
+
+def train_config(args: argparse.Namespace):
+    from train.augment import AugmentConfig
+    from train.train import TrainConfig
+
+    augment = None if args.no_augment else AugmentConfig(
+        noise=not args.no_noise, shift=not args.no_shift, gain=not args.no_gain,
+        specaugment=not args.no_specaugment)
+    return TrainConfig(
+        data_dir=args.data, arch=args.arch, task=args.task, epochs=args.epochs,
+        batch_size=args.batch_size, lr=args.lr, patience=args.patience, seed=args.seed,
+        synth_dir=args.synth, val_pct=args.val_pct, test_pct=args.test_pct,
+        silence_pct=args.silence_pct, unknown_pct=args.unknown_pct, augment=augment,
+        normalize=args.normalize, out_dir=args.out, cache_dir=args.cache_dir,
+        track=not args.no_mlflow, tracking_uri=args.tracking_uri,
+        experiment=args.experiment, run_name=args.run_name,
+        log_keras_model=not args.no_log_model)
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from train.tracking import RunKilled
+    from train.train import result_json, train
+
+    config = train_config(args)
+    config.check()  # bad input before the slow imports and data loading
+    try:
+        result = train(config)
+    except RunKilled as exc:
+        print(f"error: {exc}; the MLflow run is marked KILLED", file=sys.stderr)
+        return 128 + exc.signum
+    if args.json:
+        print(result_json(result))
+    else:
+        print(f"{result.model_dir}  test accuracy {100 * result.test_accuracy:.2f}%  "
+              f"run {result.run_id or '-'}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="kws", description="kws-edge toolchain: data, training, conversion.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    for name, function in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name == name:
+                continue
+            raise
+        getattr(module, function)(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    def go() -> int:
+        args = build_parser().parse_args(argv)
+        return args.func(args)
+
+    return run(go)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

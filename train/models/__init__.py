@@ -1,0 +1,62 @@
+"""The model zoo: each architecture declares its front-end; ``build_model`` makes a Keras model.
+
+Models take raw ``(frames, n_mfcc, 1)`` float32 MFCC from the shared front-end; with
+``stats`` they normalise them per coefficient inside the model (see ``common.model_input``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
+
+from edge_runtime.errors import KwsError
+from edge_runtime.frontend import FrontendConfig
+from train.models import ds_cnn, seed_cnn
+from train.models.common import FeatureStats
+
+
+@dataclass(frozen=True)
+class Architecture:
+    name: str
+    frontend: FrontendConfig
+    build: Callable  # (n_labels, stats=None) -> keras.Model
+    description: str
+
+
+ARCHITECTURES: dict[str, Architecture] = {
+    "seed_cnn": Architecture("seed_cnn", seed_cnn.FRONTEND, seed_cnn.build,
+                             "the seed's CNN, 99x40 MFCC, ~2.1M parameters"),
+    "ds_cnn_s": Architecture("ds_cnn_s", ds_cnn.FRONTEND,
+                             partial(ds_cnn.build, spec=ds_cnn.SMALL, name="ds_cnn_s"),
+                             "DS-CNN small (MLPerf Tiny), 49x10 MFCC, ~25k parameters"),
+    "ds_cnn_m": Architecture("ds_cnn_m", ds_cnn.FRONTEND,
+                             partial(ds_cnn.build, spec=ds_cnn.MEDIUM, name="ds_cnn_m"),
+                             "DS-CNN medium (Hello Edge), 49x10 MFCC, 172 filters"),
+    "ds_cnn_l": Architecture("ds_cnn_l", ds_cnn.FRONTEND,
+                             partial(ds_cnn.build, spec=ds_cnn.LARGE, name="ds_cnn_l"),
+                             "DS-CNN large (Hello Edge), 49x10 MFCC, 276 filters, 5 blocks"),
+}
+
+
+def architecture(arch: str) -> Architecture:
+    try:
+        return ARCHITECTURES[arch]
+    except KeyError:
+        raise KwsError(f"unknown architecture {arch!r} (choose from "
+                       f"{', '.join(ARCHITECTURES)})") from None
+
+
+def frontend_for(arch: str) -> FrontendConfig:
+    return architecture(arch).frontend
+
+
+def build_model(arch: str, n_labels: int, stats: FeatureStats | None = None):
+    """A fresh Keras model of ``arch`` with ``n_labels`` softmax outputs."""
+    if n_labels < 2:
+        raise KwsError(f"need at least 2 labels, got {n_labels}")
+    return architecture(arch).build(n_labels, stats=stats)
+
+
+__all__ = ["ARCHITECTURES", "Architecture", "FeatureStats", "architecture", "build_model",
+           "frontend_for"]

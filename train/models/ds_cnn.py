@@ -1,0 +1,64 @@
+"""``ds_cnn_s/m/l``: depthwise-separable CNNs of Hello Edge (Zhang et al. 2017) on 49 x 10 MFCC.
+
+    Conv2D F (10,4) 'same', stride s0 -> BatchNorm -> ReLU -> Dropout 0.2
+    n x [DepthwiseConv2D 3x3 'same', stride s_i -> BatchNorm -> ReLU
+         -> Conv2D F 1x1 -> BatchNorm -> ReLU]
+    Dropout 0.4 -> AveragePooling2D over the whole map -> Flatten -> Dense softmax
+
+All convolutions carry L2 weight decay 1e-4. ``ds_cnn_s`` is the MLPerf Tiny reference
+(F=64, s0=(2,2), 4 blocks of stride 1: 24,908 parameters for 12 classes); ``ds_cnn_m``
+(F=172) and ``ds_cnn_l`` (F=276, 5 blocks) follow the paper's ARM ML-KWS-for-MCU settings:
+first stride (2,1), the first block stride (2,2): 141,224 and 422,844 parameters for 12
+classes. BatchNorm momentum is 0.9 (see ``common.BN_MOMENTUM``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from edge_runtime.frontend import EDGE_FRONTEND
+from train.models.common import BN_MOMENTUM, FeatureStats, model_input
+
+FRONTEND = EDGE_FRONTEND
+WEIGHT_DECAY = 1e-4
+
+
+@dataclass(frozen=True)
+class DsCnnSpec:
+    filters: int
+    first_stride: tuple[int, int]
+    block_strides: tuple[tuple[int, int], ...]
+    first_dropout: float = 0.2
+    final_dropout: float = 0.4
+
+
+SMALL = DsCnnSpec(64, (2, 2), ((1, 1),) * 4)
+MEDIUM = DsCnnSpec(172, (2, 1), ((2, 2),) + ((1, 1),) * 3)
+LARGE = DsCnnSpec(276, (2, 1), ((2, 2),) + ((1, 1),) * 4)
+
+
+def build(n_labels: int, spec: DsCnnSpec = SMALL, stats: FeatureStats | None = None,
+          name: str = "ds_cnn"):
+    import keras
+    from keras import layers
+
+    decay = keras.regularizers.L2(WEIGHT_DECAY)
+    inputs, x = model_input(FRONTEND, stats)
+    x = layers.Conv2D(spec.filters, (10, 4), strides=spec.first_stride, padding="same",
+                      kernel_regularizer=decay, name="conv0")(x)
+    x = layers.BatchNormalization(momentum=BN_MOMENTUM, name="bn0")(x)
+    x = layers.ReLU(name="relu0")(x)
+    x = layers.Dropout(spec.first_dropout, name="drop0")(x)
+    for i, stride in enumerate(spec.block_strides, start=1):
+        x = layers.DepthwiseConv2D(3, strides=stride, padding="same",
+                                   depthwise_regularizer=decay, name=f"dw{i}")(x)
+        x = layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"dw{i}_bn")(x)
+        x = layers.ReLU(name=f"dw{i}_relu")(x)
+        x = layers.Conv2D(spec.filters, 1, kernel_regularizer=decay, name=f"pw{i}")(x)
+        x = layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"pw{i}_bn")(x)
+        x = layers.ReLU(name=f"pw{i}_relu")(x)
+    x = layers.Dropout(spec.final_dropout, name="drop_final")(x)
+    x = layers.AveragePooling2D(pool_size=tuple(x.shape[1:3]), name="avg_pool")(x)
+    x = layers.Flatten(name="flatten")(x)
+    outputs = layers.Dense(n_labels, activation="softmax", name="probabilities")(x)
+    return keras.Model(inputs, outputs, name=name)

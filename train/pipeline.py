@@ -1,0 +1,217 @@
+"""``kws pipeline``: data -> features -> train (MLflow) -> convert -> gate -> benchmarks -> report.
+
+``kws pipeline --demo`` makes its own data (synthetic speech from espeak-ng), so it runs offline
+on a fresh machine; ``kws pipeline --data DIR`` is the same on a real Speech Commands folder.
+A failed gate stops the pipeline with the gate's exit status (3).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from convert.gate import DEFAULT_MAX_DROP, GATE_EXIT_STATUS
+from edge_runtime.cli import positive_int
+from edge_runtime.errors import KwsError
+from train.data import STANDARD_WORDS
+from train.models import ARCHITECTURES
+
+DEMO_UNKNOWN_WORDS = ("bed", "bird", "cat", "dog", "house", "tree", "wow", "happy")
+
+
+@dataclass
+class PipelineConfig:
+    data_dir: Path | None  # None with demo: synthesize the data
+    out_dir: Path
+    demo: bool = False
+    arch: str = "ds_cnn_s"
+    epochs: int = 40
+    max_drop: float = DEFAULT_MAX_DROP
+    synth_dir: Path | None = None
+    demo_voices: int = 40  # clips per word in the demo data (one voice each)
+    tracking_uri: str | None = None
+    seed: int = 0
+    bench_runs: int = 200
+    extra: dict = field(default_factory=dict)
+
+
+def log(message: str) -> None:
+    print(f"[pipeline] {message}", file=sys.stderr, flush=True)
+
+
+def make_demo_data(config: PipelineConfig) -> Path:
+    """Synthetic Speech-Commands-layout data: the 10 words plus a few unknown words."""
+    from train.synth import SynthConfig, synthesize
+
+    folder = config.out_dir / "demo_data"
+    if (folder / "synth_manifest.json").is_file():
+        log(f"demo data already at {folder}")
+        return folder
+    log(f"synthesizing demo speech into {folder} (espeak-ng, {config.demo_voices} voices)")
+    synthesize(SynthConfig(words=tuple(STANDARD_WORDS), unknown_words=DEMO_UNKNOWN_WORDS,
+                           out=folder, per_word=config.demo_voices, seed=config.seed))
+    return folder
+
+
+def run_benchmarks(models: dict[str, Path], out: Path, runs: int) -> dict:
+    """Latency of both models (benchmarks.latency), read back from its JSON."""
+    from benchmarks import latency
+
+    args = ["--int8", str(models["int8"]), "--float", str(models["float32"]),
+            "--runs", str(runs), "--starts", "3", "--out", str(out)]
+    with open(out.parent / "latency.log", "w") as sink:
+        stdout, sys.stdout = sys.stdout, sink
+        try:
+            latency.main(args)
+        finally:
+            sys.stdout = stdout
+    data = json.loads((out / "latency.json").read_text())
+    keys = ("frontend_ms", "invoke_ms", "end_to_end_ms", "cold_start_s", "peak_rss_mb",
+            "size_bytes")
+    return {name: {k: data["models"][name][k] for k in keys} for name in data["models"]}
+
+
+def demo_predictions(int8: Path, dataset, n: int = 6) -> list[dict]:
+    """Label a few held-out generated clips with the produced int8 model."""
+    from edge_runtime.model import KwsModel
+    from edge_runtime.wav import read_wav
+
+    model = KwsModel(int8)
+    picked = [e for e in dataset.test if e.path is not None][:: max(1, len(dataset.test) // n)]
+    out = []
+    for example in picked[:n]:
+        pred = model.classify(read_wav(example.path))
+        out.append({"file": str(example.path), "truth": example.label, "label": pred.label,
+                    "probability": round(pred.probability, 4)})
+    return out
+
+
+def write_report(report: dict, out: Path) -> Path:
+    (out / "report.json").write_text(json.dumps(report, indent=2, default=str) + "\n")
+    t, c = report["train"], report["convert"]
+    lines = [
+        "# kws-edge pipeline report",
+        "",
+        f"- data: `{report['data']['dir']}` ({report['data']['counts']})",
+        f"- MLflow run: `{t['run_id']}` in `{t['tracking_uri']}`",
+        f"- model: {t['arch']}, {t['epochs_run']} epochs, {t['seconds_per_epoch']:.1f} s/epoch",
+        f"- gate: {c['gate_message']}",
+        "",
+        "| model | test accuracy | size (bytes) | end-to-end ms (median) | invoke ms |",
+        "|---|---|---|---|---|",
+    ]
+    for name in ("keras", "float32", "int8"):
+        acc = c["accuracy"].get(name)
+        bench = report.get("benchmarks", {}).get(name, {})
+        size = bench.get("size_bytes", "")
+        e2e = bench.get("end_to_end_ms", {}).get("median", "")
+        inv = bench.get("invoke_ms", {}).get("median", "")
+        lines.append(f"| {name} | {100 * acc:.2f}% | {size} | {e2e} | {inv} |")
+    if report.get("demo_predictions"):
+        lines += ["", "Predictions on held-out clips:", ""]
+        lines += [f"- `{Path(p['file']).name}` ({p['truth']}): {p['label']} {p['probability']}"
+                  for p in report["demo_predictions"]]
+    lines += ["", f"Total time {report['seconds']:.0f} s."]
+    path = out / "report.md"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def run_pipeline(config: PipelineConfig) -> int:
+    from convert.convert import ConvertConfig, convert_model
+    from train.data import load_dataset
+    from train.tracking import default_tracking_uri
+    from train.train import TrainConfig, train
+
+    start = time.perf_counter()
+    config.out_dir.mkdir(parents=True, exist_ok=True)
+    data_dir = make_demo_data(config) if config.demo else config.data_dir
+    if data_dir is None or not Path(data_dir).is_dir():
+        raise KwsError(f"{data_dir}: data folder not found (or use --demo)")
+    tracking_uri = config.tracking_uri or default_tracking_uri()
+
+    log(f"training {config.arch} on {data_dir} (tracked in {tracking_uri})")
+    result = train(TrainConfig(data_dir=Path(data_dir), arch=config.arch, epochs=config.epochs,
+                               seed=config.seed, synth_dir=config.synth_dir,
+                               out_dir=config.out_dir / "model", tracking_uri=tracking_uri,
+                               run_name=f"pipeline-{config.out_dir.name}"))
+    log(f"converting and gating (max drop {config.max_drop} points)")
+    converted = convert_model(ConvertConfig(
+        data_dir=Path(data_dir), keras_path=result.model_dir / "model.keras",
+        out_dir=config.out_dir / "models", max_drop=config.max_drop,
+        tracking_uri=tracking_uri, seed=config.seed))
+    comparison = converted.comparison
+    report: dict = {
+        "data": {"dir": str(data_dir), "demo": config.demo},
+        "train": {"run_id": result.run_id, "tracking_uri": tracking_uri, "arch": config.arch,
+                  "model_dir": str(result.model_dir), "epochs_run": result.epochs_run,
+                  "seconds_per_epoch": result.seconds_per_epoch,
+                  "test_accuracy": result.test_accuracy, "val_accuracy": result.val_accuracy},
+        "convert": {"accuracy": {k: r.accuracy for k, r in comparison.reports.items()},
+                    "gate": converted.gate.to_dict(), "gate_message": converted.gate.message(),
+                    "models": {k: str(p) for k, p in converted.models.items()},
+                    "mlflow_run_id": converted.mlflow_run_id,
+                    "reports": {k: str(p) for k, p in converted.reports.items()}},
+    }
+    dataset = load_dataset(TrainConfig(data_dir=Path(data_dir), seed=config.seed).data_config())
+    report["data"]["counts"] = {s: len(dataset.split(s)) for s in ("train", "val", "test")}
+    if not converted.passed:
+        report["seconds"] = time.perf_counter() - start
+        path = write_report(report, config.out_dir)
+        print(converted.gate.message())
+        print(f"error: the int8 model failed the gate; nothing was shipped. Report: {path}",
+              file=sys.stderr)
+        return GATE_EXIT_STATUS
+    log("benchmarking float32 and int8")
+    report["benchmarks"] = run_benchmarks(converted.models, config.out_dir / "benchmarks",
+                                          config.bench_runs)
+    if config.demo:
+        report["demo_predictions"] = demo_predictions(converted.models["int8"], dataset)
+    report["seconds"] = time.perf_counter() - start
+    path = write_report(report, config.out_dir)
+    print(path.read_text())
+    print(f"MLflow run   : {result.run_id}  (mlflow ui --backend-store-uri {tracking_uri})")
+    print(f"models       : {config.out_dir / 'models'}")
+    print(f"report       : {path} (+ report.json)")
+    return 0
+
+
+def cmd_pipeline(args: argparse.Namespace) -> int:
+    if args.demo == (args.data is not None):
+        raise KwsError("give either --data DIR or --demo")
+    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    out = args.out or Path("runs") / f"pipeline-{'demo' if args.demo else 'data'}-{stamp}"
+    epochs = args.epochs or (15 if args.demo else 40)
+    if args.arch not in ARCHITECTURES:
+        raise KwsError(f"unknown architecture {args.arch!r}: choose one of "
+                       f"{', '.join(ARCHITECTURES)}")
+    return run_pipeline(PipelineConfig(
+        data_dir=args.data, out_dir=out, demo=args.demo, arch=args.arch, epochs=epochs,
+        max_drop=args.max_drop, synth_dir=args.synth, tracking_uri=args.tracking_uri,
+        seed=args.seed, demo_voices=args.demo_voices, bench_runs=args.bench_runs))
+
+
+def add_parser(subparsers) -> None:
+    p = subparsers.add_parser(
+        "pipeline", help="data -> train -> convert -> gate -> benchmarks -> report",
+        description=__doc__.split("\n\n")[0])
+    p.add_argument("--data", type=Path, help="Speech Commands folder")
+    p.add_argument("--demo", action="store_true",
+                   help="make synthetic speech and run on it (offline, a few minutes)")
+    p.add_argument("--arch", default="ds_cnn_s", help=", ".join(ARCHITECTURES))
+    p.add_argument("--epochs", type=positive_int, help="default 15 (demo) or 40")
+    p.add_argument("--max-drop", type=float, default=DEFAULT_MAX_DROP,
+                   help="gate: largest float32 -> int8 accuracy drop in points")
+    p.add_argument("--synth", type=Path, help="extra synthetic speech for training")
+    p.add_argument("--out", type=Path, help="output folder (default runs/pipeline-…)")
+    p.add_argument("--tracking-uri", help="MLflow tracking URI (default sqlite:///mlflow.db)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--demo-voices", type=positive_int, default=40,
+                   help="demo: clips per word (one voice each)")
+    p.add_argument("--bench-runs", type=positive_int, default=200)
+    p.set_defaults(func=cmd_pipeline)

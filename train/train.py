@@ -1,0 +1,353 @@
+"""Training: data -> per-epoch augmented MFCC batches -> Keras model -> model folder + MLflow run.
+
+Each epoch sees fresh augmentation: the training waveforms are shifted, gained and noised
+(:func:`train.augment.augment_waveforms`), turned into MFCC by the shared NumPy front-end
+and masked (:func:`train.augment.spec_augment`), batch by batch in a ``keras.utils.PyDataset``.
+Validation and test features come from the feature cache. The best weights on validation
+accuracy are kept, training stops early when validation accuracy stalls, and the model is
+reported on the test split. The result is a folder with ``model.keras`` and
+``model_settings.json`` (see :mod:`train.settings`), logged to MLflow as ``model_dir``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+
+import numpy as np
+
+from edge_runtime.errors import KwsError
+from edge_runtime.evaluate import EvalReport
+from edge_runtime.frontend import Frontend, FrontendConfig
+from train import tracking
+from train.augment import AugmentConfig, augment_waveforms, spec_augment
+from train.data import DataConfig, Dataset, load_dataset, load_waveforms
+from train.features import cached_features
+from train.models import architecture
+from train.models.common import FeatureStats
+from train.settings import MODEL_FILENAME, ModelSettings
+
+MODEL_DIR_ARTIFACT = "model_dir"
+
+
+@dataclass
+class TrainConfig:
+    data_dir: Path
+    arch: str = "ds_cnn_s"
+    task: str = "12"
+    epochs: int = 40
+    batch_size: int = 100
+    lr: float = 1e-3  # peak learning rate of a cosine decay over all epochs
+    min_lr_ratio: float = 0.05  # the decay ends at lr * min_lr_ratio
+    patience: int = 10  # epochs without a better validation accuracy before stopping
+    seed: int = 0
+    synth_dir: Path | None = None
+    val_pct: float = 10.0
+    test_pct: float = 10.0
+    silence_pct: float = 10.0
+    unknown_pct: float = 10.0
+    augment: AugmentConfig | None = field(default_factory=AugmentConfig)  # None: off
+    normalize: bool = False  # per-coefficient normalisation as the model's first layer
+    out_dir: Path | None = None  # default runs/<arch>-<run id>
+    cache_dir: Path | None = None  # feature cache (default: train.features' own)
+    track: bool = True
+    tracking_uri: str | None = None  # default sqlite:///mlflow.db in the working directory
+    experiment: str = tracking.DEFAULT_EXPERIMENT
+    run_name: str | None = None
+    log_keras_model: bool = True  # also log the model in MLflow's TensorFlow flavour
+    verbose: int | None = None  # Keras fit verbosity (default: bar on a terminal, else lines)
+
+    def check(self) -> None:
+        architecture(self.arch)
+        if self.epochs <= 0 or self.batch_size <= 0 or self.patience <= 0:
+            raise KwsError("epochs, batch size and patience must be > 0")
+        if not self.lr > 0 or not 0 <= self.min_lr_ratio <= 1:
+            raise KwsError("need lr > 0 and 0 <= min_lr_ratio <= 1")
+        data = Path(self.data_dir)
+        if not data.is_dir():
+            raise KwsError(f"{data}: no such data folder")
+        if not any(data.iterdir()):
+            raise KwsError(f"{data}: the data folder is empty")
+        if self.synth_dir is not None and not Path(self.synth_dir).is_dir():
+            raise KwsError(f"{self.synth_dir}: no such synthetic-speech folder")
+
+    def data_config(self) -> DataConfig:
+        return DataConfig(Path(self.data_dir), task=self.task, val_pct=self.val_pct,
+                          test_pct=self.test_pct, silence_pct=self.silence_pct,
+                          unknown_pct=self.unknown_pct,
+                          synth_dir=None if self.synth_dir is None else Path(self.synth_dir),
+                          seed=self.seed)
+
+    def to_params(self) -> dict:
+        out = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "augment"}
+        out = {k: (str(v) if isinstance(v, Path) else v) for k, v in out.items()}
+        out["augment"] = asdict(self.augment) if self.augment else "off"
+        return out
+
+
+@dataclass
+class TrainResult:
+    run_id: str | None
+    model_dir: Path
+    test_accuracy: float
+    val_accuracy: float
+    epochs_run: int
+    seconds_per_epoch: float  # median wall time of an epoch (the first one also traces)
+    test_report: EvalReport | None = None
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+@dataclass
+class Splits:
+    """Features (N, frames, n_mfcc, 1) and label indices of the splits; train waveforms."""
+
+    train_x: np.ndarray
+    train_y: np.ndarray
+    val_x: np.ndarray
+    val_y: np.ndarray
+    test_x: np.ndarray
+    test_y: np.ndarray
+    train_waves: np.ndarray | None  # None when training without augmentation
+
+
+def load_splits(dataset: Dataset, frontend: FrontendConfig, config: TrainConfig) -> Splits:
+    index = {label: i for i, label in enumerate(dataset.labels)}
+    out = {}
+    for name in ("train", "val", "test"):
+        examples = dataset.split(name)
+        feats = cached_features(dataset, examples, frontend, config.cache_dir)
+        out[f"{name}_x"] = feats[..., None]
+        out[f"{name}_y"] = np.array([index[e.label] for e in examples], dtype=np.int32)
+    waves = None
+    if config.augment is not None:
+        waves = load_waveforms(dataset, dataset.split("train"), frontend.sample_rate,
+                               frontend.clip_samples)
+    return Splits(train_waves=waves, **out)
+
+
+def augmented_batches(splits: Splits, dataset: Dataset, frontend: FrontendConfig,
+                      config: TrainConfig):
+    """A ``keras.utils.PyDataset`` of freshly augmented training batches, reshuffled per epoch.
+
+    Batch ``i`` of epoch ``e`` draws its randomness from ``default_rng([seed, e, i])``, so a
+    run is repeatable whatever order Keras asks for batches in.
+    """
+    import keras
+
+    augment = replace(config.augment, sample_rate=frontend.sample_rate)
+    compute = Frontend(frontend)
+
+    class AugmentedBatches(keras.utils.PyDataset):
+        def __init__(self):
+            super().__init__()
+            self.epoch = 0
+            self.order = self._order()
+
+        def _order(self) -> np.ndarray:
+            rng = np.random.default_rng([config.seed, self.epoch, 2**31 - 1])
+            return rng.permutation(len(splits.train_y))
+
+        def __len__(self) -> int:
+            return math.ceil(len(splits.train_y) / config.batch_size)
+
+        def __getitem__(self, i: int):
+            rows = self.order[i * config.batch_size : (i + 1) * config.batch_size]
+            rng = np.random.default_rng([config.seed, self.epoch, i])
+            waves = augment_waveforms(splits.train_waves[rows], rng, dataset.noise, augment)
+            feats = spec_augment(compute(waves), rng, augment)
+            return feats[..., None], splits.train_y[rows]
+
+        def on_epoch_end(self) -> None:
+            self.epoch += 1
+            self.order = self._order()
+
+    return AugmentedBatches()
+
+
+def fit(model, splits: Splits, dataset: Dataset, frontend: FrontendConfig,
+        config: TrainConfig, scratch: Path, extra_callbacks: list) -> tuple[int, list[float]]:
+    """Train with early stopping; leaves the best-on-validation weights in ``model``."""
+    import keras
+
+    steps = math.ceil(len(splits.train_y) / config.batch_size)
+    schedule = keras.optimizers.schedules.CosineDecay(
+        config.lr, decay_steps=steps * config.epochs, alpha=config.min_lr_ratio)
+    model.compile(optimizer=keras.optimizers.Adam(schedule),
+                  loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    best = scratch / "best.weights.h5"
+    timer = epoch_timer()
+    callbacks = [
+        keras.callbacks.ModelCheckpoint(best, monitor="val_accuracy", save_best_only=True,
+                                        save_weights_only=True, mode="max"),
+        keras.callbacks.EarlyStopping(monitor="val_accuracy", patience=config.patience,
+                                      mode="max"),
+        timer, *extra_callbacks,
+    ]
+    verbose = config.verbose if config.verbose is not None else (
+        1 if sys.stdout.isatty() else 2)
+    if config.augment is not None:
+        train_data = augmented_batches(splits, dataset, frontend, config)
+        extra = {}
+    else:
+        train_data = splits.train_x
+        extra = {"y": splits.train_y, "batch_size": config.batch_size, "shuffle": True}
+    history = model.fit(train_data, **extra, epochs=config.epochs,
+                        validation_data=(splits.val_x, splits.val_y), callbacks=callbacks,
+                        verbose=verbose)
+    if best.is_file():
+        model.load_weights(best)
+    return len(history.history.get("loss", [])), timer.seconds
+
+
+def epoch_timer():
+    """A Keras callback timing each epoch (training plus validation): ``.seconds``, and
+    ``epoch_seconds`` in the epoch's logs for the callbacks after it."""
+    import keras
+
+    class EpochTimer(keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.seconds: list[float] = []
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self._start = time.perf_counter()
+
+        def on_epoch_end(self, epoch, logs=None):
+            self.seconds.append(time.perf_counter() - self._start)
+            if logs is not None:
+                logs["epoch_seconds"] = self.seconds[-1]
+
+    return EpochTimer()
+
+
+def report(model, x: np.ndarray, y: np.ndarray, labels: list[str]) -> EvalReport:
+    probs = model.predict(x, batch_size=256, verbose=0)
+    guess = np.argmax(probs, axis=1)
+    confusion = np.zeros((len(labels), len(labels)), dtype=np.int64)
+    np.add.at(confusion, (y, guess), 1)
+    return EvalReport(list(labels), confusion)
+
+
+def data_summary(dataset: Dataset, config: TrainConfig) -> dict:
+    """For model_settings.json: the DataConfig fields that rebuild the same splits from any
+    copy of the data (not the folders; the synthetic folder is under ``synth``) and counts."""
+    manifest = dataset.manifest()
+    keep = {k: v for k, v in config.data_config().to_dict().items()
+            if k not in ("data_dir", "synth_dir")}
+    return {**keep, "data_dir": str(config.data_dir),
+            "synth": None if config.synth_dir is None else str(config.synth_dir),
+            "split_rule": manifest.get("split_rule"), "totals": manifest.get("totals"),
+            "files_sha256": manifest.get("files_sha256")}
+
+
+def train(config: TrainConfig) -> TrainResult:
+    """Train ``config.arch`` on ``config.data_dir``; see the module docstring."""
+    config.check()
+    import keras
+
+
+    arch = architecture(config.arch)
+    frontend = arch.frontend
+    dataset = load_dataset(config.data_config())
+    for name in ("train", "val", "test"):
+        if not dataset.split(name):
+            raise KwsError(f"{config.data_dir}: the {name} split is empty (too few speakers "
+                           "or clips; add data or change the split percentages)")
+    manifest = dataset.manifest()
+    log(f"data: {len(dataset.labels)} labels, "
+        + ", ".join(f"{s} {len(dataset.split(s))}" for s in ("train", "val", "test"))
+        + f" examples (split: {dataset.split_rule})")
+    start = time.perf_counter()
+    splits = load_splits(dataset, frontend, config)
+    log(f"features: {frontend.n_frames} x {frontend.n_mfcc} MFCC in "
+        f"{time.perf_counter() - start:.1f} s")
+
+    keras.utils.set_random_seed(config.seed)
+    stats = FeatureStats.of(splits.train_x) if config.normalize else None
+    model = arch.build(len(dataset.labels), stats=stats)
+
+    if config.track:
+        run_context = tracking.tracked_run(config.tracking_uri, config.experiment,
+                                           config.run_name, tags={"arch": config.arch})
+    else:
+        run_context = contextlib.nullcontext()
+    with run_context as run, tempfile.TemporaryDirectory(prefix="kws-train-") as scratch:
+        run_id = run.info.run_id if run is not None else None
+        stamp = run_id[:8] if run_id else time.strftime("%Y%m%d-%H%M%S")
+        out_dir = Path(config.out_dir or Path("runs") / f"{config.arch}-{stamp}")
+        callbacks = []
+        if run is not None:
+            tracking.log_params({**config.to_params(), "frontend": frontend.to_dict(),
+                                 "n_labels": len(dataset.labels),
+                                 "params": model.count_params(),
+                                 "data.totals": manifest["totals"],
+                                 "data.files_sha256": manifest["files_sha256"]})
+            callbacks.append(tracking.epoch_logger())
+            callbacks.append(tracking.stop_on_sigterm())
+        with (tracking.sigterm_deferred() if run is not None else contextlib.nullcontext(),
+              contextlib.redirect_stdout(sys.stderr)):  # Keras progress is not the result
+            epochs_run, seconds = fit(model, splits, dataset, frontend, config,
+                                      Path(scratch), callbacks)
+        val_report = report(model, splits.val_x, splits.val_y, dataset.labels)
+        test_report = report(model, splits.test_x, splits.test_y, dataset.labels)
+        per_epoch = float(np.median(seconds)) if seconds else 0.0
+        metrics = {"test_accuracy": round(test_report.accuracy, 6),
+                   "val_accuracy": round(val_report.accuracy, 6),
+                   "epochs_run": epochs_run, "seconds_per_epoch": round(per_epoch, 3),
+                   "params": int(model.count_params())}
+        settings = ModelSettings(config.arch, list(dataset.labels), frontend, run_id=run_id,
+                                 metrics=metrics, data=data_summary(dataset, config))
+        settings.data["normalized"] = stats is not None
+        out_dir.mkdir(parents=True, exist_ok=True)
+        model.save(out_dir / MODEL_FILENAME)
+        settings.save(out_dir)
+        log(f"test split: {test_report.to_text()}")
+        log(f"model: {out_dir / MODEL_FILENAME} (val {val_report.accuracy:.4f}, test "
+            f"{test_report.accuracy:.4f}, {epochs_run} epochs, {per_epoch:.1f} s/epoch)")
+        if run is not None:
+            log_run(model, settings, manifest, test_report, out_dir, config,
+                    example=splits.test_x[:2])
+    return TrainResult(run_id, out_dir, test_report.accuracy, val_report.accuracy,
+                       epochs_run, per_epoch, test_report)
+
+
+def log_run(model, settings: ModelSettings, manifest: dict, test_report: EvalReport,
+            out_dir: Path, config: TrainConfig, example: np.ndarray) -> None:
+    """Final metrics, the model folder, the Keras model and the reports into the open run."""
+    import matplotlib.pyplot as plt
+    import mlflow
+
+    # the per-epoch curve is "val_accuracy"; the kept (best) epoch's value gets its own name
+    mlflow.log_metrics({("best_val_accuracy" if k == "val_accuracy" else k): float(v)
+                        for k, v in settings.metrics.items()})
+    mlflow.log_metrics({f"test_accuracy.{label}": acc
+                        for label, acc in test_report.per_class().items() if acc is not None})
+    mlflow.log_artifacts(str(out_dir), artifact_path=MODEL_DIR_ARTIFACT)
+    mlflow.log_dict(settings.frontend.to_dict(), "frontend.json")
+    mlflow.log_dict({"labels": list(settings.labels)}, "labels.json")
+    mlflow.log_dict(manifest, "dataset_manifest.json")
+    mlflow.log_dict(test_report.to_dict(), "test_report.json")
+    mlflow.log_text(tracking.model_summary(model), "model_summary.txt")
+    fig = tracking.confusion_figure(
+        test_report.confusion, list(settings.labels),
+        f"{settings.arch}: test accuracy {100 * test_report.accuracy:.1f}%")
+    mlflow.log_figure(fig, "confusion_matrix.png")
+    plt.close(fig)
+    if config.log_keras_model:
+        tracking.log_model(model, example)
+
+
+def result_json(result: TrainResult) -> str:
+    return json.dumps({"run_id": result.run_id, "model_dir": str(result.model_dir),
+                       "test_accuracy": result.test_accuracy,
+                       "val_accuracy": result.val_accuracy, "epochs_run": result.epochs_run,
+                       "seconds_per_epoch": result.seconds_per_epoch}, indent=2)
