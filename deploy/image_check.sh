@@ -28,6 +28,7 @@ IMAGE="${KWS_IMAGE:-localhost/kws-edge:$ROOTFS_ARCH-check}"
 DOCKERFILE="${KWS_DOCKERFILE:-Dockerfile.arm64}"
 BASE=docker.io/library/python:3.11-slim-bookworm
 PY="${PY:-$root/.venv/bin/python}"
+PY="$(cd "$(dirname "$PY")" && pwd)/$(basename "$PY")"  # absolute: later steps cd elsewhere
 DATA="${KWS_DATA_DIR:-$root/../shared/data/speech_commands_mini}"
 MAX_MB="${KWS_IMAGE_MAX_MB:-200}"
 [ "$(id -u)" = 0 ] || { echo "image-check: needs root" >&2; exit 2; }

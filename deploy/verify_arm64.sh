@@ -26,6 +26,7 @@ cd "$root"
 . deploy/rootfs.sh
 
 PY="${PY:-$root/.venv/bin/python}"
+PY="$(cd "$(dirname "$PY")" && pwd)/$(basename "$PY")"  # absolute: later steps cd elsewhere
 DATA="${KWS_DATA_DIR:-$root/../shared/data/speech_commands_mini}"
 N_CLIPS="${KWS_ARM64_CLIPS:-48}"
 STEPS="${KWS_ARM64_STEPS:-1}"   # int8 output steps allowed between x86 and arm64
