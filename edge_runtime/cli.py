@@ -180,12 +180,19 @@ def run(func: Callable[[], int]) -> int:
         return 130
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def run_parser(build: Callable[[], argparse.ArgumentParser],
+               argv: Sequence[str] | None = None) -> int:
+    """Parse ``argv`` with the parser ``build`` makes and run the chosen sub-command."""
+
     def go() -> int:
-        args = build_parser().parse_args(argv)
+        args = build().parse_args(argv)
         return args.func(args)
 
     return run(go)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return run_parser(build_parser, argv)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from edge_runtime.cli import _Parser, positive_int, run
+from edge_runtime.cli import _Parser, positive_int, run_parser
 from train.models import ARCHITECTURES
 
 # (module, function adding its sub-commands), in help order; missing modules are skipped
@@ -128,11 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    def go() -> int:
-        args = build_parser().parse_args(argv)
-        return args.func(args)
-
-    return run(go)
+    return run_parser(build_parser, argv)
 
 
 if __name__ == "__main__":

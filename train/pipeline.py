@@ -31,9 +31,10 @@ class PipelineConfig:
     demo: bool = False
     arch: str = "ds_cnn_s"
     epochs: int = 40
+    batch_size: int = 100
     max_drop: float = DEFAULT_MAX_DROP
     synth_dir: Path | None = None
-    demo_voices: int = 40  # clips per word in the demo data (one voice each)
+    demo_voices: int = 80  # clips per word in the demo data (one voice each)
     tracking_uri: str | None = None
     seed: int = 0
     bench_runs: int = 200
@@ -114,7 +115,8 @@ def write_report(report: dict, out: Path) -> Path:
         lines.append(f"| {name} | {100 * acc:.2f}% | {size} | {e2e} | {inv} |")
     if report.get("demo_predictions"):
         lines += ["", "Predictions on held-out clips:", ""]
-        lines += [f"- `{Path(p['file']).name}` ({p['truth']}): {p['label']} {p['probability']}"
+        lines += [f"- `{Path(p['file']).parent.name}/{Path(p['file']).name}` (truth "
+                  f"{p['truth']}): {p['label']} {p['probability']}"
                   for p in report["demo_predictions"]]
     lines += ["", f"Total time {report['seconds']:.0f} s."]
     path = out / "report.md"
@@ -137,7 +139,8 @@ def run_pipeline(config: PipelineConfig) -> int:
 
     log(f"training {config.arch} on {data_dir} (tracked in {tracking_uri})")
     result = train(TrainConfig(data_dir=Path(data_dir), arch=config.arch, epochs=config.epochs,
-                               seed=config.seed, synth_dir=config.synth_dir,
+                               batch_size=config.batch_size, seed=config.seed,
+                               synth_dir=config.synth_dir,
                                out_dir=config.out_dir / "model", tracking_uri=tracking_uri,
                                run_name=f"pipeline-{config.out_dir.name}"))
     log(f"converting and gating (max drop {config.max_drop} points)")
@@ -186,12 +189,14 @@ def cmd_pipeline(args: argparse.Namespace) -> int:
         raise KwsError("give either --data DIR or --demo")
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     out = args.out or Path("runs") / f"pipeline-{'demo' if args.demo else 'data'}-{stamp}"
-    epochs = args.epochs or (15 if args.demo else 40)
+    epochs = args.epochs or 40
+    batch_size = args.batch_size or (32 if args.demo else 100)
     if args.arch not in ARCHITECTURES:
         raise KwsError(f"unknown architecture {args.arch!r}: choose one of "
                        f"{', '.join(ARCHITECTURES)}")
     return run_pipeline(PipelineConfig(
         data_dir=args.data, out_dir=out, demo=args.demo, arch=args.arch, epochs=epochs,
+        batch_size=batch_size,
         max_drop=args.max_drop, synth_dir=args.synth, tracking_uri=args.tracking_uri,
         seed=args.seed, demo_voices=args.demo_voices, bench_runs=args.bench_runs))
 
@@ -204,14 +209,15 @@ def add_parser(subparsers) -> None:
     p.add_argument("--demo", action="store_true",
                    help="make synthetic speech and run on it (offline, a few minutes)")
     p.add_argument("--arch", default="ds_cnn_s", help=", ".join(ARCHITECTURES))
-    p.add_argument("--epochs", type=positive_int, help="default 15 (demo) or 40")
+    p.add_argument("--epochs", type=positive_int, help="default 40")
+    p.add_argument("--batch-size", type=positive_int, help="default 32 (demo) or 100")
     p.add_argument("--max-drop", type=float, default=DEFAULT_MAX_DROP,
                    help="gate: largest float32 -> int8 accuracy drop in points")
     p.add_argument("--synth", type=Path, help="extra synthetic speech for training")
     p.add_argument("--out", type=Path, help="output folder (default runs/pipeline-…)")
     p.add_argument("--tracking-uri", help="MLflow tracking URI (default sqlite:///mlflow.db)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--demo-voices", type=positive_int, default=40,
+    p.add_argument("--demo-voices", type=positive_int, default=80,
                    help="demo: clips per word (one voice each)")
     p.add_argument("--bench-runs", type=positive_int, default=200)
     p.set_defaults(func=cmd_pipeline)
