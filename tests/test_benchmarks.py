@@ -1,0 +1,97 @@
+"""The streaming and accuracy benchmarks run end to end on small models and write their files."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from benchmarks import accuracy, streaming
+from tests.fixtures_data import make_fake_dataset
+
+RESULT_FILES = ("json", "md", "png")
+
+
+def read_result(out, name: str) -> dict:
+    for ext in RESULT_FILES:
+        assert (out / f"{name}.{ext}").is_file(), f"{name}.{ext} missing"
+        assert (out / f"{name}.{ext}").stat().st_size > 0
+    return json.loads((out / f"{name}.json").read_text())
+
+
+def test_streaming_benchmark_writes_rtf_and_hop_latency(tiny_models, tmp_path, capsys):
+    out = tmp_path / "results"
+    status = streaming.main(["--model", str(tiny_models["int8"]), "--seconds", "60",
+                             "--out", str(out), "--json"])
+    assert status == 0
+    data = read_result(out, "streaming")
+    assert json.loads(capsys.readouterr().out)["rtf"] == data["rtf"]
+    assert data["audio_seconds"] == pytest.approx(60.0)
+    assert data["chunks"] == 60 * 1000 // 20  # 20 ms chunks
+    # the detector runs the model once per 100 ms hop once a 1-s window is full
+    assert data["hops"] == pytest.approx((60 - 1) * 10 + 1, abs=2)
+    assert data["rtf"] > 0 and data["rtf_cpu"] > 0
+    assert data["rtf"] == pytest.approx(data["processing_seconds"] / data["audio_seconds"],
+                                        rel=1e-3)
+    for key in ("median", "p90", "p99"):
+        assert data["hop_latency_ms"][key] > 0
+    assert data["hop_latency_ms"]["p99"] >= data["hop_latency_ms"]["median"]
+    assert data["quantization"] == "int8"
+    assert {"machine", "commit", "meets_target", "events", "detector"} <= set(data)
+    markdown = (out / "streaming.md").read_text()
+    assert tiny_models["int8"].name in markdown and "{" not in markdown
+
+
+def test_streaming_benchmark_refuses_short_audio(tiny_models, tmp_path, capsys):
+    status = streaming.main(["--model", str(tiny_models["int8"]), "--seconds", "5",
+                             "--out", str(tmp_path)])
+    assert status == 2
+    assert capsys.readouterr().err.startswith("error: ")
+    assert not (tmp_path / "streaming.json").exists()
+
+
+@pytest.fixture(scope="module")
+def clip_folder(tmp_path_factory):
+    """24 clips: 4 words x 3 speakers x 2, in the mini layout."""
+    root = tmp_path_factory.mktemp("clips")
+    return make_fake_dataset(root, ["yes", "no", "up", "down"], speakers=3, per_speaker=2,
+                             with_noise=False, mini_layout=True)
+
+
+def test_accuracy_benchmark_compares_float_and_int8(tiny_models, clip_folder, tmp_path):
+    out = tmp_path / "results"
+    status = accuracy.main(["--data", str(clip_folder), "--float", str(tiny_models["float32"]),
+                            "--int8", str(tiny_models["int8"]), "--out", str(out), "--json"])
+    assert status == 0
+    data = read_result(out, "accuracy")
+    assert data["n"] == 24
+    assert set(data["accuracy"]) == {"float32", "int8"}
+    assert set(data["per_class"]["int8"]) == set(data["labels"])
+    confusion = data["reports"]["int8"]["confusion"]
+    assert sum(map(sum, confusion)) == 24
+    assert data["drop_points_vs_float32"]["int8"] == pytest.approx(
+        100 * (data["accuracy"]["float32"] - data["accuracy"]["int8"]), abs=1e-3)
+    assert isinstance(data["gate"]["passed"], bool)
+    markdown = (out / "accuracy.md").read_text()
+    assert "## Per class" in markdown and "{" not in markdown
+
+
+def test_accuracy_benchmark_keeps_only_held_out_clips(tiny_models, clip_folder, tmp_path):
+    rels = sorted(p.relative_to(clip_folder).as_posix() for p in clip_folder.glob("yes/*.wav"))
+    split = tmp_path / "split.json"
+    split.write_text(json.dumps({"test_files": rels[:3]}))
+    out = tmp_path / "results"
+    status = accuracy.main(["--data", str(clip_folder), "--float", str(tiny_models["float32"]),
+                            "--int8", str(tiny_models["int8"]), "--held-out", str(split),
+                            "--out", str(out)])
+    assert status == 0
+    data = read_result(out, "accuracy")
+    assert data["n"] == 3
+    assert data["reports"]["float32"]["skipped"]["not held out"] == 21
+
+
+def test_accuracy_benchmark_missing_model_is_an_error(clip_folder, tmp_path, capsys):
+    status = accuracy.main(["--data", str(clip_folder), "--float", str(tmp_path / "no.tflite"),
+                            "--int8", str(tmp_path / "no.tflite"), "--out", str(tmp_path)])
+    assert status == 2
+    assert capsys.readouterr().err.startswith("error: model not found")
