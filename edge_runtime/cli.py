@@ -15,8 +15,8 @@ from pathlib import Path
 
 from edge_runtime.errors import KwsError
 
-# Modules that add their own sub-commands with ``add_parser(subparsers)``.
-COMMAND_MODULES = ("edge_runtime.listen", "edge_runtime.serve")
+# (module, function) pairs that add their own sub-commands: ``function(subparsers)``.
+COMMAND_MODULES = (("edge_runtime.listen", "add_parser"), ("edge_runtime.serve", "add_parser"))
 
 
 class _Parser(argparse.ArgumentParser):
@@ -152,15 +152,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_bench)
 
-    for name in COMMAND_MODULES:
+    add_module_commands(sub, COMMAND_MODULES)
+    return parser
+
+
+def add_module_commands(subparsers, modules: Sequence[tuple[str, str]]) -> None:
+    """Let each ``(module, function)`` add its sub-commands; modules not present are skipped."""
+    for name, function in modules:
         try:
             module = importlib.import_module(name)
         except ModuleNotFoundError as exc:
             if exc.name == name:
                 continue
             raise
-        module.add_parser(sub)
-    return parser
+        getattr(module, function)(subparsers)
 
 
 def run(func: Callable[[], int]) -> int:

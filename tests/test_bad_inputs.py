@@ -34,7 +34,7 @@ from edge_runtime.model import KwsModel
 from edge_runtime.wav import decode_wav, encode_wav
 from tests.conftest import ROOT
 from tests.model_factory import LABELS
-from tests.wav_fixtures import wav_bytes
+from tests.wav_fixtures import wav_bytes, wav_declaring
 
 TABLE = Path(__file__).with_name("bad_inputs.md")
 # INFO lines that libraries log (MLflow: "2026/01/01 12:00:00 INFO mlflow...: ...")
@@ -144,20 +144,14 @@ def _with_fmt(**fields) -> bytes:
     return bytes(data)
 
 
-def _with_data_size(size: int, body: bytes = b"") -> bytes:
-    fmt = struct.pack("<HHIIHH", 1, 1, 16000, 32000, 2, 16)
-    return (b"RIFF" + struct.pack("<I", 36 + len(body)) + b"WAVE" + b"fmt "
-            + struct.pack("<I", 16) + fmt + b"data" + struct.pack("<I", size) + body)
-
-
 # id: (bytes, message pattern of the CLI error and of the server's JSON error)
 BAD_WAVS = {
     "non-wav-bytes": (b"ID3\x03\x00 an mp3, or any other file" * 4, "not a WAV file"),
     "zero-byte-file": (b"", "not a WAV file"),
     "truncated-header": (GOOD[:30], "truncated WAV header"),
     "truncated-data": (GOOD[:-1000], "truncated WAV data"),
-    "zero-length-audio": (_with_data_size(0), "empty audio"),
-    "absurd-data-size": (_with_data_size(0xFFFFFFF0, b"\x00" * 64), "truncated WAV data"),
+    "zero-length-audio": (wav_declaring(0), "empty audio"),
+    "absurd-data-size": (wav_declaring(0xFFFFFFF0, b"\x00" * 64), "truncated WAV data"),
     "absurd-channels": (_with_fmt(channels=65535, block=2 * 65535 & 0xFFFF),
                         "declares 65535 channels"),
     "absurd-sample-rate": (_with_fmt(rate=4_000_000_000), "sample rate 4000000000 Hz"),

@@ -10,7 +10,7 @@ import pytest
 from edge_runtime.errors import KwsError
 from edge_runtime.wav import decode_wav, encode_wav, fit_clip, load_audio, read_wav, resample
 from tests.conftest import speech_like
-from tests.wav_fixtures import wav_bytes
+from tests.wav_fixtures import wav_bytes, wav_declaring
 
 TONE = (0.5 * np.sin(2 * np.pi * 440 * np.arange(1600) / 16000)).astype(np.float32)
 
@@ -61,19 +61,13 @@ def test_fit_clip_pads_at_end_and_cuts() -> None:
     assert fit_clip(np.ones(9, np.float32), 5).size == 5
 
 
-def _header_with(data_size: int, body: bytes) -> bytes:
-    fmt = struct.pack("<HHIIHH", 1, 1, 16000, 32000, 2, 16)
-    return (b"RIFF" + struct.pack("<I", 36 + len(body)) + b"WAVE" + b"fmt "
-            + struct.pack("<I", 16) + fmt + b"data" + struct.pack("<I", data_size) + body)
-
-
 BAD = {
     "not a wav": (b"hello world, definitely not audio" * 3, "not a WAV"),
     "empty file": (b"", "not a WAV"),
     "truncated header": (wav_bytes(TONE)[:30], "truncated"),
     "truncated data": (wav_bytes(TONE)[:-100], "truncated"),
-    "zero samples": (_header_with(0, b""), "empty audio"),
-    "absurd size": (_header_with(0xFFFFFFF0, b"\x00" * 64), "truncated"),
+    "zero samples": (wav_declaring(0, b""), "empty audio"),
+    "absurd size": (wav_declaring(0xFFFFFFF0, b"\x00" * 64), "truncated"),
     "nan samples": (wav_bytes(np.array([0.1, np.nan, 0.2]), bits=32, fmt="float"), "NaN"),
     "inf samples": (wav_bytes(np.array([0.1, np.inf]), bits=32, fmt="float"), "NaN or Inf"),
     "12-bit pcm": (wav_bytes(TONE)[:34] + struct.pack("<H", 12) + wav_bytes(TONE)[36:],

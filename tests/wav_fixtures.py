@@ -40,3 +40,11 @@ def wav_bytes(samples: np.ndarray, rate: int = 16000, bits: int = 16, fmt: str =
               + b"LIST" + struct.pack("<I", 4) + b"INFO"
               + b"data" + struct.pack("<I", len(raw)) + raw)
     return b"RIFF" + struct.pack("<I", 4 + len(chunks)) + b"WAVE" + chunks
+
+
+def wav_declaring(data_size: int, body: bytes = b"") -> bytes:
+    """A 16-bit mono 16 kHz WAV whose ``data`` chunk declares ``data_size`` bytes and holds
+    ``body`` (to test empty, truncated and absurd sizes)."""
+    fmt = struct.pack("<HHIIHH", 1, 1, 16000, 32000, 2, 16)
+    return (b"RIFF" + struct.pack("<I", 36 + len(body)) + b"WAVE" + b"fmt "
+            + struct.pack("<I", 16) + fmt + b"data" + struct.pack("<I", data_size) + body)

@@ -8,12 +8,11 @@ Sub-commands of other modules are added when those modules exist:
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from edge_runtime.cli import _Parser, positive_int, run_parser
+from edge_runtime.cli import _Parser, add_module_commands, positive_int, run_parser
 from train.models import ARCHITECTURES
 
 # (module, function adding its sub-commands), in help order; missing modules are skipped
@@ -116,14 +115,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="kws", description="kws-edge toolchain: data, training, conversion.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    for name, function in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name == name:
-                continue
-            raise
-        getattr(module, function)(sub)
+    add_module_commands(sub, COMMAND_MODULES)
     return parser
 
 

