@@ -134,13 +134,16 @@ log "podman run $IMAGE info"
     "*.tflite/*.manifest.json (packages.find + package-data)" >&2
   exit 1
 }
-log "podman run $IMAGE predict (${#image_clips[@]} clips)"
+# TFLite's reference kernels are bit-exact across CPUs (the optimised ones may differ by a few
+# int8 steps between x86 and arm64; see make verify-arm64), so both sides use them here.
+log "podman run $IMAGE predict (${#image_clips[@]} clips, reference kernels)"
 t0=$SECONDS
-"${run[@]}" "$IMAGE" predict --json --top-k 12 "${model_args[@]}" "${image_clips[@]}" \
+"${run[@]}" -e KWS_OP_RESOLVER=ref "$IMAGE" predict --json --top-k 12 "${model_args[@]}" "${image_clips[@]}" \
   > "$work/image.predict.json"
 t_predict=$((SECONDS - t0))
 log "the same clips on x86 ($PY)"
-"$(dirname "$PY")/kws-edge" predict --json --top-k 12 "${host_model_args[@]}" "${host_clips[@]}" \
+KWS_OP_RESOLVER=ref "$(dirname "$PY")/kws-edge" predict --json --top-k 12 \
+  "${host_model_args[@]}" "${host_clips[@]}" \
   > "$work/x86.predict.json"
 status=0
 "$PY" deploy/compare_results.py --manifest "$manifest" \
