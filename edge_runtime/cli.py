@@ -33,6 +33,24 @@ def positive_int(text: str) -> int:
     return value
 
 
+def float_range(low: float, high: float | None = None, *, above: bool = False,
+                unit: str = "") -> Callable[[str], float]:
+    """An argparse type for a float in ``[low, high]`` (``(low, …`` with ``above``)."""
+    if high is not None:
+        wanted = f"within {low:g}-{high:g}{unit}"
+    else:
+        wanted = f"{'>' if above else '>='} {low:g}{unit}"
+
+    def parse(text: str) -> float:
+        value = float(text)
+        inside = (value > low if above else value >= low) and (high is None or value <= high)
+        if not inside:  # NaN fails both comparisons
+            raise argparse.ArgumentTypeError(f"must be {wanted}, got {text}")
+        return value
+
+    return parse
+
+
 def add_model_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", type=Path, help="a .tflite model (default: the shipped one)")
     parser.add_argument("--threads", type=positive_int, default=1, help="interpreter threads")

@@ -12,19 +12,11 @@ import os
 import sys
 from pathlib import Path
 
+from edge_runtime.cli import float_range
 
-def _ms(text: str) -> float:
-    value = float(text)
-    if not value >= 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0 ms, got {text}")
-    return value
-
-
-def _probability(text: str) -> float:
-    value = float(text)
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"must be in [0, 1], got {text}")
-    return value
+_ms = float_range(0, unit=" ms")
+_seconds = float_range(0, unit=" s")
+_probability = float_range(0, 1)
 
 
 def _device(text: str) -> int | str:
@@ -151,7 +143,7 @@ def add_parser(subparsers) -> None:
                    help="stream this WAV file instead of the microphone")
     p.add_argument("--fast", action="store_true",
                    help="with --input: as fast as possible instead of in real time")
-    p.add_argument("--seconds", type=_ms, default=None,
+    p.add_argument("--seconds", type=_seconds, default=None,
                    help="stop the microphone after this many seconds")
     p.set_defaults(func=cmd_listen)
 

@@ -12,7 +12,13 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from edge_runtime.cli import _Parser, add_module_commands, positive_int, run_parser
+from edge_runtime.cli import (
+    _Parser,
+    add_module_commands,
+    float_range,
+    positive_int,
+    run_parser,
+)
 from train.models import ARCHITECTURES
 
 # (module, function adding its sub-commands), in help order; missing modules are skipped
@@ -20,18 +26,8 @@ COMMAND_MODULES = (("train.data_cli", "add_data_parser"), ("train.cli", "add_tra
                    ("convert.cli", "add_parser"), ("train.pipeline", "add_parser"))
 
 
-def positive_float(text: str) -> float:
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
-    return value
-
-
-def percent(text: str) -> float:
-    value = float(text)
-    if not 0 <= value <= 100:
-        raise argparse.ArgumentTypeError(f"must be within 0-100, got {text}")
-    return value
+positive_float = float_range(0, above=True)
+percent = float_range(0, 100)
 
 
 def add_train_parser(subparsers) -> None:
