@@ -21,7 +21,7 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import numpy as np  # noqa: E402
 
-from benchmarks.results_io import RESULTS, markdown_table, write_results  # noqa: E402
+from benchmarks.results_io import RESULTS, markdown_table, publish  # noqa: E402
 from convert.compare import ClipSet, Comparison, compare_models, folder_test_set  # noqa: E402
 from convert.gate import DEFAULT_MAX_DROP  # noqa: E402
 from edge_runtime.errors import KwsError  # noqa: E402
@@ -132,9 +132,7 @@ def main(argv: list[str] | None = None) -> int:
             f"agreement {100 * c.agreement_float_int8:.2f}%; gate (drop <= {args.max_drop:g} "
             f"pt): {gate}.\n\n{table}\n\n## Per class\n\n{class_table}\n\n"
             "![per-class accuracy](accuracy.png)")
-    data = write_results("accuracy", result, text, args.out)
-    print(json.dumps(data, indent=2) if args.json else table)
-    return 0
+    return publish("accuracy", result, text, table, args.json, args.out)
 
 
 if __name__ == "__main__":

@@ -7,7 +7,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import time
 import warnings
@@ -16,7 +15,7 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import numpy as np  # noqa: E402
 
-from benchmarks.results_io import markdown_table, write_results  # noqa: E402
+from benchmarks.results_io import markdown_table, publish  # noqa: E402
 from edge_runtime.frontend import (  # noqa: E402
     EDGE_FRONTEND,
     SEED_FRONTEND,
@@ -104,10 +103,8 @@ def main(argv: list[str] | None = None) -> int:
     table = markdown_table(
         ["config", "numpy ms", "librosa ms", "speed-up", "max abs diff", "stream ms/hop",
          "hop / window"], rows)
-    result = write_results("frontend", result, "# Front-end: NumPy vs librosa (medians, 1 s "
-                           f"of audio, {runs} runs)\n\n" + table)
-    print(json.dumps(result, indent=2) if args.json else table)
-    return 0
+    return publish("frontend", result, "# Front-end: NumPy vs librosa (medians, 1 s of audio, "
+                   f"{runs} runs)\n\n" + table, table, args.json)
 
 
 if __name__ == "__main__":

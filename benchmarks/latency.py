@@ -10,7 +10,6 @@ benchmarks/results/latency.{json,md,png}.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import subprocess
 import sys
@@ -22,7 +21,7 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import numpy as np  # noqa: E402
 
-from benchmarks.results_io import RESULTS, markdown_table, write_results  # noqa: E402
+from benchmarks.results_io import RESULTS, markdown_table, publish  # noqa: E402
 from edge_runtime.bench import measure, test_signal  # noqa: E402
 from edge_runtime.model import KwsModel  # noqa: E402
 from edge_runtime.wav import write_wav  # noqa: E402
@@ -127,11 +126,9 @@ def main(argv: list[str] | None = None) -> int:
          "e2e p99", "e2e / invoke", "cold start s", "peak RSS MB", "bytes"], rows)
     args.out.mkdir(parents=True, exist_ok=True)
     plot(raw, args.out / "latency.png")
-    data = write_results("latency", {"runs": runs, "models": results, **results},
-                         f"# Latency (medians over {runs} runs of a 1-s clip)\n\n{table}\n\n"
-                         "![latency](latency.png)", args.out)
-    print(json.dumps(data, indent=2) if args.json else table)
-    return 0
+    return publish("latency", {"runs": runs, "models": results, **results},
+                   f"# Latency (medians over {runs} runs of a 1-s clip)\n\n{table}\n\n"
+                   "![latency](latency.png)", table, args.json, args.out)
 
 
 if __name__ == "__main__":

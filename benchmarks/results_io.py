@@ -57,3 +57,12 @@ def write_results(name: str, data: dict, markdown: str, out_dir: Path = RESULTS)
               f"Python {m['python']}, commit {data['commit']}.\n")
     (out_dir / f"{name}.md").write_text(markdown.rstrip() + footer)
     return data
+
+
+def publish(name: str, data: dict, markdown: str, table: str, as_json: bool,
+            out_dir: Path = RESULTS) -> int:
+    """Save the results (:func:`write_results`) and print them: the JSON with ``as_json``,
+    else the table. Returns the exit status 0."""
+    data = write_results(name, data, markdown, out_dir)
+    print(json.dumps(data, indent=2) if as_json else table)
+    return 0

@@ -13,7 +13,6 @@ Writes ``streaming.{json,md,png}`` into ``--out`` (benchmarks/results).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -23,7 +22,7 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import numpy as np  # noqa: E402
 
-from benchmarks.results_io import RESULTS, markdown_table, write_results  # noqa: E402
+from benchmarks.results_io import RESULTS, markdown_table, publish  # noqa: E402
 from edge_runtime.bench import percentiles, test_signal  # noqa: E402
 from edge_runtime.errors import KwsError  # noqa: E402
 from edge_runtime.model import KwsModel  # noqa: E402
@@ -167,9 +166,7 @@ def main(argv: list[str] | None = None) -> int:
             "(which leaves out time the OS gave to other processes); a hop push runs the "
             f"front-end and the model.\n\n{table}\n\n"
             "![per-push latency](streaming.png)")
-    data = write_results("streaming", result, text, args.out)
-    print(json.dumps(data, indent=2) if args.json else table)
-    return 0
+    return publish("streaming", result, text, table, args.json, args.out)
 
 
 if __name__ == "__main__":
