@@ -26,7 +26,7 @@ from edge_runtime.frontend import (  # noqa: E402
 
 
 def librosa_mfcc(y: np.ndarray, c: FrontendConfig) -> np.ndarray:
-    """``librosa.feature.mfcc`` with the same settings as ``c``, as (frames, n_mfcc)."""
+    """``librosa.feature.mfcc`` (or the log-mel under it) with ``c``'s settings, (frames, n)."""
     import librosa
 
     with warnings.catch_warnings():
@@ -37,6 +37,8 @@ def librosa_mfcc(y: np.ndarray, c: FrontendConfig) -> np.ndarray:
             n_mels=c.n_mels, fmin=c.fmin, fmax=c.fmax, htk=False, norm="slaney",
         )
     log_mel = librosa.power_to_db(mel, ref=1.0, amin=c.log_floor, top_db=None)
+    if c.features == "log_mel":
+        return log_mel.T
     return librosa.feature.mfcc(S=log_mel, n_mfcc=c.n_mfcc, dct_type=2, norm="ortho").T
 
 

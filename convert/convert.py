@@ -180,12 +180,13 @@ def dataset_test_set(dataset, frontend) -> ClipSet:
 def data_config(data: dict | None, data_dir: Path):
     """The training run's split settings (``settings.data``) applied to ``data_dir``.
 
-    Synthetic clips only ever join the training split, so they are left out here.
+    Synthetic clips and extra folders only ever join the training split, so they are left
+    out here (the test split does not depend on them).
     """
     from train.data import DataConfig
 
     raw = (data or {}).get("config") or data or {}
-    known = set(DataConfig.__dataclass_fields__) - {"data_dir", "synth_dir"}
+    known = set(DataConfig.__dataclass_fields__) - {"data_dir", "synth_dir", "extra_dirs"}
     return DataConfig(data_dir=Path(data_dir), **{k: v for k, v in raw.items() if k in known})
 
 

@@ -103,7 +103,7 @@ def cmd_info(args: argparse.Namespace) -> int:
         print(f"model       {model.path} ({m.size_bytes:,} bytes, {m.quantization})")
         print(f"arch        {m.arch or 'n/a'}   created {m.created or 'n/a'}")
         print(f"labels      {', '.join(m.labels)}")
-        print(f"front-end   {fe.n_frames} frames x {fe.n_mfcc} MFCC, {fe.window_ms:g} ms window, "
+        print(f"front-end   {fe.describe()}, {fe.window_ms:g} ms window, "
               f"{fe.hop_ms:g} ms hop, {fe.sample_rate} Hz")
         print(f"input       {m.input}")
         print(f"output      {m.output}")

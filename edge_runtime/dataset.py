@@ -38,18 +38,22 @@ def parse_clip(root: Path, path: Path) -> Clip:
     return Clip(path, rel, folder, head)
 
 
-def list_clips(root: str | Path) -> list[Clip]:
-    """Every clip under ``root`` (sorted), background-noise recordings excluded."""
+def list_clips(root: str | Path, suffixes: tuple[str, ...] = (".wav",)) -> list[Clip]:
+    """Every clip under ``root`` (sorted), background-noise recordings excluded.
+
+    The device reads WAV only; training also lists FLAC (``suffixes=(".wav", ".flac")``).
+    """
     root = Path(root)
     if not root.is_dir():
         raise KwsError(f"{root}: data folder not found")
     clips = [
         parse_clip(root, p)
-        for p in sorted(root.glob("*/*.wav"))
+        for p in sorted(q for s in suffixes for q in root.glob(f"*/*{s}"))
         if p.parent.name != NOISE_DIR and not p.parent.name.startswith(".")
     ]
     if not clips:
-        raise KwsError(f"{root}: no clips (<label>/<name>.wav) in the data folder")
+        kinds = "/".join(s.lstrip(".") for s in suffixes)
+        raise KwsError(f"{root}: no clips (<label>/<name>.{kinds}) in the data folder")
     return clips
 
 

@@ -60,10 +60,10 @@ class Manifest:
         norm = manifest.feature_norm
         if norm and not (isinstance(norm, dict) and set(norm) == {"mean", "std"}
                          and all(isinstance(norm[k], list) and len(norm[k])
-                                 == manifest.frontend.n_mfcc for k in norm)
+                                 == manifest.frontend.n_features for k in norm)
                          and all(v > 0 for v in norm["std"])):
             raise KwsError(f"{name}: bad manifest (feature_norm needs mean and std lists of "
-                           f"{manifest.frontend.n_mfcc} values, std > 0)")
+                           f"{manifest.frontend.n_features} values, std > 0)")
         if not (isinstance(manifest.sha256, str) and len(manifest.sha256) == 64
                 and all(c in "0123456789abcdef" for c in manifest.sha256)):
             raise KwsError(f"{name}: bad manifest (sha256 is not 64 lowercase hex digits)")

@@ -121,7 +121,7 @@ class StreamingDetector:
     def reset(self) -> None:
         fe = self.frontend_config
         self._frontend = StreamingFrontend(fe)
-        self._ring = np.zeros((2 * fe.n_frames, fe.n_mfcc), dtype=np.float32)
+        self._ring = np.zeros((2 * fe.n_frames, fe.n_features), dtype=np.float32)
         self._frames = 0  # frames seen so far
         self._recent: deque[np.ndarray] = deque(maxlen=self.config.smooth_hops)
         self._gate = EventGate(self.model.labels, self.config.threshold,
@@ -358,18 +358,25 @@ def check_rows(rows: list[tuple[float, float, str]], labels: list[str]) -> None:
                        f"({', '.join(keywords)})")
 
 
-def evaluate_stream(model, samples: np.ndarray, rows: list[tuple[float, float, str]],
-                    config: DetectorConfig = DetectorConfig(), tolerance_s: float = 0.5,
-                    thresholds: Iterable[float] = SWEEP_THRESHOLDS) -> StreamEvaluation:
-    """Run the detector once (threshold 0, posteriors recorded), then apply each threshold
-    and the refractory period offline, exactly as a live run at that threshold would."""
-    check_rows(rows, model.labels)
+def record_posteriors(model, samples: np.ndarray, config: DetectorConfig = DetectorConfig()
+                      ) -> tuple[np.ndarray, np.ndarray]:
+    """The detector's window times (s) and smoothed posteriors over ``samples``."""
     detector = StreamingDetector(model, config, record=True)
     run_detector(detector, array_source(samples, chunk_samples(config, model.sample_rate),
                                         model.sample_rate))
     times = np.array(detector.times, dtype=np.float64)
     smoothed = (np.stack(detector.posteriors) if detector.posteriors
                 else np.zeros((0, len(model.labels)), dtype=np.float32))
+    return times, smoothed
+
+
+def evaluate_stream(model, samples: np.ndarray, rows: list[tuple[float, float, str]],
+                    config: DetectorConfig = DetectorConfig(), tolerance_s: float = 0.5,
+                    thresholds: Iterable[float] = SWEEP_THRESHOLDS) -> StreamEvaluation:
+    """Run the detector once (threshold 0, posteriors recorded), then apply each threshold
+    and the refractory period offline, exactly as a live run at that threshold would."""
+    check_rows(rows, model.labels)
+    times, smoothed = record_posteriors(model, samples, config)
     seconds = samples.size / model.sample_rate
     refractory_s = config.refractory_ms / 1000.0
 

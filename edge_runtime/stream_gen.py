@@ -34,6 +34,8 @@ class StreamSpec:
     gap_s: tuple[float, float] = (1.0, 3.0)  # silence between words, uniform
     noise_rms: float = 0.01  # level of the background bed
     crossfade_s: float = 0.02  # between background pieces
+    speakers: frozenset[str] | None = None  # only these speakers' words (e.g. held-out ones)
+    trim: bool = False  # cut each word to its speech (with gap_s near 0: running speech)
 
     def validate(self) -> None:
         if not 0 < self.minutes <= MAX_MINUTES:
@@ -48,6 +50,24 @@ class StreamSpec:
             raise KwsError("need 0 <= minimum gap <= maximum gap")
         if not 0 <= self.noise_rms <= 1:
             raise KwsError(f"noise level must be in [0, 1], got {self.noise_rms:g}")
+
+
+FRAME = 160  # 10 ms at 16 kHz: the resolution of speech_bounds
+
+
+def speech_bounds(waves: np.ndarray, rel_db: float = -30.0) -> np.ndarray:
+    """``(N, 2)`` first and last+1 sample of the 10-ms frames within ``rel_db`` of each
+    clip's loudest frame (the whole clip when it is silent)."""
+    waves = np.atleast_2d(waves)
+    n, samples = waves.shape
+    frames = samples // FRAME
+    energy = np.square(waves[:, : frames * FRAME].astype(np.float64)).reshape(n, frames, FRAME)
+    energy = energy.mean(axis=2)
+    peak = energy.max(axis=1, keepdims=True)
+    loud = (energy >= peak * 10 ** (rel_db / 10)) & (peak > 0)
+    first = np.where(loud.any(axis=1), loud.argmax(axis=1), 0)
+    last = np.where(loud.any(axis=1), frames - loud[:, ::-1].argmax(axis=1), frames)
+    return np.stack([first * FRAME, last * FRAME], axis=1)
 
 
 @dataclass(frozen=True)
@@ -119,12 +139,14 @@ def generate(data_dir: str | Path, spec: StreamSpec = StreamSpec()) -> Generated
     for clip in clips:
         if clip.word == SILENCE:
             noise.append(clip.path)
+        elif spec.speakers is not None and clip.speaker not in spec.speakers:
+            continue
         elif clip.word in keywords and clip.path.parent.name != UNKNOWN:
             by_keyword[clip.word].append(clip.path)
         else:
             others.append(clip.path)
     missing = [k for k, paths in by_keyword.items() if not paths]
-    if missing:
+    if missing and spec.keyword_fraction > 0:
         raise KwsError(f"{data_dir}: no clips for keyword(s) {', '.join(missing)}")
     rng = np.random.default_rng(spec.seed)
     rate = spec.sample_rate
@@ -140,6 +162,9 @@ def generate(data_dir: str | Path, spec: StreamSpec = StreamSpec()) -> Generated
             label, pool = UNKNOWN, others
         path = pool[rng.integers(len(pool))]
         clip = load_audio(path, rate).samples
+        if spec.trim:
+            start, end = speech_bounds(clip)[0]
+            clip = clip[start:end]
         if pos + clip.size > n:
             break
         samples[pos : pos + clip.size] = clip

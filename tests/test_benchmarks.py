@@ -95,3 +95,51 @@ def test_accuracy_benchmark_missing_model_is_an_error(clip_folder, tmp_path, cap
                             "--int8", str(tmp_path / "no.tflite"), "--out", str(tmp_path)])
     assert status == 2
     assert capsys.readouterr().err.startswith("error: model not found")
+
+
+def test_rejection_benchmark_scores_streams_of_held_out_speakers(tmp_path):
+    from benchmarks import rejection
+    from tests.model_factory import build_models
+
+    model = build_models(tmp_path / "m", labels=["_silence_", "_unknown_", "yes", "no"])["int8"]
+    data = make_fake_dataset(tmp_path / "sc", ["yes", "no", "bed", "cat"], speakers=4,
+                             per_speaker=2, mini_layout=True, silence_clips=2)
+    held_out = sorted({p.name.split("_")[0] for p in (data / "yes").glob("*.wav")})[:2]
+    split = tmp_path / "split.json"
+    split.write_text(json.dumps({"test": held_out}))
+    out = tmp_path / "results"
+    status = rejection.main(["--model", str(model), "--data", str(data),
+                             "--split", str(split), "--minutes", "0.5", "--no-reference",
+                             "--out", str(out), "--json"])
+    assert status == 0
+    result = read_result(out, "rejection")
+    assert result["held_out_speakers"] == 2
+    assert result["streams"]["keywords"]["keywords"] > 0
+    assert result["streams"]["other_words"]["keywords"] == 0
+    (model,) = result["models"]
+    sweep = model["sweep"]
+    assert [p["threshold"] for p in sweep] == sorted(p["threshold"] for p in sweep)
+    # a higher threshold never fires more, nor rejects fewer keywords
+    fa = [p["non_keyword_fa_per_hour"] for p in sweep]
+    frr = [p["false_reject_rate"] for p in sweep]
+    assert all(a >= b for a, b in zip(fa, fa[1:])) and all(a <= b for a, b in zip(frr, frr[1:]))
+    op = model["operating_point"]
+    assert op is None or op["false_reject_rate"] <= rejection.MAX_FRR
+
+
+def test_reference_front_end_and_model_when_present(tmp_path):
+    from benchmarks.reference import ReferenceModel, reference_dir, reference_features
+
+    if reference_dir() is None:
+        pytest.skip("the MLPerf Tiny reference model is not on this machine: skipping")
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    waves = (0.1 * rng.standard_normal((3, 16000))).astype(np.float32)
+    feats = reference_features(waves)
+    assert feats.shape == (3, 49, 10)
+    # peak normalisation: the level of the input does not matter
+    np.testing.assert_allclose(reference_features(waves * 0.01), feats, atol=1e-3)
+    probs = ReferenceModel().predict_waves(waves)
+    assert probs.shape == (3, 12)
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=0.05)

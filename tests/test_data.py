@@ -218,7 +218,7 @@ def test_unreadable_clips_are_skipped_and_counted(tmp_path):
     for path in root.glob("*/*.wav"):
         if path.parent.name != "_background_noise_":
             path.write_bytes(b"RIFF")
-    with pytest.raises(KwsError, match="none of the 20 clips is a readable WAV"):
+    with pytest.raises(KwsError, match="none of the 20 clips is readable audio"):
         load_dataset(DataConfig(root))
 
 
@@ -271,3 +271,58 @@ def test_real_mini_set_splits_by_speaker(real_data):
 
 def test_fixture_speaker_ids_are_stable():
     assert speaker_ids(3) == speaker_ids(3) and len(set(speaker_ids(50))) == 50
+
+
+def as_flac(folder: Path) -> Path:
+    """Re-encode every WAV under ``folder`` as FLAC (16-bit, like speech_commands_extra)."""
+    import soundfile
+
+    for wav in sorted(folder.rglob("*.wav")):
+        audio = read_wav(wav)
+        soundfile.write(wav.with_suffix(".flac"), audio.samples, audio.sample_rate,
+                        subtype="PCM_16")
+        wav.unlink()
+    return folder
+
+
+def test_extra_flac_folder_joins_training_only_and_keeps_speakers_disjoint(tmp_path, fake):
+    base = load_dataset(DataConfig(fake))
+    held_out = sorted(speakers(base.val) | speakers(base.test))[:3]
+    new = [f"e{i:07d}" for i in range(5)]
+    extra = as_flac(make_fake_dataset(tmp_path / "extra", ["yes", "left", "happy"],
+                                      new + held_out, 1))
+    assert not list(extra.rglob("*.wav")) and list(extra.rglob("*.flac"))
+    ds = load_dataset(DataConfig(fake, extra_dirs=(extra,)))
+    from_extra = [e for e in ds.train if e.path and extra in e.path.parents]
+    assert {e.speaker for e in from_extra} <= set(new)  # held-out speakers' clips dropped
+    assert {e.label for e in from_extra} >= {"yes", "left"}
+    assert ds.skipped["speaker_in_eval_split"] == 3 * len(held_out)
+    assert not any(e.path and extra in e.path.parents for e in ds.val + ds.test)
+    assert [ds.example_id(e) for e in ds.val + ds.test] == [
+        base.example_id(e) for e in base.val + base.test]  # extra data never moves the split
+    assert_disjoint(ds)
+    assert "extra folders" in ds.split_rule
+    assert ds.manifest()["extra_dirs"] == [str(extra)]
+    assert any(n.endswith(".flac") for n in ds.noise_names)  # FLAC background noise read
+    wave = load_waveforms(ds, from_extra[:1], 16000, 16000)[0]
+    original = word_sound_of(from_extra[0])
+    np.testing.assert_allclose(wave, original, atol=2 / 32768)
+
+
+def word_sound_of(example: Example) -> np.ndarray:
+    from tests.fixtures_data import word_sound
+
+    return word_sound(example.label, example.speaker, 0)
+
+
+def test_training_unknown_percentage_is_separate_from_val_and_test(fake):
+    ds = load_dataset(DataConfig(fake, train_unknown_pct=1000.0))
+    base = load_dataset(DataConfig(fake))
+    pool = [e for e in ds.train if e.label == UNKNOWN]
+    assert len(pool) > sum(e.label == UNKNOWN for e in base.train)
+    assert [ds.example_id(e) for e in ds.test] == [base.example_id(e) for e in base.test]
+    with pytest.raises(KwsError, match="train_unknown_pct"):
+        load_dataset(DataConfig(fake, train_unknown_pct=-1.0))
+    with pytest.raises(KwsError, match="no such data folder"):
+        load_dataset(DataConfig(fake, extra_dirs=(fake / "missing",)))
+

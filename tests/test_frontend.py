@@ -10,6 +10,7 @@ import pytest
 from benchmarks.frontend import librosa_mfcc
 from edge_runtime.frontend import (
     EDGE_FRONTEND,
+    LOG_MEL_FRONTEND,
     SEED_FRONTEND,
     Frontend,
     FrontendConfig,
@@ -20,7 +21,8 @@ from edge_runtime.frontend import (
 )
 from tests.conftest import speech_like
 
-CONFIGS = {"seed_99x40": SEED_FRONTEND, "edge_49x10": EDGE_FRONTEND}
+CONFIGS = {"seed_99x40": SEED_FRONTEND, "edge_49x10": EDGE_FRONTEND,
+           "log_mel_49x40": LOG_MEL_FRONTEND}
 
 
 def signals() -> dict[str, np.ndarray]:
@@ -45,9 +47,11 @@ def test_matches_librosa(name: str, signal: str) -> None:
     assert np.abs(ours - ref).max() <= 1e-3
 
 
-def test_shapes_of_the_two_configs() -> None:
+def test_shapes_of_the_configs() -> None:
     assert SEED_FRONTEND.feature_shape == (99, 40)
     assert EDGE_FRONTEND.feature_shape == (49, 10)
+    assert LOG_MEL_FRONTEND.feature_shape == (49, 40)
+    assert LOG_MEL_FRONTEND.describe() == "49 frames x 40 log-mel"
     assert (EDGE_FRONTEND.win_length, EDGE_FRONTEND.hop_length) == (480, 320)
 
 
@@ -117,6 +121,22 @@ def test_config_json_round_trip_and_validation() -> None:
         FrontendConfig(fmax=9000.0)
     with pytest.raises(ValueError, match="n_fft"):
         FrontendConfig(window_ms=40.0, n_fft=512)
+    with pytest.raises(ValueError, match="features"):
+        FrontendConfig(features="spectrogram")
+    assert FrontendConfig.from_dict(LOG_MEL_FRONTEND.to_dict()) == LOG_MEL_FRONTEND
+
+
+def test_log_mel_is_the_mfcc_before_its_dct() -> None:
+    """An MFCC config and its log-mel twin share everything up to the DCT."""
+    from dataclasses import replace
+
+    from edge_runtime.frontend import dct_matrix
+
+    y = speech_like(seed=2)
+    mfcc_config = replace(LOG_MEL_FRONTEND, features="mfcc", n_mfcc=13)
+    log_mel = mfcc(y, LOG_MEL_FRONTEND).astype(np.float64)
+    expected = log_mel @ dct_matrix(40, 13).T.astype(np.float64)
+    np.testing.assert_allclose(mfcc(y, mfcc_config), expected, atol=1e-3)
 
 
 def test_mel_filters_have_no_empty_rows() -> None:

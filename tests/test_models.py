@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from edge_runtime.errors import KwsError
-from edge_runtime.frontend import EDGE_FRONTEND, SEED_FRONTEND
+from edge_runtime.frontend import EDGE_FRONTEND, LOG_MEL_FRONTEND, SEED_FRONTEND
 from train.models import ARCHITECTURES, FeatureStats, build_model, frontend_for
 from train.settings import ModelSettings
 
@@ -52,7 +52,9 @@ def test_bigger_ds_cnns(arch, filters, blocks):
 @pytest.mark.parametrize("arch", sorted(ARCHITECTURES))
 def test_each_architecture_declares_the_front_end_its_input_takes(arch):
     config = frontend_for(arch)
-    assert config == (SEED_FRONTEND if arch == "seed_cnn" else EDGE_FRONTEND)
+    expected = {"seed_cnn": SEED_FRONTEND, "bc_resnet_1": LOG_MEL_FRONTEND,
+                "bc_resnet_2": LOG_MEL_FRONTEND}.get(arch, EDGE_FRONTEND)
+    assert config == expected
     model = build_model(arch, 5)
     assert model.input_shape[1:] == (*config.feature_shape, 1)
     probs = model.predict(np.zeros((2, *config.feature_shape, 1), np.float32), verbose=0)
@@ -107,3 +109,63 @@ def test_model_settings_round_trip(tmp_path):
     path.write_text("{not json")
     with pytest.raises(KwsError, match="not a valid model settings file"):
         ModelSettings.load(tmp_path)
+
+
+def test_bc_resnet_is_the_published_block_structure():
+    model = build_model("bc_resnet_1", 12)
+    assert model.input_shape == (None, 49, 40, 1) and model.output_shape == (None, 12)
+    kinds = [type(layer).__name__ for layer in model.layers]
+    assert kinds.count("SubSpectralNorm") == 12  # one per block: stages of 2, 2, 4, 4
+    freq_convs = [la for la in model.layers if la.name.endswith("_freq_dw")]
+    time_convs = [la for la in model.layers if la.name.endswith("_time_dw")]
+    assert {la.kernel_size for la in freq_convs} == {(1, 3)}
+    assert {la.kernel_size for la in time_convs} == {(3, 1)}
+    assert sorted({la.dilation_rate[0] for la in time_convs}) == [1, 2, 4, 8]
+    # frequency 40 -> 20 (head) -> 10 -> 5 (stages 2 and 3), time untouched
+    assert model.get_layer("s3b3_relu").output.shape[1:3] == (49, 5)
+    assert model.count_params() < build_model("bc_resnet_2", 12).count_params() < 40_000
+
+
+def test_sub_spectral_norm_normalises_each_sub_band_and_survives_saving(tmp_path):
+    import keras
+
+    from train.models.bc_resnet import sub_spectral_norm
+
+    rng = np.random.default_rng(0)
+    # every sub-band (4 bins of 20) gets its own offset and scale
+    x = rng.normal(size=(64, 7, 20, 3)) * np.repeat(np.arange(1, 6), 4)[None, None, :, None]
+    x = (x + np.repeat(np.arange(5) * 10.0, 4)[None, None, :, None]).astype(np.float32)
+    layer = sub_spectral_norm(momentum=0.0)
+    out = np.asarray(layer(x, training=True))
+    bands = out.reshape(64, 7, 5, 4, 3)
+    np.testing.assert_allclose(bands.mean(axis=(0, 1, 3)), 0.0, atol=1e-4)
+    np.testing.assert_allclose(bands.var(axis=(0, 1, 3)), 1.0, atol=1e-2)
+    # momentum 0: the moving statistics are this batch's, so inference gives the same
+    np.testing.assert_allclose(np.asarray(layer(x, training=False)), out, atol=1e-3)
+    inputs = keras.Input((7, 20, 3))
+    model = keras.Model(inputs, layer(inputs))
+    model.save(tmp_path / "ssn.keras")
+    loaded = keras.saving.load_model(tmp_path / "ssn.keras")
+    np.testing.assert_allclose(loaded.predict(x, verbose=0), out, atol=1e-3)
+
+
+@pytest.mark.slow
+def test_bc_resnet_1_converts_to_a_small_full_int8_model():
+    from convert.tflite import op_names, quantized_tensors, to_tflite, unfolded_batchnorm
+
+    model = build_model("bc_resnet_1", 12)
+    rng = np.random.default_rng(3)
+    calib = rng.normal(size=(8, 49, 40, 1)).astype(np.float32)
+    content = to_tflite(model, "int8", calib)
+    assert len(content) <= 60_000
+    assert unfolded_batchnorm(content) == []
+    ops = set(op_names(content))
+    assert {"CONV_2D", "DEPTHWISE_CONV_2D", "MUL", "ADD"} <= ops
+    assert not ops & {"QUANTIZE", "DEQUANTIZE", "RESHAPE", "TILE", "BROADCAST_TO"}
+    from convert.tflite import inspect_interpreter
+
+    interpreter = inspect_interpreter(content)
+    float_tensors = [t for t in interpreter.get_tensor_details()
+                     if np.dtype(t["dtype"]) == np.float32]
+    assert float_tensors == []  # every op runs on the int8 kernels
+    assert len(quantized_tensors(content)) > 0

@@ -144,3 +144,28 @@ def test_real_data_stream_lines_up(real_data, tmp_path) -> None:
     for p in stream.placements:
         clip = read_wav(p.source).samples
         assert np.abs(samples[p.start : p.end] - clip).max() <= LSB
+
+
+def test_held_out_speakers_only_and_trimmed_running_speech(fake_data) -> None:
+    spec = StreamSpec(minutes=0.5, seed=4, keywords=("yes", "no"), speakers=frozenset({"a"}),
+                      keyword_fraction=1.0)
+    stream = generate(fake_data, spec)
+    assert stream.placements
+    assert {p.source.name.split("_")[0] for p in stream.placements} == {"a"}
+    others = generate(fake_data, StreamSpec(minutes=0.5, seed=4, keyword_fraction=0.0,
+                                            speakers=frozenset({"e", "f"})))
+    assert {p.label for p in others.placements} == {"_unknown_"}
+    assert not others.keyword_rows()
+    joined = generate(fake_data, StreamSpec(minutes=0.5, seed=4, keyword_fraction=0.0,
+                                            trim=True, gap_s=(0.0, 0.0)))
+    starts = [p.start for p in joined.placements]
+    ends = [p.end for p in joined.placements]
+    assert starts[1:] == ends[:-1]  # words back to back
+
+
+def test_speech_bounds_of_a_placed_word() -> None:
+    from edge_runtime.stream_gen import speech_bounds
+
+    clip = np.zeros(RATE, np.float32)
+    clip[4000:9000] = 0.5
+    assert tuple(speech_bounds(clip)[0]) == (4000, 9120)  # 10-ms frames that hold the word

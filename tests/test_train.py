@@ -113,15 +113,42 @@ def test_augmented_batches_are_repeatable_and_fresh_each_epoch(fake_data):
     splits = load_splits(dataset, EDGE_FRONTEND, config)
     first = augmented_batches(splits, dataset, EDGE_FRONTEND, config)
     again = augmented_batches(splits, dataset, EDGE_FRONTEND, config)
-    x0, y0 = first[0]
-    x1, y1 = again[0]
+    x0, y0, w0 = first[0]
+    x1, y1, w1 = again[0]
     assert x0.shape == (4, 49, 10, 1) and x0.dtype == np.float32
     np.testing.assert_array_equal(x0, x1)
     np.testing.assert_array_equal(y0, y1)
+    np.testing.assert_array_equal(w0, np.ones(4, np.float32))  # no balancing asked for
     assert not np.allclose(x0, splits.train_x[first.order[:4]])  # augmented
     first.on_epoch_end()
     assert not np.array_equal(first[0][0], x0)
     assert len(first) == -(-len(splits.train_y) // 4)
+
+
+def test_augmented_copies_rotate_and_balance_weights_follow_the_labels(fake_data):
+    from dataclasses import replace
+
+    from train.data import load_dataset
+    from train.train import TrainConfig, augmented_batches, class_weights, load_splits
+
+    config = TrainConfig(data_dir=fake_data, task=TASK, batch_size=4, seed=3, track=False,
+                         augment_copies=2, balance=1.0)
+    dataset = load_dataset(config.data_config())
+    splits = load_splits(dataset, EDGE_FRONTEND, config)
+    batches = augmented_batches(splits, dataset, EDGE_FRONTEND,
+                                replace(config, augment=replace(config.augment,
+                                                                specaugment=False)))
+    rows = batches.order[:4]
+    x0, y0, w0 = batches[0]
+    expected = class_weights(splits.train_y, len(dataset.labels), 1.0)
+    np.testing.assert_allclose(w0, expected[y0])
+    seen = [x0]
+    for _ in range(2):
+        batches.on_epoch_end()
+        batches.order[:4] = rows  # the same rows again, from the next copies
+        seen.append(batches[0][0])
+    assert not np.array_equal(seen[0], seen[1])  # epoch 1: the other copy
+    np.testing.assert_array_equal(seen[0], seen[2])  # epoch 2: the first copy again
 
 
 @pytest.mark.parametrize(("args", "message"), [

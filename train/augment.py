@@ -61,10 +61,14 @@ def shift(batch: np.ndarray, rng: np.random.Generator, max_samples: int) -> np.n
     """Shift each row by a random -max..max samples, filling with zeros."""
     n, length = batch.shape
     offsets = rng.integers(-max_samples, max_samples + 1, size=(n, 1))
-    index = np.arange(length)[None, :] - offsets
-    valid = (index >= 0) & (index < length)
-    out = np.take_along_axis(batch, np.clip(index, 0, length - 1), axis=1)
-    return np.where(valid, out, 0.0).astype(np.float32)
+    out = np.zeros_like(batch, dtype=np.float32)
+    for i, k in enumerate(offsets[:, 0]):  # slices: no (n, length) index arrays
+        k = int(k)
+        if k >= 0:
+            out[i, k:] = batch[i, : length - k] if k < length else 0.0
+        else:
+            out[i, :k] = batch[i, -k:]
+    return out
 
 
 def noise_cuts(rng: np.random.Generator, noise: list[np.ndarray], n: int, samples: int,
@@ -79,7 +83,8 @@ def noise_cuts(rng: np.random.Generator, noise: list[np.ndarray], n: int, sample
             if rec.size < samples:
                 rec = np.tile(rec, -(-samples // rec.size))
             starts = rng.integers(rec.size - samples + 1, size=rows.size)
-            out[rows] = rec[starts[:, None] + np.arange(samples)[None, :]]
+            for row, start in zip(rows, starts, strict=True):
+                out[row] = rec[start : start + samples]
     else:
         colour = rng.integers(len(colours), size=n)
         for c in np.unique(colour):

@@ -2,9 +2,11 @@
 
 Reads the data set's layout (v0.01, v0.02) and the canonical test-set layout of
 speech_commands_mini (``_silence_/``, ``_unknown_/<word>_<speaker>_nohash_<n>.wav``) with
-:func:`edge_runtime.dataset.list_clips`. Splits come from ``validation_list.txt`` /
-``testing_list.txt`` when present, else from the data set's speaker-hash rule. Unknown and
-silence examples are sampled per split as TensorFlow's ``speech_commands/input_data.py`` does.
+:func:`edge_runtime.dataset.list_clips`, WAV or FLAC. Splits come from ``validation_list.txt``
+/ ``testing_list.txt`` when present, else from the data set's speaker-hash rule. Extra folders
+(``extra_dirs``) add training examples only: their clips of speakers who are in the validation
+or test split are dropped, so every split stays speaker-disjoint. Unknown and silence examples
+are sampled per split as TensorFlow's ``speech_commands/input_data.py`` does.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import numpy as np
 
 from edge_runtime.dataset import NOISE_DIR, SILENCE, UNKNOWN, Clip, list_clips, read_list
 from edge_runtime.errors import KwsError
-from edge_runtime.wav import Audio, fit_clip, load_audio, read_wav, resample
+from edge_runtime.wav import Audio, fit_clip, read_wav, resample
 
 STANDARD_WORDS = ["yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go"]
 MAX_NUM_WAVS_PER_CLASS = 2**27 - 1  # ~134M, the constant of the data set's split rule
@@ -30,6 +32,7 @@ VAL_LIST, TEST_LIST = "validation_list.txt", "testing_list.txt"
 SPLITS = ("train", "val", "test")
 IO_THREADS = 4
 SPLIT_SALT = "kws-edge/"  # used only when the plain rule leaves a split empty (see load_dataset)
+AUDIO_SUFFIXES = (".wav", ".flac")  # training reads FLAC too (soundfile); the device WAV only
 
 
 @dataclass(frozen=True)
@@ -44,12 +47,26 @@ class DataConfig:
     unknown_pct: float = 10.0
     synth_dir: Path | None = None  # synthetic clips: added to the training split only
     seed: int = 0
+    extra_dirs: tuple[Path, ...] = ()  # more real speech: added to the training split only
+    train_unknown_pct: float | None = None  # the training split's unknown_pct (None: same)
 
     def to_dict(self) -> dict:
         d = asdict(self)
         d["data_dir"] = str(self.data_dir)
         d["synth_dir"] = None if self.synth_dir is None else str(self.synth_dir)
+        d["extra_dirs"] = [str(p) for p in self.extra_dirs]
         return d
+
+    def unknown_pct_of(self, split: str) -> float:
+        if split == "train" and self.train_unknown_pct is not None:
+            return self.train_unknown_pct
+        return self.unknown_pct
+
+    @property
+    def train_only_dirs(self) -> tuple[Path, ...]:
+        """Folders that add training examples only (extra speech, then synthetic speech)."""
+        return tuple(map(Path, self.extra_dirs)) + (
+            (Path(self.synth_dir),) if self.synth_dir is not None else ())
 
 
 @dataclass
@@ -89,8 +106,10 @@ class Dataset:
                 return "silence:zeros"
             name = self.noise_names[ex.noise_index] if self.noise_names else ex.noise_index
             return f"noise:{name}:{ex.noise_offset}:{ex.noise_gain:.6f}"
-        for prefix, base in (("", self.config and self.config.data_dir),
-                             ("synth:", self.config and self.config.synth_dir)):
+        cfg = self.config
+        bases = [("", cfg and cfg.data_dir), ("synth:", cfg and cfg.synth_dir)] + [
+            (f"extra:{Path(d).name}/", d) for d in (cfg.extra_dirs if cfg else ())]
+        for prefix, base in bases:
             if base:
                 try:
                     return prefix + ex.path.relative_to(base).as_posix()
@@ -107,6 +126,7 @@ class Dataset:
         cfg = self.config
         return {
             "data_dir": None if cfg is None else str(cfg.data_dir),
+            "extra_dirs": [] if cfg is None else [str(d) for d in cfg.extra_dirs],
             "config": None if cfg is None else cfg.to_dict(),
             "labels": list(self.labels),
             "split_rule": self.split_rule,
@@ -159,13 +179,36 @@ def _check_config(config: DataConfig) -> None:
     for name in ("val_pct", "test_pct", "silence_pct", "unknown_pct"):
         if not 0 <= getattr(config, name) <= 100:
             raise KwsError(f"{name} must be within 0-100, got {getattr(config, name)}")
+    if config.train_unknown_pct is not None and not 0 <= config.train_unknown_pct <= 1000:
+        raise KwsError(f"train_unknown_pct must be within 0-1000, got {config.train_unknown_pct}")
+    for folder in config.extra_dirs:
+        if not Path(folder).is_dir():
+            raise KwsError(f"{folder}: no such data folder")
     if config.val_pct + config.test_pct >= 100:
         raise KwsError("val_pct + test_pct must be below 100 (nothing left to train on)")
 
 
+def read_clip(path: Path) -> Audio:
+    """A WAV (the runtime's reader) or FLAC (soundfile) file as mono float32."""
+    if path.suffix.lower() != ".flac":
+        return read_wav(path)
+    import soundfile
+
+    try:
+        samples, rate = soundfile.read(path, dtype="float32", always_2d=True)
+    except (RuntimeError, OSError) as exc:  # soundfile.LibsndfileError is a RuntimeError
+        raise KwsError(f"{path}: cannot read FLAC ({exc})") from None
+    return Audio(np.ascontiguousarray(samples.mean(axis=1), dtype=np.float32), int(rate))
+
+
+def load_clip(path: Path, sample_rate: int) -> Audio:
+    """:func:`read_clip` resampled to ``sample_rate``."""
+    return resample(read_clip(path), sample_rate)
+
+
 def _readable(path: Path) -> bool:
     try:
-        read_wav(path)
+        read_clip(path)
     except KwsError:
         return False
     return True
@@ -173,28 +216,30 @@ def _readable(path: Path) -> bool:
 
 def _usable_clips(root: Path, skipped: Counter, skipped_files: list[str]) -> list[Clip]:
     """Every readable clip under ``root``; empty label folders and all-unreadable are errors."""
-    clips = list_clips(root)
+    clips = list_clips(root, AUDIO_SUFFIXES)
     for folder in sorted(p for p in root.iterdir() if p.is_dir()):
         if folder.name == NOISE_DIR or folder.name.startswith("."):
             continue
-        if not any(folder.glob("*.wav")):
-            raise KwsError(f"{folder}: label folder has no clips (.wav files)")
+        if not any(f.suffix in AUDIO_SUFFIXES for f in folder.iterdir()):
+            raise KwsError(f"{folder}: label folder has no clips (.wav/.flac files)")
     with ThreadPoolExecutor(IO_THREADS) as pool:
         ok = list(pool.map(_readable, (c.path for c in clips)))
     bad = [c for c, good in zip(clips, ok, strict=True) if not good]
     if len(bad) == len(clips):
-        raise KwsError(f"{root}: none of the {len(clips)} clips is a readable WAV")
+        raise KwsError(f"{root}: none of the {len(clips)} clips is readable audio")
     skipped["unreadable"] += len(bad)
     skipped_files.extend(str(c.path) for c in bad)
     return [c for c, good in zip(clips, ok, strict=True) if good]
 
 
-def _load_noise(root: Path, skipped: Counter) -> tuple[list[np.ndarray], list[str]]:
+def _load_noise(roots: list[Path], skipped: Counter) -> tuple[list[np.ndarray], list[str]]:
     """The background-noise recordings (at least one second each) at NOISE_RATE."""
     noise, names = [], []
-    for path in sorted((root / NOISE_DIR).glob("*.wav")):
+    paths = sorted(p for root in roots for s in AUDIO_SUFFIXES
+                   for p in (root / NOISE_DIR).glob(f"*{s}"))
+    for path in paths:
         try:
-            samples = load_audio(path, NOISE_RATE).samples
+            samples = load_clip(path, NOISE_RATE).samples
         except KwsError:
             skipped["noise_unreadable"] += 1
             continue
@@ -270,13 +315,24 @@ def load_dataset(config: DataConfig) -> Dataset:
             rule = f"hash, salted with {SPLIT_SALT!r}"
             by_split = _split(clips, lambda c: which_set(split_name(c), config.val_pct,
                                                           config.test_pct, SPLIT_SALT))
-    if config.synth_dir is not None:
-        by_split["train"] += _usable_clips(Path(config.synth_dir), skipped, skipped_files)
-    noise, noise_names = _load_noise(root, skipped)
+    eval_speakers = {c.speaker for s in ("val", "test") for c in by_split[s] if c.speaker}
+    for folder in config.train_only_dirs:  # their speakers never reach val/test
+        extra = _usable_clips(folder, skipped, skipped_files)
+        kept = [c for c in extra if c.speaker is None or c.speaker not in eval_speakers]
+        if len(kept) < len(extra):
+            skipped["speaker_in_eval_split"] += len(extra) - len(kept)
+        by_split["train"] += kept
+    if config.extra_dirs:
+        rule += "; extra folders: training split only, minus speakers of val/test"
+    noise, noise_names = _load_noise([root], skipped)
+    own_noise = len(noise)  # validation and test silence come from the main folder alone
+    more = _load_noise(list(map(Path, config.extra_dirs)), skipped)
+    noise, noise_names = noise + more[0], noise_names + more[1]
     if not noise:  # no _background_noise_: the training split's _silence_ clips are the noise
         silent = [c for c in by_split["train"] if c.word == SILENCE]
-        noise = [fit_clip(load_audio(c.path, NOISE_RATE).samples, NOISE_RATE) for c in silent]
+        noise = [fit_clip(load_clip(c.path, NOISE_RATE).samples, NOISE_RATE) for c in silent]
         noise_names = [c.rel for c in silent]
+        own_noise = len(noise)
 
     present = {c.word for c in clips + by_split["train"] if c.word != SILENCE}
     words, with_unknown = task_words(config.task, present)
@@ -284,19 +340,22 @@ def load_dataset(config: DataConfig) -> Dataset:
     labels = ([SILENCE] if has_silence or with_unknown else []) + (
         [UNKNOWN] if with_unknown else []) + words
     wanted = set(words)
-    rng = np.random.default_rng(config.seed)
     splits: dict[str, list[Example]] = {}
-    for name in SPLITS:
+    for index, name in enumerate(SPLITS):
+        # one generator per split: what the training side holds (extra folders, its unknown
+        # percentage) never changes which unknown and silence clips validation and test get
+        rng = np.random.default_rng([config.seed, index])
         part = by_split[name]
         keep = [Example(c.path, c.word, c.speaker) for c in part if c.word in wanted]
         n = len(keep)
         if with_unknown:
             pool = [c for c in part if c.word not in wanted and c.word != SILENCE]
-            count = math.ceil(n * config.unknown_pct / 100)
+            count = math.ceil(n * config.unknown_pct_of(name) / 100)
             keep += [Example(c.path, UNKNOWN, c.speaker) for c in _sample(rng, pool, count)]
         if SILENCE in labels:
             pool = [c for c in part if c.word == SILENCE]
-            keep += _silence(rng, pool, noise, math.ceil(n * config.silence_pct / 100))
+            keep += _silence(rng, pool, noise if name == "train" else noise[:own_noise],
+                             math.ceil(n * config.silence_pct / 100))
         splits[name] = keep
     return Dataset(labels, splits["train"], splits["val"], splits["test"], noise,
                    dict(skipped), config, noise_names, skipped_files,
@@ -307,7 +366,7 @@ def example_waveform(dataset: Dataset, ex: Example, sample_rate: int, clip_sampl
                      ) -> np.ndarray:
     """One example as ``clip_samples`` float32 samples at ``sample_rate``."""
     if ex.path is not None:
-        return fit_clip(load_audio(ex.path, sample_rate).samples, clip_samples)
+        return fit_clip(load_clip(ex.path, sample_rate).samples, clip_samples)
     if ex.noise_index < 0:
         return np.zeros(clip_samples, dtype=np.float32)
     n = math.ceil(clip_samples * NOISE_RATE / sample_rate)

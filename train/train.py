@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edge_runtime.dataset import SILENCE, UNKNOWN
 from edge_runtime.errors import KwsError
 from edge_runtime.evaluate import EvalReport
 from edge_runtime.frontend import Frontend, FrontendConfig
@@ -32,6 +33,7 @@ from train.features import cached_features
 from train.models import architecture
 from train.models.common import FeatureStats
 from train.settings import MODEL_FILENAME, ModelSettings
+from train.speech_windows import SpeechWindowConfig, mix_in, speech_bounds
 
 MODEL_DIR_ARTIFACT = "model_dir"
 
@@ -52,7 +54,15 @@ class TrainConfig:
     test_pct: float = 10.0
     silence_pct: float = 10.0
     unknown_pct: float = 10.0
+    extra_dirs: tuple[Path, ...] = ()  # more real speech for the training split only
+    train_unknown_pct: float | None = None  # unknown_pct of the training split (None: same)
+    balance: float = 0.0  # loss weight of a class ~ 1 / count**balance (0: none, 1: equal)
     augment: AugmentConfig | None = field(default_factory=AugmentConfig)  # None: off
+    # 0: every batch is augmented afresh; N: N augmented copies of the training split are
+    # made once and epoch e trains on copy e % N (SpecAugment stays fresh): several times
+    # faster on a small CPU, where making the batches costs more than the training step
+    augment_copies: int = 0
+    speech_windows: SpeechWindowConfig = field(default_factory=SpeechWindowConfig)
     normalize: bool = False  # per-coefficient normalisation as the model's first layer
     out_dir: Path | None = None  # default runs/<arch>-<run id>
     cache_dir: Path | None = None  # feature cache (default: train.features' own)
@@ -69,6 +79,12 @@ class TrainConfig:
             raise KwsError("epochs, batch size and patience must be > 0")
         if not self.lr > 0 or not 0 <= self.min_lr_ratio <= 1:
             raise KwsError("need lr > 0 and 0 <= min_lr_ratio <= 1")
+        if self.augment_copies < 0:
+            raise KwsError(f"augment_copies must be >= 0, got {self.augment_copies}")
+        if not 0 <= self.balance <= 1:
+            raise KwsError(f"balance must be within 0-1, got {self.balance}")
+        if self.speech_windows.enabled and self.augment is None:
+            raise KwsError("speech windows are made during augmentation: augmentation is off")
         data = Path(self.data_dir)
         if not data.is_dir():
             raise KwsError(f"{data}: no such data folder")
@@ -76,18 +92,25 @@ class TrainConfig:
             raise KwsError(f"{data}: the data folder is empty")
         if self.synth_dir is not None and not Path(self.synth_dir).is_dir():
             raise KwsError(f"{self.synth_dir}: no such synthetic-speech folder")
+        for extra in self.extra_dirs:
+            if not Path(extra).is_dir():
+                raise KwsError(f"{extra}: no such extra data folder")
 
     def data_config(self) -> DataConfig:
         return DataConfig(Path(self.data_dir), task=self.task, val_pct=self.val_pct,
                           test_pct=self.test_pct, silence_pct=self.silence_pct,
                           unknown_pct=self.unknown_pct,
                           synth_dir=None if self.synth_dir is None else Path(self.synth_dir),
-                          seed=self.seed)
+                          seed=self.seed, extra_dirs=tuple(map(Path, self.extra_dirs)),
+                          train_unknown_pct=self.train_unknown_pct)
 
     def to_params(self) -> dict:
-        out = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "augment"}
+        out = {f.name: getattr(self, f.name) for f in fields(self)
+               if f.name not in ("augment", "speech_windows", "extra_dirs")}
         out = {k: (str(v) if isinstance(v, Path) else v) for k, v in out.items()}
+        out["extra_dirs"] = [str(p) for p in self.extra_dirs]
         out["augment"] = asdict(self.augment) if self.augment else "off"
+        out["speech_windows"] = asdict(self.speech_windows)
         return out
 
 
@@ -134,9 +157,19 @@ def load_splits(dataset: Dataset, frontend: FrontendConfig, config: TrainConfig)
     return Splits(train_waves=waves, **out)
 
 
+def class_weights(labels: np.ndarray, n_labels: int, power: float) -> np.ndarray:
+    """Per-class loss weights ``~ 1 / count**power``, averaging 1 over the examples."""
+    counts = np.bincount(labels, minlength=n_labels).astype(np.float64)
+    weights = np.where(counts > 0, np.maximum(counts, 1.0) ** -power, 0.0)
+    return (weights * len(labels) / max(float(np.dot(weights, counts)), 1e-12)).astype(
+        np.float32)
+
+
 def augmented_batches(splits: Splits, dataset: Dataset, frontend: FrontendConfig,
                       config: TrainConfig):
-    """A ``keras.utils.PyDataset`` of freshly augmented training batches, reshuffled per epoch.
+    """A ``keras.utils.PyDataset`` of augmented training batches, reshuffled per epoch, with
+    per-example loss weights (class balance) and the speech windows mixed in; made afresh for
+    every batch or, with ``augment_copies``, taken from copies made once.
 
     Batch ``i`` of epoch ``e`` draws its randomness from ``default_rng([seed, e, i])``, so a
     run is repeatable whatever order Keras asks for batches in.
@@ -144,7 +177,40 @@ def augmented_batches(splits: Splits, dataset: Dataset, frontend: FrontendConfig
     import keras
 
     augment = replace(config.augment, sample_rate=frontend.sample_rate)
+    windows = replace(config.speech_windows, sample_rate=frontend.sample_rate)
     compute = Frontend(frontend)
+    labels = dataset.labels
+    unknown = labels.index(UNKNOWN) if UNKNOWN in labels else -1
+    bounds = unknown_rows = keyword_rows = None
+    if windows.enabled and unknown >= 0:
+        bounds = speech_bounds(splits.train_waves)
+        unknown_rows = np.nonzero(splits.train_y == unknown)[0]
+        not_keywords = [labels.index(x) for x in (SILENCE, UNKNOWN) if x in labels]
+        keyword_rows = np.nonzero(~np.isin(splits.train_y, not_keywords))[0]
+    expected = splits.train_y.copy()
+    if bounds is not None:  # the windows' share of each batch counts as unknown examples
+        share = windows.running_speech + windows.cut_keywords
+        expected = np.concatenate([expected, np.full(round(share * len(expected)), unknown)])
+    weights = class_weights(expected, len(labels), config.balance)
+
+    def waveforms_to_features(rows: np.ndarray, rng: np.random.Generator):
+        """Features (before SpecAugment) and labels of augmented training rows."""
+        waves, y = splits.train_waves[rows], splits.train_y[rows]
+        if bounds is not None:
+            waves, y = mix_in(rng, waves, y, splits.train_waves, bounds, unknown_rows,
+                              keyword_rows, unknown, windows)
+        return compute(augment_waveforms(waves, rng, dataset.noise, augment)), y
+
+    copies = []  # with augment_copies: fixed augmented copies of the whole training split
+    for c in range(config.augment_copies):
+        feats = np.empty((len(splits.train_y), *frontend.feature_shape), dtype=np.float32)
+        ys = np.empty(len(splits.train_y), dtype=splits.train_y.dtype)
+        for start in range(0, len(ys), config.batch_size):
+            rows = np.arange(start, min(start + config.batch_size, len(ys)))
+            rng = np.random.default_rng([config.seed, c, start, 2**30])
+            feats[rows], ys[rows] = waveforms_to_features(rows, rng)
+        copies.append((feats, ys))
+        log(f"augmented copy {c + 1}/{config.augment_copies} of the training split ready")
 
     class AugmentedBatches(keras.utils.PyDataset):
         def __init__(self):
@@ -162,9 +228,12 @@ def augmented_batches(splits: Splits, dataset: Dataset, frontend: FrontendConfig
         def __getitem__(self, i: int):
             rows = self.order[i * config.batch_size : (i + 1) * config.batch_size]
             rng = np.random.default_rng([config.seed, self.epoch, i])
-            waves = augment_waveforms(splits.train_waves[rows], rng, dataset.noise, augment)
-            feats = spec_augment(compute(waves), rng, augment)
-            return feats[..., None], splits.train_y[rows]
+            if copies:
+                table, labels_of = copies[self.epoch % len(copies)]
+                feats, y = table[rows], labels_of[rows]
+            else:
+                feats, y = waveforms_to_features(rows, rng)
+            return spec_augment(feats, rng, augment)[..., None], y, weights[y]
 
         def on_epoch_end(self) -> None:
             self.epoch += 1
@@ -242,9 +311,10 @@ def data_summary(dataset: Dataset, config: TrainConfig) -> dict:
     copy of the data (not the folders; the synthetic folder is under ``synth``) and counts."""
     manifest = dataset.manifest()
     keep = {k: v for k, v in config.data_config().to_dict().items()
-            if k not in ("data_dir", "synth_dir")}
+            if k not in ("data_dir", "synth_dir", "extra_dirs")}
     return {**keep, "data_dir": str(config.data_dir),
             "synth": None if config.synth_dir is None else str(config.synth_dir),
+            "extra": [str(p) for p in config.extra_dirs],
             "split_rule": manifest.get("split_rule"), "totals": manifest.get("totals"),
             "files_sha256": manifest.get("files_sha256")}
 
@@ -268,7 +338,7 @@ def train(config: TrainConfig) -> TrainResult:
         + f" examples (split: {dataset.split_rule})")
     start = time.perf_counter()
     splits = load_splits(dataset, frontend, config)
-    log(f"features: {frontend.n_frames} x {frontend.n_mfcc} MFCC in "
+    log(f"features: {frontend.describe()} in "
         f"{time.perf_counter() - start:.1f} s")
 
     keras.utils.set_random_seed(config.seed)

@@ -48,7 +48,7 @@ def card(name: str, artifacts: Path, evaluate: dict | None, why: str = "") -> st
         f"- Task: 12-class keyword spotting on 1-s clips: {', '.join(m8['labels'])}.",
         f"- Architecture: `{settings['arch']}` (DS-CNN, depthwise-separable CNN), "
         f"{settings['metrics'].get('params', 'n/a')} parameters; input "
-        f"{fe.n_mfcc} MFCC x {fe.n_frames} frames from the shared NumPy front-end "
+        f"{fe.describe()} from the shared NumPy front-end "
         f"({fe.sample_rate} Hz, {fe.window_ms:g} ms windows, {fe.hop_ms:g} ms "
         "hop)" + ("; normalised per coefficient inside the model." if
                   settings["data"].get("normalized") else "; raw MFCC straight into the first "

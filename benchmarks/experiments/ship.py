@@ -25,11 +25,15 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from benchmarks.results_io import RESULTS, markdown_table, write_results  # noqa: E402
 from train.augment import AugmentConfig  # noqa: E402
+from train.speech_windows import SpeechWindowConfig  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT.parent / "shared" / "data" / "speech_commands_mini"
+EXTRA = ROOT.parent / "shared" / "data" / "speech_commands_extra"
 WORK = Path(os.environ.get("KWS_SHIP_WORK", "/tmp/kws-ship"))
 SYNTH = Path(os.environ.get("KWS_SHIP_SYNTH", "/tmp/synth_std"))
+# keywords (40 voices) + train.vocabulary's 467 non-keywords (4 voices each), see --help
+SYNTH_WIDE = Path(os.environ.get("KWS_SHIP_SYNTH_WIDE", "/tmp/kws-work/synth"))
 VAL_PCT, TEST_PCT = 10.0, 20.0
 MAX_DROP = 0.3
 SIZE_LIMIT = 60_000
@@ -37,6 +41,10 @@ SEED = 0
 
 STRONG = AugmentConfig(noise_prob=0.9, noise_snr_db=(0.0, 20.0), shift_ms=150.0, gain_db=10.0,
                        time_masks=2, time_mask_frames=8, freq_masks=2, freq_mask_bins=2)
+# SpecAugment sized for 40 log-mel bins (the default masks are sized for 10 MFCC)
+LOG_MEL_AUG = AugmentConfig(time_masks=2, time_mask_frames=5, freq_masks=2, freq_mask_bins=4)
+WINDOWS = SpeechWindowConfig(running_speech=0.1, cut_keywords=0.05)
+COPIES = 5  # augmented copies of the training split, made once (2 cores: see TrainConfig)
 
 
 @dataclass(frozen=True)
@@ -50,6 +58,13 @@ class Experiment:
     patience: int = 0  # 0: no early stopping (see the note on WIDE_FILTERS)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     seed: int = SEED
+    extra: bool = False  # speech_commands_extra on the training side
+    synth_dir: Path | None = None  # overrides SYNTH when synth is set
+    train_unknown_pct: float | None = None
+    balance: float = 0.0
+    normalize: bool = False
+    windows: SpeechWindowConfig = field(default_factory=SpeechWindowConfig)
+    augment_copies: int = 0  # 0: fresh augmentation per batch (see TrainConfig)
 
 
 EXPERIMENTS: dict[str, Experiment] = {
@@ -66,6 +81,19 @@ EXPERIMENTS: dict[str, Experiment] = {
                              synth=True),
     "long": Experiment("ds_cnn_s + synth, 60 epochs, updated trainer (BN 0.9, no input norm)",
                        synth=True, epochs=60),
+    # issue 11: more real speakers, class balance, BC-ResNet on log-mel, rejection training
+    "ds_extra": Experiment("ds_cnn_s + speech_commands_extra (train side), all unknown clips, "
+                           "class balance 0.5, 30 epochs", extra=True, epochs=30,
+                           train_unknown_pct=100.0, balance=0.5, augment_copies=COPIES),
+    "bc1_extra": Experiment("bc_resnet_1 (49x40 log-mel, normalised) on the same data as "
+                            "ds_extra, 30 epochs", arch="bc_resnet_1", extra=True, epochs=30,
+                            train_unknown_pct=100.0, balance=0.5, normalize=True,
+                            augment=LOG_MEL_AUG, augment_copies=COPIES),
+    "bc1_reject": Experiment("bc1_extra + synthetic keywords and 467 non-keywords + running-"
+                             "speech and cut-off-keyword windows", arch="bc_resnet_1",
+                             extra=True, epochs=30, train_unknown_pct=100.0, balance=0.5,
+                             normalize=True, augment=LOG_MEL_AUG, synth=True,
+                             synth_dir=SYNTH_WIDE, windows=WINDOWS, augment_copies=COPIES),
     "wide": Experiment("wider DS-CNN (72 filters), synth + strong aug, 60 epochs",
                        arch="ds_cnn_w", synth=True, epochs=60, augment=STRONG),
     "wide_qn": Experiment("wider DS-CNN + input noise for int8 (quantisation-robust)",
@@ -122,10 +150,15 @@ def train_config(name: str, exp: Experiment, data: Path):
 
     return TrainConfig(data_dir=data, arch=exp.arch, epochs=exp.epochs,
                        patience=exp.patience or exp.epochs,
-                       seed=exp.seed, synth_dir=SYNTH if exp.synth else None,
+                       seed=exp.seed, synth_dir=(exp.synth_dir or SYNTH) if exp.synth else None,
                        val_pct=VAL_PCT, test_pct=TEST_PCT, augment=exp.augment,
-                       out_dir=WORK / "models" / name, cache_dir=WORK / "cache", track=False,
-                       verbose=2)
+                       extra_dirs=(EXTRA,) if exp.extra else (),
+                       train_unknown_pct=exp.train_unknown_pct, balance=exp.balance,
+                       normalize=exp.normalize, speech_windows=exp.windows,
+                       augment_copies=exp.augment_copies,
+                       out_dir=WORK / "models" / name, cache_dir=WORK / "cache",
+                       tracking_uri=f"sqlite:///{WORK / 'mlflow.db'}", experiment="kws-ship",
+                       run_name=name, log_keras_model=False, verbose=2)
 
 
 def convert_and_score(name: str, model_dir: Path, data: Path, extra: dict) -> dict:

@@ -1,7 +1,8 @@
 """The model zoo: each architecture declares its front-end; ``build_model`` makes a Keras model.
 
-Models take raw ``(frames, n_mfcc, 1)`` float32 MFCC from the shared front-end; with
-``stats`` they normalise them per coefficient inside the model (see ``common.model_input``).
+Models take raw ``(frames, n_features, 1)`` float32 features (MFCC or log-mel) from the shared
+front-end; with ``stats`` they normalise them per coefficient inside the model (see
+``common.model_input``).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from functools import partial
 
 from edge_runtime.errors import KwsError
 from edge_runtime.frontend import FrontendConfig
-from train.models import ds_cnn, seed_cnn
+from train.models import bc_resnet, ds_cnn, seed_cnn
 from train.models.common import FeatureStats
 
 
@@ -36,6 +37,14 @@ ARCHITECTURES: dict[str, Architecture] = {
     "ds_cnn_l": Architecture("ds_cnn_l", ds_cnn.FRONTEND,
                              partial(ds_cnn.build, spec=ds_cnn.LARGE, name="ds_cnn_l"),
                              "DS-CNN large (Hello Edge), 49x10 MFCC, 276 filters, 5 blocks"),
+    "bc_resnet_1": Architecture("bc_resnet_1", bc_resnet.FRONTEND,
+                                partial(bc_resnet.build, spec=bc_resnet.BC_RESNET_1,
+                                        name="bc_resnet_1"),
+                                "BC-ResNet-1 (Kim et al. 2021), 49x40 log-mel, ~12k parameters"),
+    "bc_resnet_2": Architecture("bc_resnet_2", bc_resnet.FRONTEND,
+                                partial(bc_resnet.build, spec=bc_resnet.BC_RESNET_2,
+                                        name="bc_resnet_2"),
+                                "BC-ResNet-2 (Kim et al. 2021), 49x40 log-mel, ~32k parameters"),
 }
 
 

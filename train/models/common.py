@@ -46,9 +46,9 @@ def model_input(frontend: FrontendConfig, stats: FeatureStats | None = None):
     inputs = keras.Input((*frontend.feature_shape, 1), name="mfcc")
     if stats is None:
         return inputs, inputs
-    if len(stats.mean) != frontend.n_mfcc:
+    if len(stats.mean) != frontend.n_features:
         raise ValueError(f"stats have {len(stats.mean)} coefficients, the front-end "
-                         f"{frontend.n_mfcc}")
+                         f"{frontend.n_features}")
     norm = keras.layers.Normalization(axis=2, mean=list(stats.mean),
                                       variance=list(stats.variance), name="normalize")
     return inputs, norm(inputs)

@@ -1,0 +1,232 @@
+"""Keyword spotting on long streams of held-out speakers: false rejects vs false accepts per
+hour, for kws-edge's model and the MLPerf Tiny reference, with the same detector logic.
+
+``python -m benchmarks.rejection [--model M] [--data DIR] [--split SPLIT.json] [--minutes 20]
+--json`` builds three streams from the clips of the split file's held-out test speakers
+(``artifacts/split_speakers.json``: speakers no shipped model trained on), each with
+:mod:`edge_runtime.stream_gen`:
+
+* ``keywords``: keywords and other words, 1-3 s apart, in background noise (false rejects);
+* ``other_words``: only non-keyword words, 1-3 s apart (false accepts on isolated words);
+* ``running_speech``: non-keyword words cut to their speech and joined with 0-100 ms gaps
+  (false accepts on continuous speech without keywords).
+
+Every model runs once per stream with the detector's hop and smoothing; each threshold of a
+fine sweep is then applied offline (as :func:`edge_runtime.stream.evaluate_stream` does). The
+operating point of a model is the threshold with the fewest false accepts per hour (both
+non-keyword streams together) among those with at most 10 % false rejects. The reference runs
+on 1-s windows at the same hop through its own ``tf.signal`` front-end
+(:mod:`benchmarks.reference`). Writes ``rejection.{json,md,png}`` into ``--out``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+import numpy as np  # noqa: E402
+
+from benchmarks.results_io import RESULTS, markdown_table, publish  # noqa: E402
+from edge_runtime.errors import KwsError  # noqa: E402
+from edge_runtime.manifest import BACKGROUND_LABELS  # noqa: E402
+from edge_runtime.model import KwsModel  # noqa: E402
+from edge_runtime.paths import default_model  # noqa: E402
+from edge_runtime.stream import DetectorConfig, gate_events, record_posteriors  # noqa: E402
+from edge_runtime.stream import score_events as score_stream  # noqa: E402
+from edge_runtime.stream_gen import StreamSpec, generate  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT.parent / "shared" / "data" / "speech_commands_mini"
+SPLIT = ROOT / "artifacts" / "split_speakers.json"
+MAX_FRR = 0.10
+THRESHOLDS = tuple(round(t, 3) for t in np.arange(0.05, 0.995, 0.01))
+NON_KEYWORD_STREAMS = ("other_words", "running_speech")
+
+
+def stream_specs(minutes: float, speakers: frozenset[str], keywords: tuple[str, ...]
+                 ) -> dict[str, StreamSpec]:
+    common = {"minutes": minutes, "speakers": speakers, "keywords": keywords}
+    return {
+        "keywords": StreamSpec(seed=1, **common),
+        "other_words": StreamSpec(seed=2, keyword_fraction=0.0, **common),
+        "running_speech": StreamSpec(seed=3, keyword_fraction=0.0, trim=True, gap_s=(0.0, 0.1),
+                                     **common),
+    }
+
+
+def held_out_speakers(split_file: Path) -> frozenset[str]:
+    try:
+        return frozenset(json.loads(split_file.read_text())["test"])
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise KwsError(f"{split_file}: not a split file with a test speaker list ({exc})"
+                       ) from None
+
+
+def smooth(probs: np.ndarray, hops: int) -> np.ndarray:
+    """The detector's trailing moving average over up to ``hops`` posteriors."""
+    sums = np.cumsum(np.vstack([np.zeros((1, probs.shape[1])), probs]), axis=0)
+    idx = np.arange(1, len(probs) + 1)
+    lo = np.maximum(idx - hops, 0)
+    return ((sums[idx] - sums[lo]) / (idx - lo)[:, None]).astype(np.float32)
+
+
+def reference_posteriors(model, samples: np.ndarray, config: DetectorConfig
+                         ) -> tuple[np.ndarray, np.ndarray]:
+    """Window centres and smoothed posteriors of the reference, one 1-s window per hop."""
+    hop = round(model.sample_rate * config.hop_ms / 1000)
+    starts = np.arange(0, samples.size - model.clip_samples + 1, hop)
+    windows = samples[starts[:, None] + np.arange(model.clip_samples)[None, :]]
+    probs = model.predict_waves(windows)
+    times = (starts + model.clip_samples / 2) / model.sample_rate
+    return times, smooth(probs, config.smooth_hops)
+
+
+@dataclass
+class OperatingPoint:
+    threshold: float
+    false_reject_rate: float
+    false_accepts_per_hour: dict[str, float]  # per stream (keywords stream too)
+    non_keyword_fa_per_hour: float  # the two non-keyword streams together
+
+
+def sweep(model, posteriors: dict, streams: dict, config: DetectorConfig) -> list[OperatingPoint]:
+    points = []
+    refractory = config.refractory_ms / 1000
+    for threshold in THRESHOLDS:
+        fa, frr, fa_total, hours = {}, 0.0, 0, 0.0
+        for name, (times, smoothed) in posteriors.items():
+            stream = streams[name]
+            rows = stream.keyword_rows()
+            events = gate_events(times, smoothed, model.labels, threshold, refractory)
+            seconds = stream.samples.size / stream.sample_rate
+            score = score_stream(events, rows, seconds, threshold, tolerance_s=0.5)
+            fa[name] = round(score.false_accepts_per_hour, 2)
+            if name == "keywords":
+                frr = score.false_reject_rate
+            else:
+                fa_total += score.false_accepts
+                hours += seconds / 3600
+        points.append(OperatingPoint(threshold, round(frr, 4), fa,
+                                     round(fa_total / hours, 2) if hours else 0.0))
+    return points
+
+
+def operating_point(points: list[OperatingPoint]) -> OperatingPoint | None:
+    ok = [p for p in points if p.false_reject_rate <= MAX_FRR]
+    if not ok:
+        return None
+    return min(ok, key=lambda p: (p.non_keyword_fa_per_hour, p.false_reject_rate))
+
+
+def evaluate(name: str, model, streams: dict, config: DetectorConfig, reference: bool) -> dict:
+    posteriors = {}
+    for stream_name, stream in streams.items():
+        if reference:
+            posteriors[stream_name] = reference_posteriors(model, stream.samples, config)
+        else:
+            posteriors[stream_name] = record_posteriors(model, stream.samples, config)
+    points = sweep(model, posteriors, streams, config)
+    best = operating_point(points)
+    at_default = next((p for p in points if abs(p.threshold - config.threshold) < 1e-9), None)
+    return {"name": name, "operating_point": asdict(best) if best else None,
+            "at_default_threshold": asdict(at_default) if at_default else None,
+            "sweep": [asdict(p) for p in points]}
+
+
+def plot(results: list[dict], out: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.5, 4.5))
+    for r in results:
+        xs = [max(p["non_keyword_fa_per_hour"], 0.1) for p in r["sweep"]]
+        ys = [p["false_reject_rate"] for p in r["sweep"]]
+        ax.plot(xs, ys, marker=".", label=r["name"])
+    ax.axhline(MAX_FRR, color="grey", linestyle="--", linewidth=0.8)
+    ax.set_xscale("log")
+    ax.set_xlabel("false accepts per hour on non-keyword speech (0 drawn at 0.1)")
+    ax.set_ylabel("false-reject rate on the keyword stream")
+    ax.grid(True, alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", type=Path, help="TFLite model (default: the shipped int8)")
+    parser.add_argument("--data", type=Path, default=DATA, help="Speech Commands folder")
+    parser.add_argument("--split", type=Path, default=SPLIT,
+                        help="split file whose test speakers make the streams")
+    parser.add_argument("--minutes", type=float, default=20.0, help="length of each stream")
+    parser.add_argument("--no-reference", action="store_true", help="skip the reference")
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args(argv)
+    try:
+        path = args.model or default_model()
+        model = KwsModel(path)
+        speakers = held_out_speakers(args.split)
+        config = DetectorConfig()
+        keywords = tuple(x for x in model.labels if x not in BACKGROUND_LABELS)
+        streams = {name: generate(args.data, spec)
+                   for name, spec in stream_specs(args.minutes, speakers, keywords).items()}
+    except KwsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    results = [evaluate(f"kws-edge {Path(path).name}", model, streams, config, False)]
+    skipped = None
+    if not args.no_reference:
+        from benchmarks.reference import ReferenceModel, reference_dir
+
+        if reference_dir() is None:
+            skipped = "the MLPerf Tiny reference model is not on this machine"
+            print(f"note: {skipped}: scored kws-edge alone", file=sys.stderr)
+        else:
+            results.append(evaluate("MLPerf Tiny reference (int8)", ReferenceModel(), streams,
+                                    config, True))
+    rows = []
+    for r in results:
+        op, d = r["operating_point"], r["at_default_threshold"]
+        rows.append([r["name"],
+                     f"{op['threshold']:.2f}" if op else "none reaches 10 % FRR",
+                     f"{100 * op['false_reject_rate']:.1f}" if op else "—",
+                     op["false_accepts_per_hour"]["other_words"] if op else "—",
+                     op["false_accepts_per_hour"]["running_speech"] if op else "—",
+                     f"{100 * d['false_reject_rate']:.1f}" if d else "—",
+                     d["non_keyword_fa_per_hour"] if d else "—"])
+    table = markdown_table(
+        ["model", "threshold at ≤10% FRR", "FRR %", "FA/h isolated other words",
+         "FA/h running speech", f"FRR % at {config.threshold:g}",
+         f"FA/h (both) at {config.threshold:g}"], rows)
+    meta = {"data": args.data.name, "split": str(args.split.relative_to(ROOT))
+            if args.split.is_relative_to(ROOT) else args.split.name,
+            "held_out_speakers": len(speakers), "minutes_per_stream": args.minutes,
+            "detector": asdict(config), "max_frr": MAX_FRR, "reference_skipped": skipped,
+            "streams": {n: {"keywords": len(s.keyword_rows()), "words": len(s.placements)}
+                        for n, s in streams.items()}}
+    args.out.mkdir(parents=True, exist_ok=True)
+    plot(results, args.out / "rejection.png")
+    text = (f"# Rejection of non-keyword speech on long streams\n\nThree {args.minutes:g}-min "
+            f"streams from the {len(speakers)} held-out test speakers of `{meta['split']}` "
+            f"(`{args.data.name}`): keywords among other words (false rejects), isolated "
+            "non-keyword words, and non-keyword words joined into running speech (false "
+            "accepts). Detector: hop {hop_ms:g} ms, smoothing {smooth_ms:g} ms, refractory "
+            "{refractory_ms:g} ms; the operating point is the threshold with the fewest false "
+            "accepts per hour at ≤ 10 % false rejects.\n\n".format(**asdict(config))
+            + f"{table}\n\n![DET curves](rejection.png)")
+    return publish("rejection", {**meta, "models": results}, text, table, args.json, args.out)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,92 @@
+"""Running-speech and cut-off-keyword windows, speech bounds, class weights."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from edge_runtime.stream_gen import speech_bounds
+from train.speech_windows import SpeechWindowConfig, cut_keywords, mix_in, running_speech
+from train.train import class_weights
+
+RATE = 16000
+
+
+def clips(n: int = 6) -> np.ndarray:
+    """1-s clips with a 0.3-s tone burst starting at 0.2 s + 0.1 s per clip."""
+    out = np.zeros((n, RATE), dtype=np.float32)
+    for i in range(n):
+        start = int((0.2 + 0.1 * (i % 5)) * RATE)
+        t = np.arange(int(0.3 * RATE)) / RATE
+        out[i, start : start + t.size] = 0.5 * np.sin(2 * np.pi * (200 + 50 * i) * t)
+    return out
+
+
+def test_speech_bounds_find_the_burst_to_10_ms():
+    waves = clips()
+    bounds = speech_bounds(waves)
+    for i, (a, b) in enumerate(bounds):
+        start = int((0.2 + 0.1 * (i % 5)) * RATE)
+        assert abs(a - start) <= 160 and abs(b - (start + int(0.3 * RATE))) <= 160
+    silent = speech_bounds(np.zeros((1, RATE), np.float32))
+    assert tuple(silent[0]) == (0, RATE)
+
+
+def test_running_speech_joins_trimmed_clips_without_the_silence_between():
+    waves = clips()
+    bounds = speech_bounds(waves)
+    config = SpeechWindowConfig(running_speech=1.0, words=(4, 4), gap_ms=(0.0, 0.0))
+    out = running_speech(np.random.default_rng(0), waves, bounds, np.arange(6), 20, config)
+    assert out.shape == (20, RATE)
+    # four 0.3-s bursts joined with no gap are 1.2 s: a 1-s window is speech throughout
+    active = np.abs(out).reshape(20, 100, 160).max(axis=2) > 0.01
+    assert active.mean() > 0.95
+
+
+def test_cut_keywords_leave_only_part_of_the_word_at_an_edge():
+    waves = clips()
+    bounds = speech_bounds(waves)
+    config = SpeechWindowConfig(cut_keywords=1.0, keep=(0.2, 0.4))
+    rows = np.arange(6).repeat(5)
+    out = cut_keywords(np.random.default_rng(1), waves, bounds, rows, config)
+    for row, window in zip(rows, out, strict=True):
+        a, b = bounds[row]
+        voiced = np.nonzero(np.abs(window) > 0)[0]
+        assert voiced.size <= 0.4 * (b - a) + 160
+        assert voiced[0] == 0 or voiced[-1] == RATE - 1  # at the window's start or end
+
+
+def test_mix_in_relabels_the_replaced_rows_as_unknown():
+    waves = clips(10)
+    bounds = speech_bounds(waves)
+    labels = np.array([1] * 4 + [2] * 6)  # 1 = _unknown_, 2 = a keyword
+    config = SpeechWindowConfig(running_speech=0.3, cut_keywords=0.3)
+    rng = np.random.default_rng(2)
+    batch, y = mix_in(rng, waves, labels, waves, bounds, np.arange(4), np.arange(4, 10), 1,
+                      config)
+    changed = np.any(batch != waves, axis=1)
+    assert changed.any() and (y[changed] == 1).all()
+    assert (y[~changed] == labels[~changed]).all()
+    again = mix_in(np.random.default_rng(2), waves, labels, waves, bounds, np.arange(4),
+                   np.arange(4, 10), 1, config)
+    np.testing.assert_array_equal(again[0], batch)  # repeatable for a seed
+
+
+def test_bad_window_config():
+    with pytest.raises(ValueError, match="at most 1"):
+        SpeechWindowConfig(running_speech=0.7, cut_keywords=0.5)
+    with pytest.raises(ValueError, match="within 0-1"):
+        SpeechWindowConfig(cut_keywords=-0.1)
+
+
+def test_class_weights_balance_as_asked():
+    labels = np.array([0] * 100 + [1] * 25 + [2] * 25)
+    none = class_weights(labels, 4, 0.0)
+    np.testing.assert_allclose(none[:3], 1.0)
+    full = class_weights(labels, 4, 1.0)
+    totals = np.bincount(labels, minlength=4) * full
+    np.testing.assert_allclose(totals[:3], totals[0])  # each class weighs the same in all
+    assert full[3] == 0.0  # a class without examples
+    np.testing.assert_allclose((full[labels]).mean(), 1.0)
+    half = class_weights(labels, 4, 0.5)
+    assert none[0] / none[1] > half[0] / half[1] > full[0] / full[1]

@@ -1,0 +1,101 @@
+"""``_unknown_`` examples made from training speech: what a streaming detector hears between
+keywords.
+
+The detector sees 1-s windows of a continuous stream, not isolated words. Two kinds of window
+are made per batch from the training split's own waveforms (so every speaker stays in its
+split):
+
+* **running speech**: 2-4 non-keyword clips, trimmed to their speech and joined with short
+  random gaps, and a random 1-s window of the result (it often cuts words at both edges);
+* **cut-off keywords**: a keyword clip of which only its first or last 15-50 % is in the
+  window (the stream just started hearing it, or has almost passed it).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from edge_runtime.stream_gen import FRAME, speech_bounds
+
+__all__ = ["SpeechWindowConfig", "cut_keywords", "mix_in", "running_speech", "speech_bounds"]
+
+
+@dataclass(frozen=True)
+class SpeechWindowConfig:
+    running_speech: float = 0.0  # share of each batch replaced by running-speech windows
+    cut_keywords: float = 0.0  # share of each batch replaced by cut-off keywords
+    words: tuple[int, int] = (2, 4)  # clips joined into one stretch of running speech
+    gap_ms: tuple[float, float] = (0.0, 120.0)  # pause between joined clips
+    keep: tuple[float, float] = (0.15, 0.5)  # share of a cut-off keyword left in the window
+    sample_rate: int = 16000
+
+    def __post_init__(self) -> None:
+        for name in ("running_speech", "cut_keywords"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise ValueError(f"{name} must be within 0-1")
+        if self.running_speech + self.cut_keywords > 1:
+            raise ValueError("running_speech + cut_keywords must be at most 1")
+
+    @property
+    def enabled(self) -> bool:
+        return self.running_speech > 0 or self.cut_keywords > 0
+
+
+def running_speech(rng: np.random.Generator, waves: np.ndarray, bounds: np.ndarray,
+                   pool: np.ndarray, n: int, config: SpeechWindowConfig) -> np.ndarray:
+    """``(n, samples)`` random 1-s windows of non-keyword clips (rows ``pool``) joined."""
+    samples = waves.shape[1]
+    out = np.zeros((n, samples), dtype=np.float32)
+    rate = config.sample_rate / 1000
+    for i in range(n):
+        parts = []
+        for row in rng.choice(pool, size=int(rng.integers(config.words[0], config.words[1] + 1))):
+            a, b = bounds[row]
+            parts.append(waves[row, a:b])
+            parts.append(np.zeros(int(rng.uniform(*config.gap_ms) * rate), np.float32))
+        joined = np.concatenate(parts[:-1])
+        if joined.size <= samples:
+            start = int(rng.integers(0, samples - joined.size + 1))
+            out[i, start : start + joined.size] = joined
+        else:
+            start = int(rng.integers(0, joined.size - samples + 1))
+            out[i] = joined[start : start + samples]
+    return out
+
+
+def cut_keywords(rng: np.random.Generator, waves: np.ndarray, bounds: np.ndarray,
+                 rows: np.ndarray, config: SpeechWindowConfig) -> np.ndarray:
+    """The keyword clips ``rows`` with only a part of the word left at a window edge."""
+    samples = waves.shape[1]
+    out = np.zeros((rows.size, samples), dtype=np.float32)
+    for i, row in enumerate(rows):
+        a, b = bounds[row]
+        keep = max(FRAME, int((b - a) * rng.uniform(*config.keep)))
+        if rng.random() < 0.5:  # the word's start, at the window's end
+            out[i, samples - keep :] = waves[row, a : a + keep]
+        else:  # the word's end, at the window's start
+            out[i, :keep] = waves[row, b - keep : b]
+    return out
+
+
+def mix_in(rng: np.random.Generator, batch: np.ndarray, labels: np.ndarray,
+           waves: np.ndarray, bounds: np.ndarray, unknown_rows: np.ndarray,
+           keyword_rows: np.ndarray, unknown_label: int, config: SpeechWindowConfig
+           ) -> tuple[np.ndarray, np.ndarray]:
+    """Replace random rows of a batch by running-speech and cut-off-keyword windows, labelled
+    ``unknown_label``; ``waves``/``bounds`` are the whole training split."""
+    batch, labels = batch.copy(), labels.copy()
+    n = batch.shape[0]
+    n_speech = rng.binomial(n, config.running_speech) if unknown_rows.size else 0
+    n_cut = rng.binomial(n - n_speech, config.cut_keywords) if keyword_rows.size else 0
+    targets = rng.permutation(n)[: n_speech + n_cut]
+    if n_speech:
+        batch[targets[:n_speech]] = running_speech(rng, waves, bounds, unknown_rows, n_speech,
+                                                   config)
+    if n_cut:
+        batch[targets[n_speech:]] = cut_keywords(rng, waves, bounds,
+                                                 rng.choice(keyword_rows, size=n_cut), config)
+    labels[targets] = unknown_label
+    return batch, labels
