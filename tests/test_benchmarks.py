@@ -122,7 +122,8 @@ def test_rejection_benchmark_scores_streams_of_held_out_speakers(tmp_path):
     # a higher threshold never fires more, nor rejects fewer keywords
     fa = [p["non_keyword_fa_per_hour"] for p in sweep]
     frr = [p["false_reject_rate"] for p in sweep]
-    assert all(a >= b for a, b in zip(fa, fa[1:])) and all(a <= b for a, b in zip(frr, frr[1:]))
+    assert all(a >= b for a, b in zip(fa, fa[1:], strict=False))
+    assert all(a <= b for a, b in zip(frr, frr[1:], strict=False))
     op = model["operating_point"]
     assert op is None or op["false_reject_rate"] <= rejection.MAX_FRR
 

@@ -154,6 +154,11 @@ def test_augmented_copies_rotate_and_balance_weights_follow_the_labels(fake_data
 @pytest.mark.parametrize(("args", "message"), [
     (["--arch", "resnet"], "unknown architecture 'resnet'"),
     (["--epochs", "0"], "argument --epochs: must be > 0"),
+    (["--balance", "2"], "argument --balance: must be within 0-1"),
+    (["--running-speech", "0.8", "--cut-keywords", "0.5"], "at most 1"),
+    (["--augment-copies", "-1"], "augment_copies must be >= 0"),
+    (["--extra", "/nonexistent/x"], "/nonexistent/x: no such extra data folder"),
+    (["--running-speech", "0.2", "--no-augment"], "augmentation is off"),
 ])
 def test_bad_arguments_exit_2_with_one_error_line(fake_data, capsys, args, message):
     assert main(["train", "--data", str(fake_data), *args]) == 2

@@ -19,6 +19,7 @@ from edge_runtime.cli import (
     positive_int,
     run_parser,
 )
+from edge_runtime.errors import KwsError
 from train.models import ARCHITECTURES
 
 # (module, function adding its sub-commands), in help order; missing modules are skipped
@@ -48,6 +49,13 @@ def add_train_parser(subparsers) -> None:
                    help="stop after this many epochs without a better validation accuracy")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--synth", type=Path, help="synthetic speech folder (training split only)")
+    p.add_argument("--extra", type=Path, action="append", default=[], metavar="DIR",
+                   help="more real speech, WAV or FLAC, for the training split only (speakers "
+                        "of the validation/test split are dropped); repeatable")
+    p.add_argument("--train-unknown-pct", type=float_range(0, 1000),
+                   help="the training split's --unknown-pct (default: the same)")
+    p.add_argument("--balance", type=float_range(0, 1), default=0.0,
+                   help="class loss weights ~ 1/count**BALANCE (0: none, 1: equal classes)")
     for name in ("val", "test", "silence", "unknown"):
         p.add_argument(f"--{name}-pct", type=percent, default=10.0)
     p.add_argument("--out", type=Path, help="model folder (default runs/<arch>-<run id>)")
@@ -59,6 +67,15 @@ def add_train_parser(subparsers) -> None:
     g.add_argument("--no-augment", action="store_true", help="no augmentation at all")
     for name in ("noise", "shift", "gain", "specaugment"):
         g.add_argument(f"--no-{name}", action="store_true", help=f"no {name} augmentation")
+    g.add_argument("--running-speech", type=float_range(0, 1), default=0.0,
+                   help="share of each batch replaced by 1-s windows of joined non-keyword "
+                        "clips, labelled _unknown_")
+    g.add_argument("--cut-keywords", type=float_range(0, 1), default=0.0,
+                   help="share of each batch replaced by keywords cut to 15-50%% at a window "
+                        "edge, labelled _unknown_")
+    g.add_argument("--augment-copies", type=int, default=0,
+                   help="0: augment every batch afresh; N: make N augmented copies once and "
+                        "train epoch e on copy e %% N (faster on small CPUs)")
     g = p.add_argument_group("tracking")
     g.add_argument("--tracking-uri",
                    help="MLflow tracking URI (default sqlite:///mlflow.db in this folder)")
@@ -73,15 +90,24 @@ def add_train_parser(subparsers) -> None:
 
 def train_config(args: argparse.Namespace):
     from train.augment import AugmentConfig
+    from train.speech_windows import SpeechWindowConfig
     from train.train import TrainConfig
 
     augment = None if args.no_augment else AugmentConfig(
         noise=not args.no_noise, shift=not args.no_shift, gain=not args.no_gain,
         specaugment=not args.no_specaugment)
+    try:
+        windows = SpeechWindowConfig(running_speech=args.running_speech,
+                                     cut_keywords=args.cut_keywords)
+    except ValueError as exc:
+        raise KwsError(str(exc)) from None
     return TrainConfig(
         data_dir=args.data, arch=args.arch, task=args.task, epochs=args.epochs,
         batch_size=args.batch_size, lr=args.lr, patience=args.patience, seed=args.seed,
-        synth_dir=args.synth, val_pct=args.val_pct, test_pct=args.test_pct,
+        synth_dir=args.synth, extra_dirs=tuple(args.extra),
+        train_unknown_pct=args.train_unknown_pct, balance=args.balance,
+        speech_windows=windows, augment_copies=args.augment_copies,
+        val_pct=args.val_pct, test_pct=args.test_pct,
         silence_pct=args.silence_pct, unknown_pct=args.unknown_pct, augment=augment,
         normalize=args.normalize, out_dir=args.out, cache_dir=args.cache_dir,
         track=not args.no_mlflow, tracking_uri=args.tracking_uri,
