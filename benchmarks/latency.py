@@ -96,7 +96,7 @@ def build_pipelines(models: dict[str, Path], threads: int, mlperf: Path
            pl.librosa_pipeline(KwsModel(models["int8"], num_threads=threads))]
     skipped = {}
     if (mlperf / pl.MLPERF_MODEL).is_file():
-        out.append(pl.tf_signal_pipeline(mlperf, threads))
+        out += pl.tf_signal_pipelines(mlperf, threads)
     else:
         skipped["tf_signal"] = (f"skipped: the MLPerf Tiny reference model "
                                 f"{pl.shown(mlperf / pl.MLPERF_MODEL)} is not there")
@@ -135,13 +135,14 @@ def targets(pipes: dict, stream: dict, shipped: dict) -> dict:
 
 
 def plot(pipes: dict, out: Path, title: str) -> None:
-    """One bar per pipeline: end-to-end median, stacked front-end / invoke medians."""
+    """One bar per pipeline (not the informational ones): end-to-end median, stacked
+    front-end / invoke medians."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    names = [n for n, p in pipes.items() if "end_to_end_ms" in p]
+    names = [n for n, p in pipes.items() if "end_to_end_ms" in p and not p.get("informational")]
     front = np.array([pipes[n]["frontend_ms"] for n in names])
     invoke = np.array([pipes[n]["invoke_ms"] for n in names])
     fig, ax = plt.subplots(figsize=(8, 4.5))

@@ -8,7 +8,9 @@ features its model was trained on), then an interpreter invoke (features -> scor
   shipped model was trained on) + LiteRT on the same model, as the seed project did.
 * ``tf_signal``: the MLPerf Tiny reference model behind its own front-end (peak
   normalisation, ``tf.signal`` STFT magnitude, mel, log, MFCC, as its README describes) in a
-  ``tf.function``, through TensorFlow's ``tf.lite.Interpreter``, as its evaluation script does.
+  ``tf.function`` (a graph, as in its tf.data input pipeline), through TensorFlow's
+  ``tf.lite.Interpreter``, as its evaluation script does; ``tf_signal_eager``: the same
+  front-end called op by op (eager), as a script without ``tf.function`` runs it.
 """
 
 from __future__ import annotations
@@ -74,8 +76,9 @@ def librosa_pipeline(model: KwsModel) -> Pipeline:
                     "on) + LiteRT, same model as kws_edge")
 
 
-def tf_signal_pipeline(folder: Path, threads: int) -> Pipeline:
-    """The MLPerf Tiny reference: its tf.signal front-end and the tf.lite interpreter."""
+def tf_signal_pipelines(folder: Path, threads: int) -> list[Pipeline]:
+    """The MLPerf Tiny reference: its tf.signal front-end (as a graph, and eager) and the
+    tf.lite interpreter."""
     import tensorflow as tf
 
     info = {}
@@ -87,8 +90,8 @@ def tf_signal_pipeline(folder: Path, threads: int) -> Pipeline:
     info["tf_intra_op_threads"] = tf.config.threading.get_intra_op_parallelism_threads()
     mel = tf.signal.linear_to_mel_weight_matrix(40, 257, 16000, 20.0, 4000.0)
 
-    @tf.function(input_signature=[tf.TensorSpec([16000], tf.float32)])
     def mfcc(wav):
+        wav = tf.convert_to_tensor(wav)
         wav = wav / tf.reduce_max(wav)
         stft = tf.signal.stft(wav, frame_length=480, frame_step=320, fft_length=512)
         log_mel = tf.math.log(tf.tensordot(tf.abs(stft), mel, 1) + 1e-6)
@@ -111,11 +114,15 @@ def tf_signal_pipeline(folder: Path, threads: int) -> Pipeline:
         raw = interpreter.get_tensor(out["index"])[0]
         return (raw.astype(np.float32) - out_zero) * out_scale
 
-    return Pipeline("tf_signal", shown(path), lambda y: mfcc(y).numpy(), invoke,
-                    interpreter.invoke, MLPERF_LABELS,
-                    "MLPerf Tiny reference DS-CNN (int8) behind its tf.signal front-end "
-                    "(peak-normalised, |STFT| 480/320/512, 40 mels 20-4000 Hz, log, MFCC "
-                    "1-10) in a tf.function + tf.lite.Interpreter", info)
+    what = ("MLPerf Tiny reference DS-CNN (int8) behind its tf.signal front-end "
+            "(peak-normalised, |STFT| 480/320/512, 40 mels 20-4000 Hz, log, MFCC 1-10) ")
+    graph = tf.function(mfcc, input_signature=[tf.TensorSpec([16000], tf.float32)])
+    return [Pipeline(name, shown(path), lambda y, f=f: f(y).numpy(), invoke,
+                     interpreter.invoke, MLPERF_LABELS, what + how, {**info, **extra})
+            for name, f, how, extra in (
+                ("tf_signal", graph, "in a tf.function + tf.lite.Interpreter", {}),
+                ("tf_signal_eager", mfcc, "run eagerly (no tf.function) + tf.lite.Interpreter; "
+                 "for information: no target, not plotted", {"informational": True}))]
 
 
 def load_clips(data: Path | None, per_label: int, model: KwsModel

@@ -208,6 +208,7 @@ def test_latency_benchmark_runs_the_mlperf_reference(tiny_models, clip_folder, t
     data = json.loads((out / "latency.json").read_text())
     entry = data["pipelines"]["tf_signal"]
     check_pipeline(entry)
+    check_pipeline(data["pipelines"]["tf_signal_eager"])
     assert entry["model"] == "../shared/models/mlperf_tiny_kws/kws_ref_model.tflite"
     assert len(entry["predicted"]) == 4
     assert isinstance(data["targets"]["speedup_vs_tf_signal"]["met"], bool)
