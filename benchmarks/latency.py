@@ -202,13 +202,14 @@ def markdown(data: dict) -> tuple[str, str]:
     load = data["load_average"]
     text = f"""# Latency: kws-edge beside the pipelines users would run instead
 
-All figures from one run: {data['clips']['source']}, {data['threads']} interpreter thread(s)
-everywhere, medians and p99 over {data['runs']} runs per pipeline after warm-up, the pipelines
-taking turns clip by clip. End to end = 1 s of float samples -> label; invoke = quantise, run
-the interpreter, read out; bare invoke = the interpreter's invoke alone; e2e CPU = CPU time of
-the process for end to end. Load average at the
-start / end: {load['start']} / {load['end']} (other jobs on the machine slow every pipeline
-alike; the ratios are what to read).
+All figures from one run: {data['clips']['source']}; {data['threads']} interpreter
+thread(s) everywhere (TensorFlow's own thread pools too); medians and p99 over {data['runs']}
+runs per pipeline after warm-up, the pipelines taking turns in blocks of {pl.BLOCK} clips. End to
+end = 1 s of float samples -> label; invoke = quantise, run the interpreter, read out (after
+the front-end, as in use); bare invoke = the interpreter's invoke alone, in a tight loop; e2e
+CPU = CPU time of the process for end to end. Load average (1, 5, 15 min) at the start / end:
+{load['start']} / {load['end']}: other jobs on the machine slow every pipeline alike, the
+ratios are what to read.
 
 {pipe_table}
 

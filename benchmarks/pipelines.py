@@ -35,6 +35,7 @@ MLPERF_LABELS = ["down", "go", "left", "no", "off", "on", "right", "stop", "up",
                  "_silence_", "_unknown_"]
 DATA_DIR = REPO.parent / "shared" / "data" / "speech_commands_mini"
 PARTS = ("frontend", "invoke", "end_to_end")
+BLOCK = 25  # runs a pipeline does in a row before the next one takes its turn
 
 
 def shown(path: Path) -> str:
@@ -156,7 +157,7 @@ class Clock:
 
 
 def time_pipelines(pipelines: list[Pipeline], clips: list[np.ndarray], runs: int,
-                   warmup: int = 20, block: int = 25) -> dict[str, dict[str, list[float]]]:
+                   warmup: int = 20, block: int = BLOCK) -> dict[str, dict[str, list[float]]]:
     """Every timing (ms) of front-end, invoke and end to end (samples -> label), wall clock
     and (``cpu_<part>``) CPU time; CPU time leaves out the time the OS gave other processes.
 
