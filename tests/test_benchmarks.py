@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from benchmarks import accuracy, latency, pipelines, streaming
+from benchmarks import accuracy, frontend, latency, pipelines, streaming
 from edge_runtime.wav import write_wav
 from tests.conftest import speech_like
 from tests.fixtures_data import make_fake_dataset
@@ -232,3 +232,14 @@ def test_latency_benchmark_missing_data_folder_is_an_error(tiny_models, tmp_path
     assert status == 2
     assert capsys.readouterr().err.startswith("error: ")
     assert not (tmp_path / "latency.json").exists()
+
+
+def test_frontend_benchmark_checks_parity_with_librosa(tmp_path, capsys):
+    assert frontend.main(["--runs", "100", "--out", str(tmp_path), "--json"]) == 0
+    data = json.loads((tmp_path / "frontend.json").read_text())
+    assert json.loads(capsys.readouterr().out)["configs"] == data["configs"]
+    for name, r in data["configs"].items():
+        assert r["matches_librosa"] is True, name
+        assert 0 <= r["max_abs_diff_vs_librosa"] <= frontend.PARITY
+        assert r["numpy_ms"] > 0 and r["librosa_ms"] > 0 and r["streaming_ms_per_hop"] > 0
+    assert (tmp_path / "frontend.md").is_file()
