@@ -1,7 +1,8 @@
 """NumPy front-end vs librosa: speed, agreement, and the cost of a streaming hop.
 
 ``python -m benchmarks.frontend --json`` prints one JSON object (medians in ms over
-``--runs`` runs of 1 s of audio after warm-up) and writes benchmarks/results/frontend.*.
+``--runs`` runs of 1 s of audio after warm-up) for the two MFCC presets and the log-mel
+one, and writes benchmarks/results/frontend.*.
 Each configuration must equal librosa to within ``PARITY`` (1e-3): ``matches_librosa``.
 """
 
@@ -20,6 +21,7 @@ import numpy as np  # noqa: E402
 from benchmarks.results_io import RESULTS, markdown_table, publish  # noqa: E402
 from edge_runtime.frontend import (  # noqa: E402
     EDGE_FRONTEND,
+    LOG_MEL_FRONTEND,
     SEED_FRONTEND,
     Frontend,
     FrontendConfig,
@@ -90,6 +92,7 @@ def bench_config(config: FrontendConfig, runs: int) -> dict:
         "streaming_ms_per_hop": round(hop_ms, 4),
         "batch_ms_per_window": round(numpy_ms, 4),
         "hop_cost_vs_window": round(hop_ms / numpy_ms, 3),
+        "features": config.features,
         "feature_shape": list(config.feature_shape),
     }
 
@@ -101,19 +104,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="print the JSON object")
     args = parser.parse_args(argv)
     runs = max(100, args.runs)
-    configs = {"edge_49x10": EDGE_FRONTEND, "seed_99x40": SEED_FRONTEND}
+    frames, mels = LOG_MEL_FRONTEND.feature_shape
+    configs = {"edge_49x10": EDGE_FRONTEND, "seed_99x40": SEED_FRONTEND,
+               f"log_mel_{frames}x{mels}": LOG_MEL_FRONTEND}
     per_config = {name: bench_config(c, runs) for name, c in configs.items()}
     result = {**per_config["edge_49x10"], "config": "edge_49x10", "runs": runs,
               "configs": per_config}
-    rows = [[name, r["numpy_ms"], r["librosa_ms"], f"{r['speedup_vs_librosa']}x",
+    rows = [[name, r["features"], r["numpy_ms"], r["librosa_ms"], f"{r['speedup_vs_librosa']}x",
              f"{r['max_abs_diff_vs_librosa']:.1e}"
              + ("" if r["matches_librosa"] else f" (**over {PARITY:g}**)"),
              r["streaming_ms_per_hop"],
              f"{r['hop_cost_vs_window']:.2f}"] for name, r in per_config.items()]
     table = markdown_table(
-        ["config", "numpy ms", "librosa ms", "speed-up", "max abs diff", "stream ms/hop",
-         "hop / window"], rows)
-    return publish("frontend", result, "# Front-end: NumPy vs librosa (medians, 1 s of audio, "
+        ["config", "features", "numpy ms", "librosa ms", "speed-up", "max abs diff",
+         "stream ms/hop", "hop / window"], rows)
+    return publish("frontend", result, "# Front-end: NumPy vs librosa, MFCC and log-mel "
+                   "(medians, 1 s of audio, "
                    f"{runs} runs)\n\n" + table, table, args.json, args.out)
 
 

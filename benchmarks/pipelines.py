@@ -8,15 +8,14 @@ features its model was trained on), then an interpreter invoke (features -> scor
   shipped model was trained on) + LiteRT on the same model, as the seed project did.
 * ``tf_signal``: the MLPerf Tiny reference model behind its own front-end (peak
   normalisation, ``tf.signal`` STFT magnitude, mel, log, MFCC, as its README describes) in a
-  ``tf.function`` (a graph, as in its tf.data input pipeline), through TensorFlow's
-  ``tf.lite.Interpreter``, as its evaluation script does; ``tf_signal_eager``: the same
-  front-end called op by op (eager), as a script without ``tf.function`` runs it.
+  ``tf.function`` (a graph, as in its tf.data input pipeline), its model through the TFLite
+  interpreter (LiteRT, as kws-edge; TensorFlow's own ``tf.lite.Interpreter`` is deprecated);
+  ``tf_signal_eager``: the same front-end called op by op (eager).
 """
 
 from __future__ import annotations
 
 import time
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,10 +28,6 @@ from edge_runtime.model import KwsModel
 from edge_runtime.wav import fit_clip, load_audio
 
 REPO = Path(__file__).resolve().parents[1]
-MLPERF_DIR = REPO.parent / "shared" / "models" / "mlperf_tiny_kws"
-MLPERF_MODEL = "kws_ref_model.tflite"
-MLPERF_LABELS = ["down", "go", "left", "no", "off", "on", "right", "stop", "up", "yes",
-                 "_silence_", "_unknown_"]
 DATA_DIR = REPO.parent / "shared" / "data" / "speech_commands_mini"
 PARTS = ("frontend", "invoke", "end_to_end")
 BLOCK = 25  # runs a pipeline does in a row before the next one takes its turn
@@ -72,15 +67,18 @@ def librosa_pipeline(model: KwsModel) -> Pipeline:
     config = model.manifest.frontend
     return Pipeline("librosa", shown(model.path), lambda y: librosa_mfcc(y, config),
                     model.predict_features, model.interpreter.invoke, model.labels,
-                    "librosa.feature.mfcc (melspectrogram -> power_to_db, top_db=None, "
-                    "same settings as the model's front-end: the features it was trained "
-                    "on) + LiteRT, same model as kws_edge")
+                    f"librosa ({'log-mel' if config.features == 'log_mel' else 'feature.mfcc'}"
+                    ": melspectrogram -> power_to_db, top_db=None, same settings as the "
+                    "model's front-end: the features it was trained on) + LiteRT, same model "
+                    "as kws_edge")
 
 
 def tf_signal_pipelines(folder: Path, threads: int) -> list[Pipeline]:
-    """The MLPerf Tiny reference: its tf.signal front-end (as a graph, and eager) and the
-    tf.lite interpreter."""
+    """The MLPerf Tiny reference (:mod:`benchmarks.reference`): its tf.signal front-end as
+    a graph (``tf_signal``) and eager (``tf_signal_eager``), and its int8 model."""
     import tensorflow as tf
+
+    from benchmarks.reference import ReferenceModel, reference_features, tf_reference_features
 
     info = {}
     try:
@@ -89,41 +87,23 @@ def tf_signal_pipelines(folder: Path, threads: int) -> list[Pipeline]:
     except RuntimeError:  # TensorFlow already started in this process (e.g. under pytest)
         pass
     info["tf_intra_op_threads"] = tf.config.threading.get_intra_op_parallelism_threads()
-    mel = tf.signal.linear_to_mel_weight_matrix(40, 257, 16000, 20.0, 4000.0)
-
-    def mfcc(wav):
-        wav = tf.convert_to_tensor(wav)
-        wav = wav / tf.reduce_max(wav)
-        stft = tf.signal.stft(wav, frame_length=480, frame_step=320, fft_length=512)
-        log_mel = tf.math.log(tf.tensordot(tf.abs(stft), mel, 1) + 1e-6)
-        return tf.signal.mfccs_from_log_mel_spectrograms(log_mel)[..., :10]
-
-    path = folder / MLPERF_MODEL
-    with warnings.catch_warnings():  # tf.lite.Interpreter is deprecated in favour of LiteRT
-        warnings.simplefilter("ignore")
-        interpreter = tf.lite.Interpreter(model_path=str(path), num_threads=threads)
-    interpreter.allocate_tensors()
-    inp = interpreter.get_input_details()[0]
-    out = interpreter.get_output_details()[0]
-    in_scale, in_zero = inp["quantization"]
-    out_scale, out_zero = out["quantization"]
-
-    def invoke(features: np.ndarray) -> np.ndarray:
-        q = np.clip(np.round(features / in_scale + in_zero), -128, 127)
-        interpreter.set_tensor(inp["index"], q.astype(np.int8).reshape(inp["shape"]))
-        interpreter.invoke()
-        raw = interpreter.get_tensor(out["index"])[0]
-        return (raw.astype(np.float32) - out_zero) * out_scale
-
+    model = ReferenceModel(folder, num_threads=threads)
+    graph = tf.function(tf_reference_features,
+                        input_signature=[tf.TensorSpec([1, model.clip_samples], tf.float32)])
     what = ("MLPerf Tiny reference DS-CNN (int8) behind its tf.signal front-end "
             "(peak-normalised, |STFT| 480/320/512, 40 mels 20-4000 Hz, log, MFCC 1-10) ")
-    graph = tf.function(mfcc, input_signature=[tf.TensorSpec([16000], tf.float32)])
-    return [Pipeline(name, shown(path), lambda y, f=f: f(y).numpy(), invoke,
-                     interpreter.invoke, MLPERF_LABELS, what + how, {**info, **extra})
-            for name, f, how, extra in (
-                ("tf_signal", graph, "in a tf.function + tf.lite.Interpreter", {}),
-                ("tf_signal_eager", mfcc, "run eagerly (no tf.function) + tf.lite.Interpreter; "
-                 "for information: no target, not plotted", {"informational": True}))]
+    interpreter = "; the model through the same TFLite interpreter as kws-edge (LiteRT)"
+    return [
+        Pipeline("tf_signal", shown(model.path), lambda y: graph(y[None]).numpy()[0],
+                 model.predict_features, model.interpreter.invoke, model.labels,
+                 what + "in a tf.function (a graph, as in its tf.data input pipeline)"
+                 + interpreter, info),
+        Pipeline("tf_signal_eager", shown(model.path), lambda y: reference_features(y)[0],
+                 model.predict_features, model.interpreter.invoke, model.labels,
+                 what + "run eagerly, op by op" + interpreter
+                 + "; for information: no target, not plotted",
+                 {**info, "informational": True}),
+    ]
 
 
 def load_clips(data: Path | None, per_label: int, model: KwsModel
