@@ -32,6 +32,7 @@ import numpy as np  # noqa: E402
 
 from benchmarks import pipelines as pl  # noqa: E402
 from benchmarks import strides  # noqa: E402
+from benchmarks.reference import INT8_FILE, reference_dir  # noqa: E402
 from benchmarks.results_io import RESULTS, markdown_table, publish  # noqa: E402
 from edge_runtime.bench import measure, test_signal  # noqa: E402
 from edge_runtime.errors import KwsError  # noqa: E402
@@ -85,7 +86,7 @@ def bench_model(path: Path, runs: int, starts: int, wav: Path) -> dict:
     return result
 
 
-def build_pipelines(models: dict[str, Path], threads: int, mlperf: Path
+def build_pipelines(models: dict[str, Path], threads: int, mlperf: Path | None
                     ) -> tuple[list[pl.Pipeline], dict[str, str]]:
     """The pipelines to time, and a message for each one skipped."""
     shipped = KwsModel(models["int8"], num_threads=threads)
@@ -95,11 +96,11 @@ def build_pipelines(models: dict[str, Path], threads: int, mlperf: Path
                                 "kws-edge NumPy front-end + LiteRT, float32 model"),
            pl.librosa_pipeline(KwsModel(models["int8"], num_threads=threads))]
     skipped = {}
-    if (mlperf / pl.MLPERF_MODEL).is_file():
+    if mlperf is not None and (mlperf / INT8_FILE).is_file():
         out += pl.tf_signal_pipelines(mlperf, threads)
     else:
-        skipped["tf_signal"] = (f"skipped: the MLPerf Tiny reference model "
-                                f"{pl.shown(mlperf / pl.MLPERF_MODEL)} is not there")
+        where = pl.shown(mlperf / INT8_FILE) if mlperf else "../shared/models/mlperf_tiny_kws"
+        skipped["tf_signal"] = f"skipped: the MLPerf Tiny reference model {where} is not there"
     return out, skipped
 
 
@@ -258,8 +259,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", type=Path, help="clips to time on and to build the stream "
                         "from (default ../shared/data/speech_commands_mini when there)")
     parser.add_argument("--clips-per-label", type=int, default=2)
-    parser.add_argument("--mlperf", type=Path, default=pl.MLPERF_DIR,
-                        help="MLPerf Tiny reference folder (default ../shared/models/…)")
+    parser.add_argument("--mlperf", type=Path, default=reference_dir(),
+                        help="MLPerf Tiny reference folder (default ../shared/models/"
+                        "mlperf_tiny_kws or $KWS_REFERENCE_DIR)")
     parser.add_argument("--stream-seconds", type=float, default=300.0)
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--json", action="store_true")

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from benchmarks import accuracy, frontend, latency, pipelines, streaming
+from benchmarks.reference import reference_dir
 from edge_runtime.wav import write_wav
 from tests.conftest import speech_like
 from tests.fixtures_data import make_fake_dataset
@@ -200,16 +201,16 @@ def test_latency_benchmark_times_the_pipelines_side_by_side(tiny_models, clip_fo
     assert "## Targets" in markdown and "{" not in markdown and str(tmp_path) not in markdown
 
 
-@pytest.mark.skipif(not (pipelines.MLPERF_DIR / pipelines.MLPERF_MODEL).is_file(),
+@pytest.mark.skipif(reference_dir() is None,
                     reason="the MLPerf Tiny reference model (../shared/models) is not here")
 def test_latency_benchmark_runs_the_mlperf_reference(tiny_models, clip_folder, tmp_path):
     out = tmp_path / "results"
-    assert run_latency(tiny_models, clip_folder, out, pipelines.MLPERF_DIR) == 0
+    assert run_latency(tiny_models, clip_folder, out, reference_dir()) == 0
     data = json.loads((out / "latency.json").read_text())
     entry = data["pipelines"]["tf_signal"]
     check_pipeline(entry)
     check_pipeline(data["pipelines"]["tf_signal_eager"])
-    assert entry["model"] == "../shared/models/mlperf_tiny_kws/kws_ref_model.tflite"
+    assert entry["model"] == pipelines.shown(reference_dir() / "kws_ref_model.tflite")
     assert len(entry["predicted"]) == 4
     assert isinstance(data["targets"]["speedup_vs_tf_signal"]["met"], bool)
 
