@@ -35,17 +35,21 @@ def reference_dir() -> Path | None:
 
 def reference_features(waves: np.ndarray) -> np.ndarray:
     """``(N, 16000)`` float waveforms -> ``(N, 49, 10)`` float32 MFCC, as the reference does."""
+    x = np.asarray(waves, dtype=np.float32).reshape(-1, CLIP)
+    return tf_reference_features(x).numpy().astype(np.float32)
+
+
+def tf_reference_features(x):
+    """The same in TensorFlow ops only (so that a ``tf.function`` can trace it)."""
     import tensorflow as tf
 
-    x = np.asarray(waves, dtype=np.float32).reshape(-1, CLIP)
-    peak = np.abs(x).max(axis=1, keepdims=True)
-    x = x / np.where(peak > 0, peak, 1.0)
+    peak = tf.reduce_max(tf.abs(x), axis=-1, keepdims=True)
+    x = x / tf.where(peak > 0, peak, tf.ones_like(peak))
     stft = tf.signal.stft(x, frame_length=480, frame_step=320, fft_length=512,
                           window_fn=tf.signal.hann_window)
     mel_matrix = tf.signal.linear_to_mel_weight_matrix(40, 257, SAMPLE_RATE, 20.0, 4000.0)
     mel = tf.tensordot(tf.abs(stft), mel_matrix, 1)
-    mfcc = tf.signal.mfccs_from_log_mel_spectrograms(tf.math.log(mel + 1e-6))[..., :10]
-    return mfcc.numpy().astype(np.float32)
+    return tf.signal.mfccs_from_log_mel_spectrograms(tf.math.log(mel + 1e-6))[..., :10]
 
 
 class ReferenceModel:

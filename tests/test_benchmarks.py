@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 
-from benchmarks import accuracy, streaming
+from benchmarks import accuracy, frontend, latency, pipelines, streaming
+from benchmarks.reference import reference_dir
+from edge_runtime.wav import write_wav
+from tests.conftest import speech_like
 from tests.fixtures_data import make_fake_dataset
 
 RESULT_FILES = ("json", "md", "png")
@@ -144,3 +148,110 @@ def test_reference_front_end_and_model_when_present(tmp_path):
     probs = ReferenceModel().predict_waves(waves)
     assert probs.shape == (3, 12)
     np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=0.05)
+
+
+def run_latency(models, clip_folder, out, mlperf) -> int:
+    return latency.main(["--int8", str(models["int8"]), "--float", str(models["float32"]),
+                         "--runs", "200", "--starts", "1", "--data", str(clip_folder),
+                         "--clips-per-label", "1", "--mlperf", str(mlperf),
+                         "--stream-seconds", "20", "--out", str(out), "--json"])
+
+
+def check_pipeline(entry: dict) -> None:
+    for key in ("frontend_ms", "invoke_ms", "end_to_end_ms", "bare_invoke_ms"):
+        assert entry[key] > 0, key
+    assert entry["p99_ms"]["end_to_end"] >= entry["end_to_end_ms"]
+    assert entry["cpu_ms"]["end_to_end"] > 0
+    assert entry["frontend_ms"] < entry["end_to_end_ms"]
+
+
+def test_latency_benchmark_times_the_pipelines_side_by_side(tiny_models, clip_folder,
+                                                            tmp_path, capsys):
+    out = tmp_path / "results"
+    assert run_latency(tiny_models, clip_folder, out, tmp_path / "no_mlperf") == 0
+    data = read_result(out, "latency")
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["pipelines"] == data["pipelines"]
+    assert "tf_signal skipped" in captured.err
+    pipes = data["pipelines"]
+    assert set(pipes) == {"kws_edge", "kws_edge_float32", "librosa", "tf_signal"}
+    for name in ("kws_edge", "kws_edge_float32", "librosa"):
+        check_pipeline(pipes[name])
+    assert "not there" in pipes["tf_signal"]["skipped"]
+    assert pipes["librosa"]["model"] == pipes["kws_edge"]["model"]
+    assert isinstance(pipes["librosa"]["same_labels_as_kws_edge"], bool)
+    assert data["clips"]["n"] == 4  # one clip of each of the 4 word folders
+    assert 0 <= pipes["kws_edge"]["clips_correct"] <= 4
+    t = data["targets"]
+    assert t["speedup_vs_tf_signal"]["met"] is None
+    assert t["speedup_vs_librosa"]["value"] == pytest.approx(
+        pipes["librosa"]["end_to_end_ms"] / pipes["kws_edge"]["end_to_end_ms"], abs=0.01)
+    assert all(isinstance(t[k]["met"], bool) for k in t if k != "speedup_vs_tf_signal")
+    s = data["streaming"]
+    assert s["default_hop_ms"] in [r["hop_ms"] for r in s["strides"]]
+    for row in s["strides"]:
+        assert row["rtf"] > 0 and row["rtf_cpu"] > 0 and row["keywords"] > 0
+    by_hop = {r["hop_ms"]: r["invokes_per_s"] for r in s["strides"]}
+    assert by_hop[20.0] > by_hop[200.0] > 0  # a shorter stride invokes more often
+    for name in ("int8", "float32"):
+        assert data["models"][name]["cold_start_s"] > 0
+        assert data["models"][name]["peak_rss_mb"] > 0
+    assert {"machine", "commit"} <= set(data)
+    markdown = (out / "latency.md").read_text()
+    assert "## Targets" in markdown and "{" not in markdown and str(tmp_path) not in markdown
+
+
+@pytest.mark.skipif(reference_dir() is None,
+                    reason="the MLPerf Tiny reference model (../shared/models) is not here")
+def test_latency_benchmark_runs_the_mlperf_reference(tiny_models, clip_folder, tmp_path):
+    out = tmp_path / "results"
+    assert run_latency(tiny_models, clip_folder, out, reference_dir()) == 0
+    data = json.loads((out / "latency.json").read_text())
+    entry = data["pipelines"]["tf_signal"]
+    check_pipeline(entry)
+    check_pipeline(data["pipelines"]["tf_signal_eager"])
+    assert entry["model"] == pipelines.shown(reference_dir() / "kws_ref_model.tflite")
+    assert len(entry["predicted"]) == 4
+    assert isinstance(data["targets"]["speedup_vs_tf_signal"]["met"], bool)
+
+
+def test_peak_rss_is_the_child_process_alone(tiny_models, tmp_path):
+    """The benchmark's own memory must not show up in the child's peak RSS."""
+    ballast = np.ones(400 * 2**20 // 8)  # this process now holds 400 MB more
+    wav = tmp_path / "clip.wav"
+    write_wav(wav, speech_like(), 16000)
+    seconds, cpu_seconds, rss_mb = latency.predict_process(tiny_models["int8"], wav)
+    assert ballast[-1] == 1.0
+    assert seconds > 0 and cpu_seconds > 0
+    assert 10 < rss_mb < 300
+
+
+def test_latency_benchmark_missing_data_folder_is_an_error(tiny_models, tmp_path, capsys):
+    status = latency.main(["--int8", str(tiny_models["int8"]),
+                           "--float", str(tiny_models["float32"]),
+                           "--data", str(tmp_path / "nowhere"), "--out", str(tmp_path)])
+    assert status == 2
+    assert capsys.readouterr().err.startswith("error: ")
+    assert not (tmp_path / "latency.json").exists()
+
+
+def test_frontend_benchmark_checks_parity_with_librosa(tmp_path, capsys):
+    assert frontend.main(["--runs", "100", "--out", str(tmp_path), "--json"]) == 0
+    data = json.loads((tmp_path / "frontend.json").read_text())
+    assert json.loads(capsys.readouterr().out)["configs"] == data["configs"]
+    for name, r in data["configs"].items():
+        assert r["matches_librosa"] is True, name
+        assert 0 <= r["max_abs_diff_vs_librosa"] <= frontend.PARITY
+        assert r["numpy_ms"] > 0 and r["librosa_ms"] > 0 and r["streaming_ms_per_hop"] > 0
+    assert (tmp_path / "frontend.md").is_file()
+
+
+def test_librosa_pipeline_feeds_the_model_its_own_features(tiny_models):
+    """The librosa pipeline gives the model the features it was trained on (kws-edge's)."""
+    from edge_runtime.model import KwsModel
+
+    model = KwsModel(tiny_models["int8"])
+    librosa_way = pipelines.librosa_pipeline(model)
+    y = speech_like()
+    np.testing.assert_allclose(librosa_way.frontend(y), model.frontend(y), atol=1e-3)
+    assert librosa_way.model == pipelines.shown(tiny_models["int8"])
