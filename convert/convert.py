@@ -116,17 +116,14 @@ def model_folder(config: ConvertConfig, scratch: Path) -> Path:
 
 
 def load_keras(folder: Path):
-    import importlib
-
     import keras
 
-    try:  # registers the project's custom layers, if any
-        importlib.import_module("train.models")
-    except ModuleNotFoundError:
-        pass
+    from train.models import custom_objects
+
     try:
-        return keras.saving.load_model(folder / "model.keras", compile=False)
-    except (ValueError, OSError) as exc:
+        return keras.saving.load_model(folder / "model.keras", compile=False,
+                                       custom_objects=custom_objects())
+    except (ValueError, OSError, TypeError) as exc:
         raise KwsError(f"{folder / 'model.keras'}: cannot load ({exc})") from None
 
 

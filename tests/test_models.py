@@ -169,3 +169,19 @@ def test_bc_resnet_1_converts_to_a_small_full_int8_model():
                      if np.dtype(t["dtype"]) == np.float32]
     assert float_tensors == []  # every op runs on the int8 kernels
     assert len(quantized_tensors(content)) > 0
+
+
+def test_a_saved_bc_resnet_loads_in_a_fresh_process(tmp_path):
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    model = build_model("bc_resnet_1", 4)
+    model.save(tmp_path / "model.keras")
+    code = ("import sys; from pathlib import Path; from convert.convert import load_keras; "
+            "m = load_keras(Path(sys.argv[1])); print(m.count_params())")
+    out = subprocess.run([sys.executable, "-c", code, str(tmp_path)], cwd=ROOT,
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().splitlines()[-1] == str(model.count_params())

@@ -100,9 +100,10 @@ EXPERIMENTS: dict[str, Experiment] = {
                             synth=True, synth_dir=SYNTH_WIDE, windows=WINDOWS,
                             augment_copies=COPIES, normalize=True),
     "bc2_reject": Experiment("bc1_reject at twice the width (bc_resnet_2), 20 epochs",
-                             arch="bc_resnet_2", extra=True, epochs=20, train_unknown_pct=100.0, balance=0.5,
-                             normalize=True, augment=LOG_MEL_AUG, synth=True,
-                             synth_dir=SYNTH_WIDE, windows=WINDOWS, augment_copies=COPIES),
+                             arch="bc_resnet_2", extra=True, epochs=20,
+                             train_unknown_pct=100.0, balance=0.5, normalize=True,
+                             augment=LOG_MEL_AUG, synth=True, synth_dir=SYNTH_WIDE,
+                             windows=WINDOWS, augment_copies=COPIES),
     "seed_reject": Experiment("the seed's 2.1M CNN (99x40 MFCC) on the ds_reject data, "
                               "8 epochs", arch="seed_cnn", extra=True, epochs=8,
                               train_unknown_pct=100.0, balance=0.5, synth=True,
@@ -216,6 +217,21 @@ def run(name: str, data: Path) -> dict:
         "val_accuracy": result.val_accuracy})
 
 
+def score(name: str, data: Path) -> dict:
+    """Convert and score an already trained ``<work>/models/NAME`` (e.g. after a converter
+    change), with the training figures from its ``model_settings.json``."""
+    from train.settings import ModelSettings
+
+    exp = EXPERIMENTS[name]
+    model_dir = WORK / "models" / name
+    metrics = ModelSettings.load(model_dir).metrics
+    minutes = metrics["epochs_run"] * metrics["seconds_per_epoch"] / 60
+    return convert_and_score(name, model_dir, data, {
+        "idea": exp.idea, "arch": exp.arch, "seed": exp.seed, "synth": exp.synth,
+        "epochs_run": metrics["epochs_run"], "train_minutes": round(minutes, 2),
+        "val_accuracy": metrics["val_accuracy"]})
+
+
 def table(order: list[str], notes: str = "") -> dict:
     rows, data = [], []
     for name in order:
@@ -288,15 +304,15 @@ def ship(name: str, data: Path, artifacts: Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("command", choices=("run", "table", "ship"))
+    parser.add_argument("command", choices=("run", "score", "table", "ship"))
     parser.add_argument("names", nargs="*")
     parser.add_argument("--data", type=Path, default=DATA)
     parser.add_argument("--artifacts", type=Path, default=ROOT / "artifacts")
     parser.add_argument("--notes", type=Path, help="table: markdown appended under the table")
     args = parser.parse_args(argv)
-    if args.command == "run":
+    if args.command in ("run", "score"):
         for name in args.names:
-            run(name, args.data)
+            (run if args.command == "run" else score)(name, args.data)
     elif args.command == "table":
         table(args.names, args.notes.read_text() if args.notes else "")
     elif args.command == "ship":

@@ -60,6 +60,11 @@ def frontend_for(arch: str) -> FrontendConfig:
     return architecture(arch).frontend
 
 
+def custom_objects() -> dict[str, type]:
+    """Every custom Keras layer of the zoo, registered: call before loading a ``.keras`` file."""
+    return dict(bc_resnet.custom_layers())
+
+
 def build_model(arch: str, n_labels: int, stats: FeatureStats | None = None):
     """A fresh Keras model of ``arch`` with ``n_labels`` softmax outputs."""
     if n_labels < 2:
@@ -68,4 +73,4 @@ def build_model(arch: str, n_labels: int, stats: FeatureStats | None = None):
 
 
 __all__ = ["ARCHITECTURES", "Architecture", "FeatureStats", "architecture", "build_model",
-           "frontend_for"]
+           "custom_objects", "frontend_for"]

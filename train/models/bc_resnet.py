@@ -84,12 +84,18 @@ def _sub_spectral_norm_class():
 
         def call(self, x, training=None):
             t, f, c = (int(d) for d in x.shape[1:])
-            if not training:  # one (F, C) scale and shift: a MUL and an ADD when converted
+            if not training:
+                # x * scale[f, c] + shift[f, c], written as a per-channel scale (which the
+                # converter folds into the convolution before) times a per-bin ratio near 1:
+                # int8 quantises the MUL's constant with one scale, which the raw per-band
+                # scales' wide range leaves too coarse (float/int8 agreement 80% -> 96% on
+                # training clips for the same trained bc_resnet_1)
                 scale = self.gamma * ops.rsqrt(self.moving_variance + self.epsilon)
                 shift = self.beta - self.moving_mean * scale
+                per_channel = ops.mean(scale, axis=0)
                 per_band = f // self.subbands
-                return (x * ops.repeat(scale, per_band, axis=0)
-                        + ops.repeat(shift, per_band, axis=0))
+                ratio = ops.repeat(scale / per_channel, per_band, axis=0)
+                return (x * per_channel) * ratio + ops.repeat(shift, per_band, axis=0)
             bands = ops.reshape(x, (-1, t, self.subbands, f // self.subbands, c))
             mean, variance = ops.moments(bands, axes=(0, 1, 3))
             self.moving_mean.assign(self.momentum * self.moving_mean
@@ -111,11 +117,16 @@ def _sub_spectral_norm_class():
 _SSN = None
 
 
-def sub_spectral_norm(**kwargs):
+def custom_layers() -> dict[str, type]:
+    """The Keras classes this file defines, registered (``model.keras`` files name them)."""
     global _SSN
     if _SSN is None:
         _SSN = _sub_spectral_norm_class()
-    return _SSN(**kwargs)
+    return {"kws_edge>SubSpectralNorm": _SSN}
+
+
+def sub_spectral_norm(**kwargs):
+    return custom_layers()["kws_edge>SubSpectralNorm"](**kwargs)
 
 
 def _block(x, channels: int, stride: int, dilation: int, name: str, subspectral: bool):
