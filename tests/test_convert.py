@@ -65,7 +65,7 @@ def trained(tmp_path_factory) -> dict:
 def converted(trained):
     config = ConvertConfig(data_dir=trained["data"], keras_path=trained["folder"] / "model.keras",
                            out_dir=trained["root"] / "out", name="kws", max_drop=100.0,
-                           calibration=40, tracking_uri=trained["tracking"])
+                           min_accuracy=0, calibration=40, tracking_uri=trained["tracking"])
     return convert_model(config)
 
 
@@ -208,7 +208,8 @@ def test_stratified_calibration_sample():
 def test_cli_gate_refuses_and_keeps_out_clean(trained, tmp_path):
     out = tmp_path / "out"
     done = kws("convert", "--keras", trained["folder"], "--data", trained["data"], "--out", out,
-               "--calibration", "20", "--max-drop=-101", "--tracking-uri", trained["tracking"])
+               "--calibration", "20", "--max-drop", "100", "--min-accuracy", "100",
+               "--tracking-uri", trained["tracking"])
     assert done.returncode == GATE_EXIT_STATUS, done.stderr
     assert "float32 accuracy" in done.stderr and "int8 accuracy" in done.stderr
     assert not out.exists() or not any(out.iterdir())
@@ -227,7 +228,8 @@ def test_cli_converts_from_an_mlflow_run(trained, tmp_path):
         mlflow.log_artifacts(str(trained["folder"]), artifact_path="model_dir")
     out = tmp_path / "out"
     done = kws("convert", "--run", run.info.run_id, "--data", trained["data"], "--out", out,
-               "--calibration", "20", "--max-drop", "100", "--dynamic", "--json",
+               "--calibration", "20", "--max-drop", "100", "--min-accuracy", "0", "--dynamic",
+               "--json",
                "--tracking-uri", trained["tracking"])
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout)
