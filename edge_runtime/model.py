@@ -98,6 +98,9 @@ class KwsModel:
                 f"{self.path}: sha256 {digest[:12]}… does not match its manifest "
                 f"({self.manifest.sha256[:12]}…): wrong or altered model file"
             )
+        if len(content) != self.manifest.size_bytes:
+            raise KwsError(f"{self.path}: {len(content)} bytes but its manifest says "
+                           f"{self.manifest.size_bytes}")
         self._content = content
         self.interpreter = make_interpreter(content, num_threads, str(self.path))
         self._input = self.interpreter.get_input_details()[0]
@@ -157,7 +160,10 @@ class KwsModel:
         x = self._quantize(features).reshape(self._input["shape"])
         self.interpreter.set_tensor(self._input["index"], x)
         self.interpreter.invoke()
-        return self._dequantize(self.interpreter.get_tensor(self._output["index"]))[0]
+        probs = self._dequantize(self.interpreter.get_tensor(self._output["index"]))[0]
+        if not np.isfinite(probs).all():
+            raise KwsError(f"{self.path}: the model gave NaN or Inf probabilities")
+        return probs
 
     def predict_samples(self, samples: np.ndarray) -> np.ndarray:
         """Class probabilities for one clip of samples at the model's rate (padded/cut)."""
