@@ -14,7 +14,7 @@ from pathlib import Path
 
 from edge_runtime.cli import float_range
 
-_ms = float_range(0, unit=" ms")
+_ms = float_range(0, 3_600_000, unit=" ms")  # up to an hour
 _seconds = float_range(0, unit=" s")
 _probability = float_range(0, 1)
 

@@ -276,3 +276,26 @@ def test_normalisation_moves_from_the_model_into_the_manifest(tmp_path):
     runtime = KwsModel(path)
     np.testing.assert_allclose(runtime.predict_features(feats[0, ..., 0]),
                                model.predict(feats[:1], verbose=0)[0], atol=1e-5)
+
+
+@pytest.mark.slow
+def test_force_moves_the_old_model_aside(trained, tmp_path):
+    """Row convert-force-moves-old-model-aside (tests/bad_inputs.md): ``--force`` replaces
+    the model in ``--out`` only after moving its files to ``<out>-replaced/``."""
+    from convert.convert import replaced_dir
+
+    out = tmp_path / "artifacts"
+    out.mkdir()
+    old = {"kws_int8.tflite": b"the model that shipped before",
+           "kws_int8.manifest.json": b"{}", "README.md": b"not ours"}
+    for name, content in old.items():
+        (out / name).write_bytes(content)
+    done = kws("convert", "--keras", trained["folder"], "--data", trained["data"], "--out", out,
+               "--calibration", "20", "--max-drop", "100", "--min-accuracy", "0", "--force",
+               "--no-mlflow")
+    assert done.returncode == 0, done.stderr
+    assert KwsModel(out / "kws_int8.tflite").labels == trained["dataset"].labels
+    assert (out / "README.md").read_bytes() == b"not ours"
+    (backup,) = replaced_dir(out).iterdir()
+    assert {p.name: p.read_bytes() for p in backup.iterdir()} == {
+        k: v for k, v in old.items() if k != "README.md"}
