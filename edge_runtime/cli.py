@@ -84,14 +84,12 @@ def print_json(data) -> None:
 def cmd_predict(args: argparse.Namespace) -> int:
     """Label each file; with several files a bad one is reported (``error:`` on stderr, an
     ``{"file", "error"}`` entry in ``--json``) and the others still are, exit status 2."""
-    from edge_runtime.wav import read_wav
-
     model = load_model(args)
     results, failed = [], 0
     for path in args.files:
         try:
-            pred = model.classify(read_wav(path), top_k=args.top_k, hop_s=args.hop,
-                                  threshold=args.threshold)
+            pred = model.classify_file(path, top_k=args.top_k, hop_s=args.hop,
+                                       threshold=args.threshold)
         except KwsError as exc:
             if len(args.files) == 1:  # one bad file: one error line, nothing on stdout
                 raise

@@ -272,4 +272,29 @@ def test_train_checks_the_output_before_training(case: str, tmp_path) -> None:
 ROWS = (*OPTIONS, "fifo-predict", "fifo-in-evaluate-data", "dev-zero", "ten-hour-wav",
         "non-utf8-file-name", "non-utf8-testing-list", *ENCODINGS, "batch-predict-one-bad",
         "corrupt-feature-cache", "train-one-class", "train-empty-labels",
-        "train-skipped-clips", "train-unwritable-out")
+        "train-skipped-clips", "train-unwritable-out", "long-file-streamed")
+
+
+@pytest.mark.parametrize("rate", [16000, 44100])
+def test_long_file_streamed_gives_the_in_memory_answer(rate: int, tmp_path, tiny_models) -> None:
+    """Row long-file-streamed: a 150-s file (over STREAM_AFTER_S) is read and scanned in
+    blocks; windows, detections and probabilities are those of the whole-file scan."""
+    from edge_runtime.model import STREAM_AFTER_S, KwsModel
+    from edge_runtime.wav import read_wav, resample
+
+    rng = np.random.default_rng(5)
+    t = np.arange(150 * rate) / rate
+    x = 0.3 * np.sin(2 * np.pi * 440 * t) * (np.sin(2 * np.pi * 0.2 * t) > 0.5)
+    x += 0.01 * rng.standard_normal(t.size)
+    path = tmp_path / "long.wav"
+    path.write_bytes(wav_bytes(x, rate=rate))
+    assert t[-1] > STREAM_AFTER_S
+    model = KwsModel(tiny_models["float32"])
+    kwargs = {"top_k": 12, "hop_s": 0.37, "threshold": 0.0}
+    whole = model.scan(resample(read_wav(path), model.sample_rate).samples, **kwargs)
+    streamed = model.classify_file(path, **kwargs)
+    tolerance = 0 if rate == model.sample_rate else 1e-4  # soxr in blocks vs at once
+    assert [(d.start_s, d.end_s, d.label) for d in streamed.detections] == [
+        (d.start_s, d.end_s, d.label) for d in whole.detections]
+    for (la, pa), (lb, pb) in zip(streamed.top_k, whole.top_k, strict=True):
+        assert la == lb and abs(pa - pb) <= tolerance
