@@ -11,6 +11,7 @@ moved to ``<out_dir>-replaced/<name>-<stamp>/`` first: no conversion loses a mod
 from __future__ import annotations
 
 import datetime as dt
+import math
 import shutil
 import sys
 import tempfile
@@ -28,6 +29,7 @@ from convert.gate import (
     check_max_drop,
     check_min_accuracy,
     check_test_size,
+    min_test_clips,
 )
 from convert.report import write_report
 from convert.tflite import (
@@ -58,6 +60,9 @@ class ConvertConfig:
     max_drop: float = DEFAULT_MAX_DROP
     min_accuracy: float = DEFAULT_MIN_ACCURACY
     force: bool = False  # replace models already in out_dir (they are moved aside first)
+    # a test split too small for max_drop raises max_drop to one clip's worth (logged)
+    # instead of being refused: for demos on a few hundred generated clips
+    widen_max_drop: bool = False
     calibration: int = DEFAULT_CALIBRATION
     dynamic: bool = False
     tracking_uri: str | None = None
@@ -253,7 +258,13 @@ def convert_model(config: ConvertConfig) -> ConvertResult:
         raise KwsError(f"{config.data_dir}: labels {dataset.labels} differ from the model's "
                        f"{settings.labels}")
 
-    check_test_size(len(dataset.split("test")), config.max_drop)
+    n_test = len(dataset.split("test"))
+    if config.widen_max_drop and 0 < n_test < min_test_clips(config.max_drop):
+        widened = math.ceil(10000 / n_test) / 100  # one clip, in points, rounded up
+        log(f"warning: {n_test} test clips cannot resolve a {config.max_drop:g}-point drop: "
+            f"gating at {widened:g} points (one clip)")
+        config.max_drop = widened
+    check_test_size(n_test, config.max_drop)
     log(f"calibration: {config.calibration} training examples, stratified, seed {config.seed}")
     calib = calibration_features(dataset, settings.frontend, config.calibration, config.seed)
 

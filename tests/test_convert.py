@@ -299,3 +299,17 @@ def test_force_moves_the_old_model_aside(trained, tmp_path):
     (backup,) = replaced_dir(out).iterdir()
     assert {p.name: p.read_bytes() for p in backup.iterdir()} == {
         k: v for k, v in old.items() if k != "README.md"}
+
+
+@pytest.mark.slow
+def test_demo_gate_widens_max_drop_to_one_clip(trained, tmp_path, capsys):
+    """``widen_max_drop`` (the pipeline's demo): a test split too small for 0.5 points is
+    gated at one clip's worth, said on the console, instead of being refused."""
+    n_test = len(trained["dataset"].split("test"))
+    config = ConvertConfig(data_dir=trained["data"], keras_path=trained["folder"],
+                           out_dir=tmp_path / "out", calibration=20, min_accuracy=0,
+                           mlflow=False, widen_max_drop=True)
+    result = convert_model(config)
+    assert result.gate.max_drop == pytest.approx(100 / n_test, abs=0.01)
+    assert result.gate.max_drop >= 100 / n_test
+    assert f"{n_test} test clips cannot resolve a 0.5-point drop" in capsys.readouterr().err

@@ -147,7 +147,7 @@ def run_pipeline(config: PipelineConfig) -> int:
     converted = convert_model(ConvertConfig(
         data_dir=Path(data_dir), keras_path=result.model_dir / "model.keras",
         out_dir=config.out_dir / "models", max_drop=config.max_drop,
-        tracking_uri=tracking_uri, seed=config.seed))
+        widen_max_drop=config.demo, tracking_uri=tracking_uri, seed=config.seed))
     comparison = converted.comparison
     report: dict = {
         "data": {"dir": str(data_dir), "demo": config.demo},
