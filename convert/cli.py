@@ -27,6 +27,12 @@ def _positive_int(text: str) -> int:
     return positive_int(text)
 
 
+def _seed(text: str) -> int:
+    from edge_runtime.cli import seed_int
+
+    return seed_int(text)
+
+
 def _percent(text: str) -> float:
     from edge_runtime.cli import float_range
 
@@ -59,7 +65,7 @@ def add_parser(subparsers) -> None:
                         "to <out>-replaced/ first)")
     p.add_argument("--name", default="kws", help="file stem: <name>_int8.tflite, ...")
     p.add_argument("--dynamic", action="store_true", help="also a dynamic-range model")
-    p.add_argument("--seed", type=int, default=0, help="seed of the calibration sample")
+    p.add_argument("--seed", type=_seed, default=0, help="seed of the calibration sample")
     p.add_argument("--tracking-uri", help="MLflow tracking URI (default: sqlite ./mlflow.db)")
     p.add_argument("--no-mlflow", action="store_true", help="do not log to MLflow")
     p.add_argument("--json", action="store_true", help="print the comparison as JSON")

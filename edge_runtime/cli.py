@@ -34,16 +34,25 @@ MAX_THREADS = 256  # TFLite segfaults on tens of thousands; no device has more c
 def int_range(low: int, high: int = MAX_INT) -> Callable[[str], int]:
     """An argparse type for an integer in ``[low, high]``."""
 
+    if high != MAX_INT:
+        wanted = f"within {low}-{high}"
+    else:
+        wanted = "> 0" if low == 1 else f">= {low}"
+
     def parse(text: str) -> int:
         value = int(text)
+        if value > high and high == MAX_INT:
+            raise argparse.ArgumentTypeError(f"must be <= {high}, got {text:.30}")
         if not low <= value <= high:
-            raise argparse.ArgumentTypeError(f"must be within {low}-{high}, got {text:.30}")
+            raise argparse.ArgumentTypeError(f"must be {wanted}, got {text:.30}")
         return value
 
+    parse.__name__ = "integer"  # argparse: "invalid integer value: 'x'"
     return parse
 
 
 positive_int = int_range(1)
+seed_int = int_range(0, 2**32 - 1)  # what NumPy and Keras seed generators take
 
 
 def float_range(low: float, high: float | None = None, *, above: bool = False,
@@ -61,6 +70,7 @@ def float_range(low: float, high: float | None = None, *, above: bool = False,
             raise argparse.ArgumentTypeError(f"must be {wanted}, got {text}")
         return value
 
+    parse.__name__ = "number"
     return parse
 
 

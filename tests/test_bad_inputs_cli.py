@@ -88,6 +88,15 @@ def test_numeric_option_out_of_range(case: str, good_wav) -> None:
     assert len(line) < 300  # no dump of the model's bytes
 
 
+@pytest.mark.parametrize("args", [["train", "--data", "{d}", "--seed=-1"],
+                                  ["pipeline", "--demo", "--max-drop", "nan"],
+                                  ["data", "info", "--data-dir", "{d}", "--seed", "4294967296"]])
+def test_toolchain_seed_and_drop_ranges(args: list[str], tmp_path) -> None:
+    """Row seed-negative: a negative seed was a NumPy traceback; NaN drops, bad input."""
+    r = kws(*(a.format(d=tmp_path) for a in args))
+    one_error_line(r, "--seed: must be within 0-4294967295|--max-drop: must be within 0-100")
+
+
 # --- files that are not regular files, audio too long -------------------------------------
 
 def test_fifo_is_refused_not_waited_on(tmp_path) -> None:
@@ -272,7 +281,8 @@ def test_train_checks_the_output_before_training(case: str, tmp_path) -> None:
 ROWS = (*OPTIONS, "fifo-predict", "fifo-in-evaluate-data", "dev-zero", "ten-hour-wav",
         "non-utf8-file-name", "non-utf8-testing-list", *ENCODINGS, "batch-predict-one-bad",
         "corrupt-feature-cache", "train-one-class", "train-empty-labels",
-        "train-skipped-clips", "train-unwritable-out", "long-file-streamed")
+        "train-skipped-clips", "train-unwritable-out", "long-file-streamed",
+        "seed-negative")
 
 
 @pytest.mark.parametrize("rate", [16000, 44100])
