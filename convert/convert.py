@@ -241,6 +241,10 @@ def convert_model(config: ConvertConfig) -> ConvertResult:
     from train.settings import ModelSettings
 
     check_no_overwrite(config)  # before minutes of work
+    from train.writable import check_writable_dir
+
+    for folder in (config.out_dir, config.out_dir.parent):  # staging is made beside --out
+        check_writable_dir(folder)
     with tempfile.TemporaryDirectory(prefix="kws-convert-") as scratch:
         folder = model_folder(config, Path(scratch))
         try:

@@ -96,6 +96,16 @@ def test_convert_will_not_replace_a_model_without_force(tmp_path, data) -> None:
     assert not any(tmp_path.glob(".artifacts-*staging*"))
 
 
+def test_convert_checks_that_it_can_write_out_first(tmp_path, data) -> None:
+    """Row convert-unwritable-out: ``--out`` under a file or in /proc is refused before the
+    model is even loaded (it used to fail after calibrating and converting)."""
+    (tmp_path / "file").write_text("x")
+    for out in (tmp_path / "file" / "artifacts", Path("/proc/kws-artifacts")):
+        r = kws("convert", "--keras", tmp_path / "missing.keras", "--data", data, "--out",
+                out, "--no-mlflow")
+        error_line(r, 2, "not writable|not a folder")
+
+
 def test_a_model_with_nan_outputs_is_an_error_not_a_label(tmp_path, tiny_models) -> None:
     """Row model-nan-output: a (float32) model whose weights hold a NaN gives NaN
     probabilities; predict says so instead of printing a label (or invalid JSON)."""
@@ -129,4 +139,4 @@ def test_a_model_with_nan_outputs_is_an_error_not_a_label(tmp_path, tiny_models)
 
 ROWS = ("gate-below-min-accuracy", "gate-test-split-too-small",
         "gate-max-drop-nan-inf-negative", "convert-existing-model-needs-force",
-        "model-nan-output")
+        "convert-unwritable-out", "model-nan-output")
