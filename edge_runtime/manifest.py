@@ -113,8 +113,7 @@ def _check_norm(norm: dict, n_features: int, name: str) -> None:
         values = norm.get(key)
         return (isinstance(values, list) and len(values) == n_features
                 and all(isinstance(v, (int, float)) and not isinstance(v, bool)
-                        and math.isfinite(v) and low <= v <= MAX_NORM
-                        and abs(v) <= MAX_NORM for v in values))
+                        and math.isfinite(v) and low <= v <= MAX_NORM for v in values))
 
     if not (set(norm) == {"mean", "std"} and numbers("mean", -MAX_NORM)
             and numbers("std", 1 / MAX_NORM)):
