@@ -262,6 +262,10 @@ def convert_model(config: ConvertConfig) -> ConvertResult:
         raise KwsError(f"{config.data_dir}: labels {dataset.labels} differ from the model's "
                        f"{settings.labels}")
 
+    if dataset.skipped_files:
+        from train.data_checks import skipped_message
+
+        log("warning: " + skipped_message(dataset))
     n_test = len(dataset.split("test"))
     if config.widen_max_drop and 0 < n_test < min_test_clips(config.max_drop):
         widened = math.ceil(10000 / n_test) / 100  # one clip, in points, rounded up

@@ -25,10 +25,18 @@ def check_training_data(dataset) -> list[str]:
         warnings.append(f"{len(empty)} of {len(dataset.labels)} labels have NO training "
                         f"examples and will never be predicted: {', '.join(empty)}")
     if dataset.skipped_files:
-        warnings.append(f"skipped {len(dataset.skipped_files)} unreadable clips (first: "
-                        f"{dataset.skipped_files[0]}); the full list goes to {SKIPPED_LIST} "
-                        "in the model folder")
+        warnings.append(skipped_message(dataset, f"the full list goes to {SKIPPED_LIST} in "
+                                                 "the model folder"))
     return warnings
+
+
+def skipped_message(dataset, where: str = "") -> str:
+    """How many clips the data set skipped as unreadable, the first few, and ``where`` the
+    whole list is."""
+    files = dataset.skipped_files
+    more = f" and {len(files) - 3} more" if len(files) > 3 else ""
+    return (f"skipped {len(files)} unreadable clips ({', '.join(files[:3])}{more})"
+            + (f"; {where}" if where else ""))
 
 
 def write_skipped(dataset, folder: Path) -> None:
