@@ -4,9 +4,10 @@ waitress' own errors (request too large, header too large, malformed) are JSON.
 waitress reads requests on its event loop, so a slow client costs a connection, not a
 worker thread; what ran out was connections (100 by default) for as long as a client kept
 trickling bytes (an idle timeout of 120 s is reset by every byte). Here connections are
-limited by the file-descriptor limit only (1,000 by default), idle ones are closed after
-``IDLE_TIMEOUT_S``, and a request whose header and body have not arrived within
-``request_timeout`` seconds of its first byte is dropped, however steadily it trickles.
+limited by the file-descriptor limit only (1,000 by default) and to ``PER_CLIENT_LIMIT`` from
+one address (more are closed at once), idle ones are closed after ``IDLE_TIMEOUT_S``, and a
+request whose header and body have not arrived within ``request_timeout`` seconds of its first
+byte is dropped, however steadily it trickles.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from waitress.task import ErrorTask
 
 IDLE_TIMEOUT_S = 10
 CONNECTION_LIMIT = 1000
+PER_CLIENT_LIMIT = 200  # connections from one address (a proxy in front counts as one)
 MIN_REQUEST_TIMEOUT_S = 10.0
 SECONDS_PER_MB = 8.0  # 1 Mbit/s: the slowest upload link given time for a full upload
 
@@ -44,10 +46,19 @@ class JsonErrorTask(ErrorTask):
 
 
 class GuardedChannel(HTTPChannel):
-    """A connection that notes when its current request began."""
+    """A connection that notes when its current request began, closed at once when its
+    address already holds ``PER_CLIENT_LIMIT`` connections."""
 
     error_task_class = JsonErrorTask
     request_started = 0.0
+
+    def __init__(self, server, sock, addr, adj, map=None) -> None:
+        super().__init__(server, sock, addr, adj, map)
+        host = addr[0] if isinstance(addr, tuple) else None
+        same = sum(1 for c in server.active_channels.values()
+                   if isinstance(c.addr, tuple) and c.addr[0] == host)
+        if host is not None and same > PER_CLIENT_LIMIT:
+            self.close()
 
     def received(self, data: bytes) -> bool:
         if self.request is None and data:

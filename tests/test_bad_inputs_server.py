@@ -76,6 +76,39 @@ def test_health_answers_while_150_slow_clients_are_connected(server) -> None:
             s.close()
 
 
+def test_one_address_cannot_take_every_connection(server) -> None:
+    """Row server-per-client-cap: past PER_CLIENT_LIMIT (200) connections from one address,
+    new ones are closed at once; the others stay open, and health answers once they go."""
+    from edge_runtime.serve_http import PER_CLIENT_LIMIT
+
+    time.sleep(1)  # the server has seen the earlier tests' connections close
+    clients = []
+    try:
+        for _ in range(PER_CLIENT_LIMIT + 10):
+            clients.append(socket.create_connection(("127.0.0.1", server["port"]), timeout=5))
+        time.sleep(0.5)
+        closed = 0
+        for s in clients:
+            s.settimeout(0.05)
+            try:
+                closed += s.recv(1) == b""
+            except (TimeoutError, ConnectionResetError) as exc:
+                closed += isinstance(exc, ConnectionResetError)
+        # (a few more when the server still counts the earlier tests' connections)
+        assert 10 <= closed <= 30, closed
+    finally:
+        for s in clients:
+            s.close()
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            assert health_seconds(server["url"]) < 1.0
+            break
+        except OSError:
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+
+
 def test_a_trickling_request_is_dropped(server) -> None:
     """Row server-trickle-dropped: a byte every 0.2 s never finishes a request; the server
     closes the connection after --request-timeout (3 s) instead of the 120 s idle timeout
@@ -153,5 +186,6 @@ def test_many_small_multipart_parts_get_a_message_that_says_so(tiny_models) -> N
     assert "more than 1000 parts" in error and "upload too large" not in error, error
 
 
-ROWS = ("server-slow-clients", "server-trickle-dropped", "server-body-far-too-large",
-        "server-header-too-large", "server-malformed-request", "server-many-multipart-parts")
+ROWS = ("server-slow-clients", "server-per-client-cap", "server-trickle-dropped",
+        "server-body-far-too-large", "server-header-too-large", "server-malformed-request",
+        "server-many-multipart-parts")
