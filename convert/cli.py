@@ -11,17 +11,38 @@ import json
 import sys
 from pathlib import Path
 
-from convert.gate import DEFAULT_MAX_DROP, GATE_EXIT_STATUS
+from convert.gate import DEFAULT_MAX_DROP, DEFAULT_MIN_ACCURACY, GATE_EXIT_STATUS
 
 GATE_HELP = (f"largest accepted float32 -> int8 accuracy drop in percentage points "
              f"(default {DEFAULT_MAX_DROP}); above it the command exits with status "
              f"{GATE_EXIT_STATUS}")
+MIN_ACCURACY_HELP = (f"lowest accepted float32 and int8 accuracy in percent (default "
+                     f"{DEFAULT_MIN_ACCURACY:g}); below it the command exits with status "
+                     f"{GATE_EXIT_STATUS}")
 
 
 def _positive_int(text: str) -> int:
     from edge_runtime.cli import positive_int
 
     return positive_int(text)
+
+
+def _seed(text: str) -> int:
+    from edge_runtime.cli import seed_int
+
+    return seed_int(text)
+
+
+def _percent(text: str) -> float:
+    from edge_runtime.cli import float_range
+
+    return float_range(0, 100)(text)
+
+
+def add_gate_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--max-drop", type=_percent, default=DEFAULT_MAX_DROP, help=GATE_HELP)
+    p.add_argument("--min-accuracy", type=_percent, default=DEFAULT_MIN_ACCURACY,
+                   help=MIN_ACCURACY_HELP)
 
 
 def add_parser(subparsers) -> None:
@@ -35,13 +56,16 @@ def add_parser(subparsers) -> None:
     source.add_argument("--keras", type=Path, metavar="PATH",
                         help="model.keras (or its folder, with model_settings.json)")
     p.add_argument("--data", type=Path, required=True, help="Speech Commands folder")
-    p.add_argument("--max-drop", type=float, default=DEFAULT_MAX_DROP, help=GATE_HELP)
+    add_gate_args(p)
     p.add_argument("--calibration", type=_positive_int, default=500,
                    help="training examples for int8 calibration (stratified by class)")
     p.add_argument("--out", type=Path, default=Path("artifacts"), help="output folder")
+    p.add_argument("--force", action="store_true",
+                   help="replace a model of the same --name in --out (its files are moved "
+                        "to <out>-replaced/ first)")
     p.add_argument("--name", default="kws", help="file stem: <name>_int8.tflite, ...")
     p.add_argument("--dynamic", action="store_true", help="also a dynamic-range model")
-    p.add_argument("--seed", type=int, default=0, help="seed of the calibration sample")
+    p.add_argument("--seed", type=_seed, default=0, help="seed of the calibration sample")
     p.add_argument("--tracking-uri", help="MLflow tracking URI (default: sqlite ./mlflow.db)")
     p.add_argument("--no-mlflow", action="store_true", help="do not log to MLflow")
     p.add_argument("--json", action="store_true", help="print the comparison as JSON")
@@ -55,7 +79,7 @@ def add_parser(subparsers) -> None:
     p.add_argument("--float", dest="float_model", type=Path, required=True, metavar="A.tflite")
     p.add_argument("--int8", dest="int8_model", type=Path, required=True, metavar="B.tflite")
     p.add_argument("--data", type=Path, required=True, help="Speech Commands folder")
-    p.add_argument("--max-drop", type=float, default=DEFAULT_MAX_DROP, help=GATE_HELP)
+    add_gate_args(p)
     p.add_argument("--out", type=Path, help="write the report (JSON, markdown, PNGs) here")
     p.add_argument("--name", default="compare", help="report file stem")
     p.add_argument("--json", action="store_true", help="print the comparison as JSON")
@@ -93,7 +117,8 @@ def cmd_convert(args: argparse.Namespace) -> int:
 
     config = ConvertConfig(
         data_dir=args.data, keras_path=args.keras, run_id=args.run, out_dir=args.out,
-        name=args.name, max_drop=args.max_drop, calibration=args.calibration,
+        name=args.name, max_drop=args.max_drop, min_accuracy=args.min_accuracy,
+        force=args.force, calibration=args.calibration,
         dynamic=args.dynamic, tracking_uri=args.tracking_uri, seed=args.seed,
         mlflow=not args.no_mlflow)
     result = convert_model(config)
@@ -109,7 +134,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
     from convert.compare import compare_files
 
     comparison = compare_files(args.float_model, args.int8_model, args.data, args.max_drop,
-                               progress=lambda m: print(m, file=sys.stderr, flush=True))
+                               progress=lambda m: print(m, file=sys.stderr, flush=True),
+                               min_accuracy=args.min_accuracy)
     extra = {}
     if args.out:
         from convert.report import write_report

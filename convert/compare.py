@@ -12,7 +12,14 @@ from pathlib import Path
 
 import numpy as np
 
-from convert.gate import DEFAULT_MAX_DROP, GateResult, check_gate
+from convert.gate import (
+    DEFAULT_MAX_DROP,
+    DEFAULT_MIN_ACCURACY,
+    GateResult,
+    check_gate,
+    check_max_drop,
+    check_test_size,
+)
 from edge_runtime.dataset import label_of, test_clips
 from edge_runtime.errors import KwsError
 from edge_runtime.evaluate import EvalReport
@@ -131,14 +138,8 @@ class Comparison:
         }
 
 
-def compare_models(models: dict[str, KwsModel], test: ClipSet,
-                   max_drop: float = DEFAULT_MAX_DROP,
-                   extra: dict[str, EvalReport] | None = None,
-                   progress: Callable[[str], None] | None = None) -> Comparison:
-    """Evaluate TFLite ``models`` (must hold "float32" and "int8") and gate the int8 drop.
-
-    ``extra`` reports (e.g. "keras") come first in the comparison.
-    """
+def check_compatible(models: dict[str, KwsModel]) -> list[str]:
+    """The labels of ``models`` (float32, int8, ...), which must agree with their front-ends."""
     for needed in ("float32", "int8"):
         if needed not in models:
             raise KwsError(f"the comparison needs a {needed} model")
@@ -148,12 +149,26 @@ def compare_models(models: dict[str, KwsModel], test: ClipSet,
             raise KwsError(f"{model.path}: labels differ from the float32 model's")
         if model.manifest.frontend != models["float32"].manifest.frontend:
             raise KwsError(f"{model.path}: front-end differs from the float32 model's")
+    return labels
+
+
+def compare_models(models: dict[str, KwsModel], test: ClipSet,
+                   max_drop: float = DEFAULT_MAX_DROP,
+                   extra: dict[str, EvalReport] | None = None,
+                   progress: Callable[[str], None] | None = None,
+                   min_accuracy: float = DEFAULT_MIN_ACCURACY) -> Comparison:
+    """Evaluate TFLite ``models`` (must hold "float32" and "int8") and gate the int8 drop.
+
+    ``extra`` reports (e.g. "keras") come first in the comparison.
+    """
+    labels = check_compatible(models)
     reports = dict(extra or {})
     for name, model in models.items():
         if progress:
             progress(f"evaluating {name} ({model.path.name}) on {len(test)} clips")
         reports[name] = evaluate_tflite(model, test)
-    gate = check_gate(reports["float32"].accuracy, reports["int8"].accuracy, max_drop)
+    gate = check_gate(reports["float32"].accuracy, reports["int8"].accuracy, max_drop,
+                      min_accuracy)
     sizes = {name: model.manifest.size_bytes for name, model in models.items()}
     paths = {name: str(model.path) for name, model in models.items()}
     return Comparison(labels, reports, sizes, gate, models=paths)
@@ -161,10 +176,15 @@ def compare_models(models: dict[str, KwsModel], test: ClipSet,
 
 def compare_files(float_path: Path, int8_path: Path, data_dir: Path,
                   max_drop: float = DEFAULT_MAX_DROP,
-                  progress: Callable[[str], None] | None = None) -> Comparison:
+                  progress: Callable[[str], None] | None = None,
+                  min_accuracy: float = DEFAULT_MIN_ACCURACY) -> Comparison:
     """``kws compare``: two TFLite files on ``data_dir``'s test split (no Keras)."""
+    check_max_drop(max_drop)
     models = {"float32": KwsModel(float_path), "int8": KwsModel(int8_path)}
+    check_compatible(models)
     test = folder_test_set(data_dir, models["float32"].labels, models["float32"].manifest.frontend)
-    comparison = compare_models(models, test, max_drop, progress=progress)
+    check_test_size(len(test), max_drop)  # the gate must be able to see the drop
+    comparison = compare_models(models, test, max_drop, progress=progress,
+                                min_accuracy=min_accuracy)
     comparison.data = str(data_dir)
     return comparison

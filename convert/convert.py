@@ -4,11 +4,14 @@ gated, with manifests and a report, logged to MLflow.
 Files are written to a staging folder first; only a model that passes the gate is moved to
 ``out_dir/<name>_<quantization>.tflite``; a refused one goes to
 ``<out_dir>-rejected/<name>-<stamp>/`` beside it, so a failed gate never writes into ``out_dir``.
+A model already in ``out_dir`` is only replaced with ``force``, and even then its files are
+moved to ``<out_dir>-replaced/<name>-<stamp>/`` first: no conversion loses a model.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import math
 import shutil
 import sys
 import tempfile
@@ -19,7 +22,15 @@ from pathlib import Path
 import numpy as np
 
 from convert.compare import ClipSet, Comparison, compare_models, evaluate_keras
-from convert.gate import DEFAULT_MAX_DROP, GateResult
+from convert.gate import (
+    DEFAULT_MAX_DROP,
+    DEFAULT_MIN_ACCURACY,
+    GateResult,
+    check_max_drop,
+    check_min_accuracy,
+    check_test_size,
+    min_test_clips,
+)
 from convert.report import write_report
 from convert.tflite import (
     normalize,
@@ -47,6 +58,11 @@ class ConvertConfig:
     out_dir: Path = Path("artifacts")
     name: str = "kws"
     max_drop: float = DEFAULT_MAX_DROP
+    min_accuracy: float = DEFAULT_MIN_ACCURACY
+    force: bool = False  # replace models already in out_dir (they are moved aside first)
+    # a test split too small for max_drop raises max_drop to one clip's worth (logged)
+    # instead of being refused: for demos on a few hundred generated clips
+    widen_max_drop: bool = False
     calibration: int = DEFAULT_CALIBRATION
     dynamic: bool = False
     tracking_uri: str | None = None
@@ -60,6 +76,18 @@ class ConvertConfig:
             raise KwsError("--calibration must be > 0")
         if not self.name or "/" in self.name:
             raise KwsError(f"--name {self.name!r}: need a plain file-name stem")
+        self.max_drop = check_max_drop(self.max_drop)
+        self.min_accuracy = check_min_accuracy(self.min_accuracy)
+
+    @property
+    def quantizations(self) -> list[str]:
+        return ["float32", "int8"] + (["dynamic"] if self.dynamic else [])
+
+    def outputs(self) -> list[str]:
+        """The names of the models, manifests and reports written into ``out_dir``."""
+        models = [f"{self.name}_{q}.tflite" for q in self.quantizations]
+        return [*models, *(m.replace(".tflite", ".manifest.json") for m in models),
+                f"{self.name}_report.json", f"{self.name}_report.md"]
 
 
 @dataclass
@@ -82,6 +110,23 @@ class ConvertResult:
 def rejected_dir(out_dir: Path) -> Path:
     """Where models refused by the gate go: beside ``out_dir``, never inside it."""
     return out_dir.parent / f"{out_dir.name}-rejected"
+
+
+def replaced_dir(out_dir: Path) -> Path:
+    """Where ``--force`` moves the files it replaces: beside ``out_dir``."""
+    return out_dir.parent / f"{out_dir.name}-replaced"
+
+
+def existing_outputs(config: ConvertConfig) -> list[Path]:
+    return [config.out_dir / n for n in config.outputs() if (config.out_dir / n).exists()]
+
+
+def check_no_overwrite(config: ConvertConfig) -> None:
+    """Without ``force``, refuse to convert into an ``out_dir`` that holds this model."""
+    existing = existing_outputs(config)
+    if existing and not config.force:
+        raise KwsError(f"{existing[0]} exists: give --force to replace it (the old files are "
+                       f"moved to {replaced_dir(config.out_dir)}/), or another --out or --name")
 
 
 def log(message: str) -> None:
@@ -192,6 +237,11 @@ def convert_model(config: ConvertConfig) -> ConvertResult:
     from train.data import load_dataset
     from train.settings import ModelSettings
 
+    check_no_overwrite(config)  # before minutes of work
+    from train.writable import check_writable_dir
+
+    for folder in (config.out_dir, config.out_dir.parent):  # staging is made beside --out
+        check_writable_dir(folder)
     with tempfile.TemporaryDirectory(prefix="kws-convert-") as scratch:
         folder = model_folder(config, Path(scratch))
         try:
@@ -209,6 +259,17 @@ def convert_model(config: ConvertConfig) -> ConvertResult:
         raise KwsError(f"{config.data_dir}: labels {dataset.labels} differ from the model's "
                        f"{settings.labels}")
 
+    if dataset.skipped_files:
+        from train.data_checks import skipped_message
+
+        log("warning: " + skipped_message(dataset))
+    n_test = len(dataset.split("test"))
+    if config.widen_max_drop and 0 < n_test < min_test_clips(config.max_drop):
+        widened = math.ceil(10000 / n_test) / 100  # one clip, in points, rounded up
+        log(f"warning: {n_test} test clips cannot resolve a {config.max_drop:g}-point drop: "
+            f"gating at {widened:g} points (one clip)")
+        config.max_drop = widened
+    check_test_size(n_test, config.max_drop)
     log(f"calibration: {config.calibration} training examples, stratified, seed {config.seed}")
     calib = calibration_features(dataset, settings.frontend, config.calibration, config.seed)
 
@@ -230,7 +291,7 @@ def convert_model(config: ConvertConfig) -> ConvertResult:
 
 def _convert_into(staging: Path, config: ConvertConfig, settings, keras_model, dataset,
                   calib: np.ndarray, source_run: str | None) -> ConvertResult:
-    quantizations = ["float32", "int8"] + (["dynamic"] if config.dynamic else [])
+    quantizations = config.quantizations
     paths: dict[str, Path] = {}
     notes: dict = {"calibration_examples": int(len(calib)), "calibration_seed": config.seed}
     core, feature_norm = split_normalization(keras_model)
@@ -260,7 +321,7 @@ def _convert_into(staging: Path, config: ConvertConfig, settings, keras_model, d
     keras_report = evaluate_keras(keras_model, settings.labels, settings.frontend, test)
     models = {quant: KwsModel(path) for quant, path in paths.items()}
     comparison = compare_models(models, test, config.max_drop, extra={"keras": keras_report},
-                                progress=log)
+                                progress=log, min_accuracy=config.min_accuracy)
     comparison.data = str(config.data_dir)
     accuracy = {name: round(r.accuracy, 6) for name, r in comparison.reports.items()}
     accuracy["n_test"] = comparison.n
@@ -274,14 +335,15 @@ def _convert_into(staging: Path, config: ConvertConfig, settings, keras_model, d
 
 def _file_away(result: ConvertResult, staging: Path, config: ConvertConfig) -> ConvertResult:
     """Move staged files into ``out_dir`` (gate passed) or ``<out_dir>-rejected/…``."""
+    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     if result.passed:
         target = config.out_dir
         target.mkdir(parents=True, exist_ok=True)
+        _move_aside(sorted(target / p.name for p in staging.iterdir()), config, staging, stamp)
         for item in sorted(staging.iterdir()):
             item.replace(target / item.name)
         staging.rmdir()
     else:
-        stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
         target = (rejected_dir(config.out_dir)
                   / f"{config.name}-{stamp}-{staging.name[-8:]}")
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -294,6 +356,21 @@ def _file_away(result: ConvertResult, staging: Path, config: ConvertConfig) -> C
     result.models = {k: moved(p) for k, p in result.models.items()}
     result.reports = {k: moved(p) for k, p in result.reports.items()}
     return result
+
+
+def _move_aside(targets: list[Path], config: ConvertConfig, staging: Path, stamp: str) -> None:
+    """Move the files about to be replaced to ``replaced_dir`` (only with ``force``)."""
+    existing = [p for p in targets if p.exists()]
+    if not existing:
+        return
+    if not config.force:  # appeared while converting
+        raise KwsError(f"{existing[0]} appeared while converting: the new files are left in "
+                       f"{staging}; give --force to replace it")
+    backup = replaced_dir(config.out_dir) / f"{config.name}-{stamp}-{staging.name[-8:]}"
+    backup.mkdir(parents=True)
+    for path in existing:
+        path.replace(backup / path.name)
+    log(f"replaced files moved to {backup}")
 
 
 def log_to_mlflow(result: ConvertResult, config: ConvertConfig, source_run: str | None) -> str:

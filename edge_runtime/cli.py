@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import math
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -26,11 +27,32 @@ class _Parser(argparse.ArgumentParser):
         raise KwsError(f"{self.prog}: {message}")
 
 
-def positive_int(text: str) -> int:
-    value = int(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be > 0, got {value}")
-    return value
+MAX_INT = 2**31 - 1
+MAX_THREADS = 256  # TFLite segfaults on tens of thousands; no device has more cores
+
+
+def int_range(low: int, high: int = MAX_INT) -> Callable[[str], int]:
+    """An argparse type for an integer in ``[low, high]``."""
+
+    if high != MAX_INT:
+        wanted = f"within {low}-{high}"
+    else:
+        wanted = "> 0" if low == 1 else f">= {low}"
+
+    def parse(text: str) -> int:
+        value = int(text)
+        if value > high and high == MAX_INT:
+            raise argparse.ArgumentTypeError(f"must be <= {high}, got {text:.30}")
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"must be {wanted}, got {text:.30}")
+        return value
+
+    parse.__name__ = "integer"  # argparse: "invalid integer value: 'x'"
+    return parse
+
+
+positive_int = int_range(1)
+seed_int = int_range(0, 2**32 - 1)  # what NumPy and Keras seed generators take
 
 
 def float_range(low: float, high: float | None = None, *, above: bool = False,
@@ -44,16 +66,18 @@ def float_range(low: float, high: float | None = None, *, above: bool = False,
     def parse(text: str) -> float:
         value = float(text)
         inside = (value > low if above else value >= low) and (high is None or value <= high)
-        if not inside:  # NaN fails both comparisons
+        if not inside or not math.isfinite(value):  # NaN fails both comparisons
             raise argparse.ArgumentTypeError(f"must be {wanted}, got {text}")
         return value
 
+    parse.__name__ = "number"
     return parse
 
 
 def add_model_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", type=Path, help="a .tflite model (default: the shipped one)")
-    parser.add_argument("--threads", type=positive_int, default=1, help="interpreter threads")
+    parser.add_argument("--threads", type=int_range(1, MAX_THREADS), default=1,
+                        help=f"interpreter threads (1-{MAX_THREADS})")
 
 
 def load_model(args: argparse.Namespace):
@@ -68,13 +92,21 @@ def print_json(data) -> None:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from edge_runtime.wav import read_wav
-
+    """Label each file; with several files a bad one is reported (``error:`` on stderr, an
+    ``{"file", "error"}`` entry in ``--json``) and the others still are, exit status 2."""
     model = load_model(args)
-    results = []
+    results, failed = [], 0
     for path in args.files:
-        pred = model.classify(read_wav(path), top_k=args.top_k, hop_s=args.hop,
-                              threshold=args.threshold)
+        try:
+            pred = model.classify_file(path, top_k=args.top_k, hop_s=args.hop,
+                                       threshold=args.threshold)
+        except KwsError as exc:
+            if len(args.files) == 1:  # one bad file: one error line, nothing on stdout
+                raise
+            failed += 1
+            print(f"error: {exc}", file=sys.stderr, flush=True)
+            results.append({"file": str(path), "error": str(exc)})
+            continue
         results.append({"file": str(path), **pred.to_dict()})
         if not args.json:
             top = ", ".join(f"{lab} {p:.3f}" for lab, p in pred.top_k)
@@ -86,7 +118,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
                 print(f"  {d.start_s:8.2f}-{d.end_s:8.2f} s  {d.label} {d.probability:.3f}")
     if args.json:
         print_json(results if len(results) > 1 else results[0])
-    return 0
+    return 2 if failed else 0
 
 
 def cmd_info(args: argparse.Namespace) -> int:
@@ -147,10 +179,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("files", nargs="+", type=Path)
     add_model_args(p)
     p.add_argument("--json", action="store_true")
-    p.add_argument("--top-k", type=positive_int, default=3)
-    p.add_argument("--hop", type=float, default=0.5, help="window hop in s for long files")
-    p.add_argument("--threshold", type=float, default=0.5,
-                   help="probability for a detection in long files")
+    p.add_argument("--top-k", type=int_range(1, 1000), default=3)
+    p.add_argument("--hop", type=float_range(0.01, 60, unit=" s"), default=0.5,
+                   help="window hop in s for long files (0.01-60)")
+    p.add_argument("--threshold", type=float_range(0, 1), default=0.5,
+                   help="probability for a detection in long files (0-1)")
     p.set_defaults(func=cmd_predict)
 
     p = sub.add_parser("info", help="show the model and its manifest")
@@ -166,7 +199,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("bench", help="latency on this device")
     add_model_args(p)
-    p.add_argument("--runs", type=positive_int, default=200)
+    p.add_argument("--runs", type=int_range(1, 1_000_000), default=200)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_bench)
 
@@ -188,6 +221,9 @@ def add_module_commands(subparsers, modules: Sequence[tuple[str, str]]) -> None:
 
 def run(func: Callable[[], int]) -> int:
     """Run a command; bad input becomes one ``error:`` line and status 2."""
+    for stream in (sys.stdout, sys.stderr):  # file names that are not valid UTF-8
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
     try:
         return func()
     except KwsError as exc:

@@ -62,7 +62,10 @@ def read_list(root: str | Path, name: str) -> set[str] | None:
     path = Path(root) / name
     if not path.is_file():
         return None
-    return {line.strip() for line in path.read_text().splitlines() if line.strip()}
+    # file names are bytes: undecodable ones match the surrogate-escaped names that
+    # the file system gives (os.fsdecode)
+    text = path.read_bytes().decode("utf-8", "surrogateescape")
+    return {line.strip() for line in text.splitlines() if line.strip()}
 
 
 def test_clips(root: str | Path) -> list[Clip]:

@@ -20,6 +20,26 @@ from functools import cached_property
 import numpy as np
 
 FEATURE_KINDS = ("mfcc", "log_mel")
+# Bounds on the settings, far beyond any keyword front-end, so that a bad manifest cannot
+# make the tables or frame buffers allocate gigabytes.
+MIN_RATE, MAX_RATE = 1_000, 192_000
+MAX_CLIP_MS, MAX_N_FFT, MAX_N_MELS, MAX_FRAMES = 10_000, 8192, 512, 2000
+
+
+def _type_problems(config) -> list[str]:
+    """Fields whose value is not of the declared type: ints are ints (not 512.0, not True),
+    floats are finite numbers, strings are strings."""
+    problems = []
+    for f in fields(config):
+        value = getattr(config, f.name)
+        number = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if f.type == "int" and not (number and isinstance(value, int)):
+            problems.append(f"{f.name} must be an integer, got {value!r:.40}")
+        elif f.type == "float" and not (number and math.isfinite(value)):
+            problems.append(f"{f.name} must be a finite number, got {value!r:.40}")
+        elif f.type == "str" and not isinstance(value, str):
+            problems.append(f"{f.name} must be a string, got {value!r:.40}")
+    return problems
 
 
 @dataclass(frozen=True)
@@ -39,9 +59,19 @@ class FrontendConfig:
     features: str = "mfcc"  # "mfcc" (n_mfcc coefficients) or "log_mel" (n_mels energies, dB)
 
     def __post_init__(self) -> None:
-        problems = []
-        if self.sample_rate <= 0:
-            problems.append("sample_rate must be > 0")
+        problems = _type_problems(self)
+        if problems:
+            raise ValueError("bad front-end config: " + "; ".join(problems))
+        if not MIN_RATE <= self.sample_rate <= MAX_RATE:
+            problems.append(f"sample_rate must be within {MIN_RATE}-{MAX_RATE} Hz")
+        if not 0 < self.clip_ms <= MAX_CLIP_MS:
+            problems.append(f"clip_ms must be within 1-{MAX_CLIP_MS}")
+        if not 0 < self.n_fft <= MAX_N_FFT:
+            problems.append(f"n_fft must be within 1-{MAX_N_FFT}")
+        if not 0 < self.n_mels <= MAX_N_MELS:
+            problems.append(f"n_mels must be within 1-{MAX_N_MELS}")
+        if problems:  # the checks below compute with these
+            raise ValueError("bad front-end config: " + "; ".join(problems))
         if not 0 < self.win_length <= self.n_fft:
             problems.append("window must be > 0 and fit in n_fft")
         if self.hop_length <= 0:
@@ -56,6 +86,9 @@ class FrontendConfig:
             problems.append("log_floor must be > 0")
         if self.features not in FEATURE_KINDS:
             problems.append(f"features must be one of {', '.join(FEATURE_KINDS)}")
+        frames = 1 + (self.clip_samples - self.n_fft) // max(1, self.hop_length)
+        if frames > MAX_FRAMES:
+            problems.append(f"a clip gives {frames} frames (at most {MAX_FRAMES})")
         if problems:
             raise ValueError("bad front-end config: " + "; ".join(problems))
 
@@ -98,6 +131,8 @@ class FrontendConfig:
 
     @classmethod
     def from_dict(cls, data: dict) -> FrontendConfig:
+        if not isinstance(data, dict):
+            raise ValueError(f"the front-end must be an object, got {type(data).__name__}")
         known = {f.name for f in fields(cls)}
         unknown = set(data) - known
         if unknown:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from edge_runtime.cli import float_range
 
-_ms = float_range(0, unit=" ms")
+_ms = float_range(0, 3_600_000, unit=" ms")  # up to an hour
 _seconds = float_range(0, unit=" s")
 _probability = float_range(0, 1)
 
@@ -133,7 +133,7 @@ def cmd_make_stream(args: argparse.Namespace) -> int:
 
 
 def add_parser(subparsers) -> None:
-    from edge_runtime.cli import positive_int
+    from edge_runtime.cli import positive_int, seed_int
 
     p = subparsers.add_parser("listen", help="detect keywords in a live or recorded stream")
     _add_detector_args(p)
@@ -164,7 +164,7 @@ def add_parser(subparsers) -> None:
     p.add_argument("--out", type=Path, required=True, help="WAV to write")
     p.add_argument("--labels", type=Path, required=True, help="CSV to write")
     p.add_argument("--minutes", type=float, default=10.0)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=seed_int, default=0)
     p.add_argument("--keywords", default=None,
                    help="comma-separated keywords (default: the ten Speech Commands ones)")
     p.add_argument("--rate", type=positive_int, default=16000, help="sample rate of the WAV")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,7 +19,16 @@ from edge_runtime.manifest import (
     manifest_path_for,
     sha256_of,
 )
-from edge_runtime.wav import Audio, fit_clip, resample
+from edge_runtime.wav import (
+    Audio,
+    fit_clip,
+    read_wav,
+    resample,
+    resample_blocks,
+    stream_wav,
+)
+
+STREAM_AFTER_S = 60.0  # longer files are read and scanned block by block
 
 
 def _io_entry(detail: dict) -> dict:
@@ -98,6 +108,9 @@ class KwsModel:
                 f"{self.path}: sha256 {digest[:12]}… does not match its manifest "
                 f"({self.manifest.sha256[:12]}…): wrong or altered model file"
             )
+        if len(content) != self.manifest.size_bytes:
+            raise KwsError(f"{self.path}: {len(content)} bytes but its manifest says "
+                           f"{self.manifest.size_bytes}")
         self._content = content
         self.interpreter = make_interpreter(content, num_threads, str(self.path))
         self._input = self.interpreter.get_input_details()[0]
@@ -157,7 +170,10 @@ class KwsModel:
         x = self._quantize(features).reshape(self._input["shape"])
         self.interpreter.set_tensor(self._input["index"], x)
         self.interpreter.invoke()
-        return self._dequantize(self.interpreter.get_tensor(self._output["index"]))[0]
+        probs = self._dequantize(self.interpreter.get_tensor(self._output["index"]))[0]
+        if not np.isfinite(probs).all():
+            raise KwsError(f"{self.path}: the model gave NaN or Inf probabilities")
+        return probs
 
     def predict_samples(self, samples: np.ndarray) -> np.ndarray:
         """Class probabilities for one clip of samples at the model's rate (padded/cut)."""
@@ -187,6 +203,17 @@ class KwsModel:
         best = self.top_k(probs, top_k)
         return Prediction(best[0][0], best[0][1], best, timings)
 
+    def classify_file(self, path: str | Path, top_k: int = 3, hop_s: float = 0.5,
+                      threshold: float = 0.5) -> Prediction:
+        """:meth:`classify` a WAV file; one longer than ``STREAM_AFTER_S`` is scanned as it
+        is read, so that memory does not grow with its length."""
+        layout, blocks = stream_wav(path)
+        if layout.seconds <= STREAM_AFTER_S:
+            return self.classify(read_wav(path), top_k=top_k, hop_s=hop_s,
+                                 threshold=threshold)
+        return self.scan_blocks(resample_blocks(blocks, layout.sample_rate, self.sample_rate),
+                                top_k=top_k, hop_s=hop_s, threshold=threshold)
+
     def window_starts(self, n_samples: int, hop_s: float) -> list[int]:
         hop = max(1, round(hop_s * self.sample_rate))
         last = max(0, n_samples - self.clip_samples)
@@ -199,16 +226,51 @@ class KwsModel:
              threshold: float = 0.5, t0: float | None = None) -> Prediction:
         """Classify 1-s windows every ``hop_s``; keywords above ``threshold`` become
         detections (neighbouring windows with the same label merge into one)."""
-        if hop_s <= 0:
+        n = self.clip_samples
+        windows = ((start, samples[start : start + n])
+                   for start in self.window_starts(samples.size, self._hop(hop_s)))
+        return self._scan(windows, top_k, threshold, t0)
+
+    def scan_blocks(self, blocks: Iterable[np.ndarray], top_k: int = 3, hop_s: float = 0.5,
+                    threshold: float = 0.5) -> Prediction:
+        """:meth:`scan` over audio that arrives in blocks (at the model's rate) and is never
+        held whole: the same windows, the same answer, memory bounded by the block size."""
+        t0 = time.perf_counter()
+        return self._scan(self._stream_windows(blocks, round(self._hop(hop_s)
+                                                                * self.sample_rate)),
+                          top_k, threshold, t0)
+
+    def _hop(self, hop_s: float) -> float:
+        if not hop_s > 0:
             raise KwsError("--hop must be > 0 seconds")
+        return hop_s
+
+    def _stream_windows(self, blocks: Iterable[np.ndarray], hop: int):
+        """(start, window) pairs as :meth:`window_starts` gives them, from blocks."""
+        n, hop = self.clip_samples, max(1, hop)
+        buffer, offset, start, last_done = np.zeros(0, np.float32), 0, 0, -1
+        for block in blocks:
+            buffer = np.concatenate((buffer, block))
+            while start + n <= offset + buffer.size:
+                yield start, buffer[start - offset : start - offset + n]
+                last_done, start = start, start + hop
+            keep = max(0, min(start, offset + buffer.size - n) - offset)
+            buffer, offset = buffer[keep:], offset + keep
+        total = offset + buffer.size
+        if total < n and last_done < 0:
+            yield 0, np.pad(buffer, (0, n - buffer.size))
+        elif total - n != last_done:
+            yield total - n, buffer[buffer.size - n :]
+
+    def _scan(self, windows, top_k: int, threshold: float, t0: float | None) -> Prediction:
         t0 = time.perf_counter() if t0 is None else t0
         rate, n = self.sample_rate, self.clip_samples
         detections: list[Detection] = []
         best_probs, best_score = None, -1.0
         frontend_s = invoke_s = 0.0
-        for start in self.window_starts(samples.size, hop_s):
+        for start, window in windows:
             ta = time.perf_counter()
-            features = self.frontend(samples[start : start + n])
+            features = self.frontend(window)
             tb = time.perf_counter()
             probs = self.predict_features(features)
             frontend_s += tb - ta

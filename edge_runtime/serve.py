@@ -23,6 +23,7 @@ OPENAPI_PATH = HERE / "openapi.yaml"
 WAV_TYPES = ("audio/wav", "audio/x-wav", "audio/wave", "audio/vnd.wave")
 DEFAULT_TOP_K = 5
 MAX_AUDIO_S = 60.0
+MAX_UPLOAD_MB = 1024
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
        "media-src 'self' blob:; connect-src 'self'; object-src 'none'; base-uri 'none'; "
        "frame-ancestors 'none'")
@@ -66,7 +67,12 @@ def create_app(model, max_upload_mb: float = 2.0, max_audio_s: float = MAX_AUDIO
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):
         response = exc.get_response()  # keeps headers such as Allow on 405
-        if exc.code == 413:
+        length = flask.request.content_length
+        if exc.code == 413 and length is not None and length <= max_bytes:
+            message = (f"multipart form too complex: more than {app.config['MAX_FORM_PARTS']} "
+                       f"parts or a non-file field over {app.config['MAX_FORM_MEMORY_SIZE']:,} "
+                       "bytes; send the WAV alone in the field 'file'")
+        elif exc.code == 413:
             message = f"upload too large: the limit is {max_upload_mb:g} MB"
         else:
             message = f"{exc.name}: {exc.description}"
@@ -167,32 +173,59 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from edge_runtime.model import KwsModel
     from edge_runtime.paths import default_model
 
-    if not args.max_upload_mb > 0:
-        raise KwsError("--max-upload-mb must be > 0")
     model = KwsModel(args.model or default_model())
     app = create_app(model, max_upload_mb=args.max_upload_mb)
     try:
-        import waitress
+        from edge_runtime.serve_http import default_request_timeout, make_server
     except ImportError:
         raise KwsError("the server needs Flask and waitress: install kws-edge[serve]") from None
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    # Flask answers uploads over the limit with a JSON 413; waitress drops anything far
+    # bigger before it is buffered (with a JSON 413 too).
+    try:
+        server = make_server(app, args.host, args.port, args.threads,
+                             4 * int(args.max_upload_mb * 1024 * 1024) + 65536,
+                             args.request_timeout or default_request_timeout(args.max_upload_mb))
+    except OSError as exc:
+        raise KwsError(f"cannot listen on {args.host}:{args.port} ({exc.strerror or exc})"
+                       ) from None
     print(f"kws-edge: serving {model.path.name} on http://{args.host}:{args.port}/ "
           f"({args.threads} threads); Ctrl-C stops", flush=True)
-    # Flask answers uploads over the limit with a JSON 413; waitress drops anything far
-    # bigger before it is buffered.
-    waitress.serve(app, host=args.host, port=args.port, threads=args.threads,
-                   max_request_body_size=4 * int(args.max_upload_mb * 1024 * 1024) + 65536,
-                   ident="kws-edge")
+    server.run()
     return 0
 
 
+def host_address(text: str) -> str:
+    """An argparse type: an IP address, or a host name that resolves (e.g. localhost)."""
+    import ipaddress
+    import socket
+
+    try:
+        return str(ipaddress.ip_address(text))
+    except ValueError:
+        pass
+    if not text or len(text) > 253 or text[0].isdigit() and text.replace(".", "").isdigit():
+        raise argparse.ArgumentTypeError(f"not an IP address or host name: {text[:60]!r}")
+    try:
+        socket.getaddrinfo(text, None)
+    except (socket.gaierror, UnicodeError) as exc:
+        raise argparse.ArgumentTypeError(f"cannot resolve host {text[:60]!r} ({exc})") from None
+    return text
+
+
 def add_parser(subparsers) -> None:
-    from edge_runtime.cli import positive_int
+    from edge_runtime.cli import MAX_THREADS, float_range, int_range
 
     p = subparsers.add_parser("serve", help="upload page and JSON API")
-    p.add_argument("--host", default="127.0.0.1", help="address to listen on")
-    p.add_argument("--port", type=int, default=8080)
+    p.add_argument("--host", type=host_address, default="127.0.0.1",
+                   help="address to listen on")
+    p.add_argument("--port", type=int_range(1, 65535), default=8080, help="1-65535")
     p.add_argument("--model", type=Path, help="a .tflite model (default: the shipped one)")
-    p.add_argument("--max-upload-mb", type=float, default=2.0, help="request size limit")
-    p.add_argument("--threads", type=positive_int, default=4, help="server worker threads")
+    p.add_argument("--max-upload-mb", type=float_range(0, MAX_UPLOAD_MB, above=True),
+                   default=2.0, help=f"request size limit (up to {MAX_UPLOAD_MB} MB)")
+    p.add_argument("--threads", type=int_range(1, MAX_THREADS), default=4,
+                   help="server worker threads")
+    p.add_argument("--request-timeout", type=float_range(0, 3600, above=True, unit=" s"),
+                   help="seconds a request's header and body may take to arrive (default "
+                        "10 + 8 per MB of --max-upload-mb)")
     p.set_defaults(func=cmd_serve)

@@ -5,7 +5,11 @@ Multi-channel audio is downmixed, other sample rates are resampled with ``soxr``
 
 from __future__ import annotations
 
+import mmap
+import os
+import stat
 import struct
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +26,9 @@ MAX_SAMPLE_RATE = 768_000
 # Float WAVs hold samples in [-1, 1], with some headroom; beyond this it is not audio (and
 # float32 arithmetic such as resampling would overflow to Inf).
 MAX_FLOAT_PEAK = 1000.0
+# Files read from disk: longer ones are refused before decoding (3 h of 16 kHz audio is
+# 690 MB of float32 samples).
+MAX_FILE_SECONDS = 3 * 3600.0
 
 
 @dataclass(frozen=True)
@@ -45,15 +52,28 @@ def _chunks(data: bytes):
         pos += 8 + size + (size & 1)
 
 
-def _decode(raw: bytes, fmt: int, bits: int) -> np.ndarray:
+def _decode(raw: bytes, fmt: int, bits: int, name: str) -> np.ndarray:
     if fmt == _FLOAT:
         if bits not in (32, 64):
-            raise KwsError(f"unsupported float WAV with {bits}-bit samples")
-        return np.frombuffer(raw, dtype="<f4" if bits == 32 else "<f8").astype(np.float32)
+            raise KwsError(f"{name}: unsupported float WAV with {bits}-bit samples "
+                           "(need 32 or 64)")
+        values = np.frombuffer(raw, dtype="<f4" if bits == 32 else "<f8")
+        if not np.isfinite(values).all():
+            raise KwsError(f"{name}: audio contains NaN or Inf samples")
+        peak = float(np.abs(values).max())
+        if peak > MAX_FLOAT_PEAK:  # checked before float32 would overflow to Inf
+            raise KwsError(f"{name}: float samples reach {peak:.3g} "
+                           f"(audio is in [-1, 1]; over {MAX_FLOAT_PEAK:g} is refused)")
+        return values.astype(np.float32)
     if bits == 8:
-        return (np.frombuffer(raw, dtype=np.uint8).astype(np.float32) - 128.0) / 128.0
+        out = np.frombuffer(raw, dtype=np.uint8).astype(np.float32)
+        out -= 128.0
+        out /= 128.0
+        return out
     if bits == 16:
-        return np.frombuffer(raw, dtype="<i2").astype(np.float32) / 32768.0
+        out = np.frombuffer(raw, dtype="<i2").astype(np.float32)
+        out /= 32768.0  # in place: a long file is not held twice
+        return out
     if bits == 24:
         b = np.frombuffer(raw, dtype=np.uint8).reshape(-1, 3).astype(np.int32)
         v = b[:, 0] | (b[:, 1] << 8) | (b[:, 2] << 16)
@@ -61,11 +81,36 @@ def _decode(raw: bytes, fmt: int, bits: int) -> np.ndarray:
         return v.astype(np.float32) / float(1 << 23)
     if bits == 32:
         return (np.frombuffer(raw, dtype="<i4").astype(np.float64) / 2**31).astype(np.float32)
-    raise KwsError(f"unsupported PCM WAV with {bits}-bit samples")
+    raise KwsError(f"{name}: unsupported PCM WAV with {bits}-bit samples (need 8-32)")
 
 
-def decode_wav(data: bytes, name: str = "input") -> Audio:
-    """Parse WAV bytes into mono float32 :class:`Audio`; raise :class:`KwsError` if bad."""
+@dataclass(frozen=True)
+class WavLayout:
+    """Where a WAV's samples are and how they are encoded (the header, checked)."""
+
+    fmt: int
+    channels: int
+    sample_rate: int
+    bits: int
+    block_align: int
+    start: int  # byte offset of the samples
+    size: int  # bytes of whole sample frames
+
+    @property
+    def seconds(self) -> float:
+        return self.size / self.block_align / self.sample_rate
+
+    def decode(self, raw, name: str) -> np.ndarray:
+        """Mono float32 samples of ``raw`` (whole frames of this layout)."""
+        samples = _decode(raw, self.fmt, self.bits, name).reshape(-1, self.channels)
+        if self.channels > 1:
+            return samples.mean(axis=1, dtype=np.float32)
+        return np.ascontiguousarray(samples[:, 0], dtype=np.float32)
+
+
+def parse_wav(data, name: str = "input", max_seconds: float | None = None) -> WavLayout:
+    """Check a WAV's header (``data``: bytes, or a memory map of the file); raise
+    :class:`KwsError` if bad or longer than ``max_seconds``. Nothing is decoded."""
     if len(data) < 12 or data[:4] != b"RIFF" or data[8:12] != b"WAVE":
         raise KwsError(f"{name}: not a WAV file (no RIFF/WAVE header)")
     fmt_chunk = None
@@ -107,31 +152,87 @@ def decode_wav(data: bytes, name: str = "input") -> Audio:
     size -= size % block_align
     if size == 0:
         raise KwsError(f"{name}: empty audio (no samples)")
-    samples = _decode(data[start : start + size], fmt, bits)
-    samples = samples.reshape(-1, channels)
-    if not np.isfinite(samples).all():
-        raise KwsError(f"{name}: audio contains NaN or Inf samples")
-    if fmt == _FLOAT and np.abs(samples).max() > MAX_FLOAT_PEAK:
-        raise KwsError(
-            f"{name}: float samples reach {np.abs(samples).max():.3g} "
-            f"(audio is in [-1, 1]; over {MAX_FLOAT_PEAK:g} is refused)"
-        )
-    mono = samples.mean(axis=1, dtype=np.float32) if channels > 1 else samples[:, 0]
-    return Audio(np.ascontiguousarray(mono, dtype=np.float32), int(rate))
+    layout = WavLayout(fmt, channels, int(rate), bits, block_align, start, size)
+    if max_seconds is not None and layout.seconds > max_seconds:
+        raise KwsError(f"{name}: audio is {layout.seconds / 3600:.3g} h long; the limit is "
+                       f"{max_seconds / 3600:g} h (split the file)")
+    return layout
 
 
-def read_wav(path: str | Path) -> Audio:
-    """Read a WAV file; missing or unreadable files raise :class:`KwsError`."""
-    path = Path(path)
+def decode_wav(data: bytes, name: str = "input", max_seconds: float | None = None) -> Audio:
+    """Parse WAV bytes into mono float32 :class:`Audio`; raise :class:`KwsError` if bad
+    (or longer than ``max_seconds``, checked before anything is decoded)."""
+    w = parse_wav(data, name, max_seconds)
+    return Audio(w.decode(memoryview(data)[w.start : w.start + w.size], name), w.sample_rate)
+
+
+def _map(path: Path):
+    """The file's bytes, memory-mapped (pages are read only where they are used)."""
     try:
-        data = path.read_bytes()
+        check_regular_file(path)
+        with path.open("rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            return mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) if size else b""
     except FileNotFoundError:
         raise KwsError(f"{path}: no such file") from None
     except IsADirectoryError:
         raise KwsError(f"{path}: is a folder, not a WAV file") from None
     except OSError as exc:
         raise KwsError(f"{path}: cannot read ({exc.strerror})") from None
-    return decode_wav(data, str(path))
+
+
+def stream_wav(path: str | Path, block_seconds: float = 10.0,
+               max_seconds: float | None = MAX_FILE_SECONDS
+               ) -> tuple[WavLayout, Iterator[np.ndarray]]:
+    """The checked header of a WAV file and its mono float32 samples in blocks of
+    ``block_seconds``, read one at a time: memory does not grow with the file."""
+    path = Path(path)
+    layout = parse_wav(_map(path), str(path), max_seconds)
+    step = max(1, round(block_seconds * layout.sample_rate)) * layout.block_align
+
+    def blocks() -> Iterator[np.ndarray]:
+        with path.open("rb") as f:
+            f.seek(layout.start)
+            left = layout.size
+            while left > 0:
+                raw = f.read(min(step, left))
+                raw = raw[: len(raw) - len(raw) % layout.block_align]
+                if not raw:
+                    raise KwsError(f"{path}: the file got shorter while it was read")
+                left -= len(raw)
+                yield layout.decode(raw, str(path))
+
+    return layout, blocks()
+
+
+def resample_blocks(blocks: Iterable[np.ndarray], rate: int,
+                    sample_rate: int) -> Iterator[np.ndarray]:
+    """Blocks at ``rate`` -> blocks at ``sample_rate`` (soxr, streaming, same quality as
+    :func:`resample`)."""
+    if rate == sample_rate:
+        yield from blocks
+        return
+    import soxr
+
+    stream = soxr.ResampleStream(rate, sample_rate, 1, dtype="float32", quality="HQ")
+    for block in blocks:
+        yield stream.resample_chunk(block)
+    yield stream.resample_chunk(np.zeros(0, np.float32), last=True)
+
+
+def read_wav(path: str | Path, max_seconds: float | None = MAX_FILE_SECONDS) -> Audio:
+    """Read a WAV file (memory-mapped); missing, unreadable or non-regular files (FIFOs,
+    devices) and files longer than ``max_seconds`` raise :class:`KwsError`."""
+    return decode_wav(_map(Path(path)), str(path), max_seconds)
+
+
+def check_regular_file(path: Path) -> None:
+    """Refuse FIFOs, sockets and devices before opening them (a FIFO blocks forever)."""
+    mode = path.stat().st_mode
+    if stat.S_ISDIR(mode):
+        raise IsADirectoryError(path)
+    if not stat.S_ISREG(mode):
+        raise KwsError(f"{path}: not a regular file (a FIFO, socket or device)")
 
 
 def resample(audio: Audio, sample_rate: int) -> Audio:

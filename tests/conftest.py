@@ -51,3 +51,12 @@ def speech_like(seconds: float = 1.0, rate: int = 16000, seed: int = 0) -> np.nd
     voice = sum(np.sin(k * phase) / k for k in range(1, 8))
     envelope = np.sin(np.pi * np.clip(t / max(seconds, 1e-9), 0, 1)) ** 2
     return (0.25 * voice * envelope + 0.005 * r.standard_normal(n)).astype(np.float32)
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 import subprocess
@@ -20,6 +19,7 @@ from edge_runtime.frontend import EDGE_FRONTEND
 from edge_runtime.manifest import load_manifest, manifest_path_for, write_manifest
 from edge_runtime.model import KwsModel
 from tests.fixtures_data import make_fake_dataset
+from tests.model_factory import resealed
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -46,13 +46,14 @@ def test_gate_drop_is_in_points_and_inclusive():
     assert check_gate(0.90, 0.89, 0.5).drop_points == pytest.approx(1.0)
     assert not check_gate(0.90, 0.89, 0.5).passed
     assert check_gate(0.90, 0.897, 0.5).passed
-    assert check_gate(0.90, 0.91, -1.0).passed  # int8 one point better
-    assert not check_gate(0.90, 0.90, -0.01).passed
+    assert check_gate(0.90, 0.91, 0.0).passed  # int8 one point better
+    assert not check_gate(0.90, 0.91, 0.5, min_accuracy=95).passed
     assert GATE_EXIT_STATUS == 3
 
 
 def test_comparison_matches_the_runtime_evaluation(tiny_models, fake_data):
-    comparison = compare_files(tiny_models["float32"], tiny_models["int8"], fake_data)
+    comparison = compare_files(tiny_models["float32"], tiny_models["int8"], fake_data,
+                               max_drop=100)
     for quant in ("float32", "int8"):
         direct = evaluate_model(KwsModel(tiny_models[quant]), fake_data)
         assert comparison.reports[quant].confusion.tolist() == direct.confusion.tolist()
@@ -79,7 +80,7 @@ def test_agreement_and_report_of():
 def test_compare_passes_with_generous_threshold(tiny_models, fake_data, tmp_path):
     out = tmp_path / "report"
     done = kws(*compare_args(tiny_models, fake_data, "--max-drop", "100", "--out", out,
-                             "--json"))
+                             "--json", "--min-accuracy", "0"))
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout)
     assert result["gate"]["passed"] is True
@@ -93,8 +94,8 @@ def test_compare_passes_with_generous_threshold(tiny_models, fake_data, tmp_path
         assert (out / f"compare_confusion_{quant}.png").read_bytes()[:4] == b"\x89PNG"
 
 
-def test_gate_fires_with_negative_threshold(tiny_models, fake_data):
-    done = kws(*compare_args(tiny_models, fake_data, "--max-drop=-101"))
+def test_gate_fires_below_the_accuracy_floor(tiny_models, fake_data):
+    done = kws(*compare_args(tiny_models, fake_data, "--max-drop", "100"))  # untrained models
     assert done.returncode == GATE_EXIT_STATUS
     assert "gate FAILED" in done.stderr
     assert "float32 accuracy" in done.stderr and "int8 accuracy" in done.stderr
@@ -107,7 +108,7 @@ def corrupt_copy(model: Path, folder: Path, content: bytes, rehash: bool) -> Pat
     path.write_bytes(content)
     data = json.loads(manifest_path_for(model).read_text())
     if rehash:
-        data["sha256"] = hashlib.sha256(content).hexdigest()
+        data = resealed(data, content)
     manifest_path_for(path).write_text(json.dumps(data))
     return path
 
@@ -147,7 +148,8 @@ def test_compare_refuses_models_with_different_labels(tiny_models, fake_data, tm
 
 
 def test_markdown_lists_every_class(tiny_models, fake_data):
-    comparison = compare_files(tiny_models["float32"], tiny_models["int8"], fake_data)
+    comparison = compare_files(tiny_models["float32"], tiny_models["int8"], fake_data,
+                               max_drop=100)
     text = markdown(comparison)
     for label in comparison.labels:
         assert f"| {label} |" in text

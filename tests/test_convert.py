@@ -65,7 +65,7 @@ def trained(tmp_path_factory) -> dict:
 def converted(trained):
     config = ConvertConfig(data_dir=trained["data"], keras_path=trained["folder"] / "model.keras",
                            out_dir=trained["root"] / "out", name="kws", max_drop=100.0,
-                           calibration=40, tracking_uri=trained["tracking"])
+                           min_accuracy=0, calibration=40, tracking_uri=trained["tracking"])
     return convert_model(config)
 
 
@@ -208,7 +208,8 @@ def test_stratified_calibration_sample():
 def test_cli_gate_refuses_and_keeps_out_clean(trained, tmp_path):
     out = tmp_path / "out"
     done = kws("convert", "--keras", trained["folder"], "--data", trained["data"], "--out", out,
-               "--calibration", "20", "--max-drop=-101", "--tracking-uri", trained["tracking"])
+               "--calibration", "20", "--max-drop", "100", "--min-accuracy", "100",
+               "--tracking-uri", trained["tracking"])
     assert done.returncode == GATE_EXIT_STATUS, done.stderr
     assert "float32 accuracy" in done.stderr and "int8 accuracy" in done.stderr
     assert not out.exists() or not any(out.iterdir())
@@ -227,7 +228,8 @@ def test_cli_converts_from_an_mlflow_run(trained, tmp_path):
         mlflow.log_artifacts(str(trained["folder"]), artifact_path="model_dir")
     out = tmp_path / "out"
     done = kws("convert", "--run", run.info.run_id, "--data", trained["data"], "--out", out,
-               "--calibration", "20", "--max-drop", "100", "--dynamic", "--json",
+               "--calibration", "20", "--max-drop", "100", "--min-accuracy", "0", "--dynamic",
+               "--json",
                "--tracking-uri", trained["tracking"])
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout)
@@ -274,3 +276,40 @@ def test_normalisation_moves_from_the_model_into_the_manifest(tmp_path):
     runtime = KwsModel(path)
     np.testing.assert_allclose(runtime.predict_features(feats[0, ..., 0]),
                                model.predict(feats[:1], verbose=0)[0], atol=1e-5)
+
+
+@pytest.mark.slow
+def test_force_moves_the_old_model_aside(trained, tmp_path):
+    """Row convert-force-moves-old-model-aside (tests/bad_inputs.md): ``--force`` replaces
+    the model in ``--out`` only after moving its files to ``<out>-replaced/``."""
+    from convert.convert import replaced_dir
+
+    out = tmp_path / "artifacts"
+    out.mkdir()
+    old = {"kws_int8.tflite": b"the model that shipped before",
+           "kws_int8.manifest.json": b"{}", "README.md": b"not ours"}
+    for name, content in old.items():
+        (out / name).write_bytes(content)
+    done = kws("convert", "--keras", trained["folder"], "--data", trained["data"], "--out", out,
+               "--calibration", "20", "--max-drop", "100", "--min-accuracy", "0", "--force",
+               "--no-mlflow")
+    assert done.returncode == 0, done.stderr
+    assert KwsModel(out / "kws_int8.tflite").labels == trained["dataset"].labels
+    assert (out / "README.md").read_bytes() == b"not ours"
+    (backup,) = replaced_dir(out).iterdir()
+    assert {p.name: p.read_bytes() for p in backup.iterdir()} == {
+        k: v for k, v in old.items() if k != "README.md"}
+
+
+@pytest.mark.slow
+def test_demo_gate_widens_max_drop_to_one_clip(trained, tmp_path, capsys):
+    """``widen_max_drop`` (the pipeline's demo): a test split too small for 0.5 points is
+    gated at one clip's worth, said on the console, instead of being refused."""
+    n_test = len(trained["dataset"].split("test"))
+    config = ConvertConfig(data_dir=trained["data"], keras_path=trained["folder"],
+                           out_dir=tmp_path / "out", calibration=20, min_accuracy=0,
+                           mlflow=False, widen_max_drop=True)
+    result = convert_model(config)
+    assert result.gate.max_drop == pytest.approx(100 / n_test, abs=0.01)
+    assert result.gate.max_drop >= 100 / n_test
+    assert f"{n_test} test clips cannot resolve a 0.5-point drop" in capsys.readouterr().err

@@ -5,7 +5,7 @@
 * SIGKILL: nothing can run in the process, so its MLflow run stays RUNNING (MLflow has no
   heartbeat); the earlier runs are untouched and the next ``kws train`` works.
 * The next run reuses the feature cache: no cache file is written or touched again.
-* A failed gate (``--max-drop -1``) exits 3 and leaves ``--out`` exactly as it was.
+* A failed gate (``--min-accuracy 100``) exits 3 and leaves ``--out`` exactly as it was.
 """
 
 from __future__ import annotations
@@ -144,8 +144,9 @@ def test_failed_gate_leaves_the_output_folder_alone(setup, first) -> None:
             (out / "kws_int8.tflite").write_bytes(b"the model that shipped before")
             (out / "kws_int8.manifest.json").write_text("{}")
         before = snapshot(out) if out.exists() else None
-        r = kws("convert", "--keras", model_dir, "--data", s["data"], "--max-drop", -1,
-                "--out", out, "--no-mlflow", "--calibration", 20)
+        r = kws("convert", "--keras", model_dir, "--data", s["data"], "--max-drop", 100,
+                "--min-accuracy", 100, "--out", out, "--no-mlflow", "--calibration", 20,
+                *(["--force"] if out.exists() else []))
         assert r.returncode == 3, (state, r.stderr[-3000:])
         assert "Traceback" not in r.stderr
         if before is None:

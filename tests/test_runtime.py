@@ -18,6 +18,7 @@ from edge_runtime.manifest import load_manifest, manifest_path_for
 from edge_runtime.model import KwsModel
 from edge_runtime.wav import Audio, write_wav
 from tests.conftest import ROOT, speech_like
+from tests.model_factory import resealed
 
 
 def run_cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
@@ -92,6 +93,7 @@ def test_refuses_input_shape_that_disagrees_with_frontend(tiny_models, tmp_path)
     data = json.loads(manifest_path_for(tiny_models["int8"]).read_text())
     data["frontend"]["n_mfcc"] = 13
     data["frontend"]["n_mels"] = 40
+    data = resealed(data)  # an edit the digest does not catch
     manifest_path_for(model).write_text(json.dumps(data))
     with pytest.raises(KwsError, match="does not fit the front-end"):
         KwsModel(model)
@@ -169,10 +171,8 @@ def test_cli_bad_input_is_one_error_line_and_status_2(tiny_models, tmp_path) -> 
 def test_cli_refuses_a_file_that_is_not_a_model(tmp_path, tiny_models, clip) -> None:
     fake = tmp_path / "fake.tflite"
     fake.write_bytes(b"TFL3" + os.urandom(200))
-    from edge_runtime.manifest import sha256_of
-
     manifest = json.loads(manifest_path_for(tiny_models["int8"]).read_text())
-    manifest["sha256"] = sha256_of(fake.read_bytes())
+    manifest = resealed(manifest, fake.read_bytes())
     manifest_path_for(fake).write_text(json.dumps(manifest))
     r = run_cli("predict", clip, "--model", fake)
     assert r.returncode == 2 and r.stderr.startswith("error: ") and "not a usable" in r.stderr

@@ -18,6 +18,7 @@ from edge_runtime.cli import (
     float_range,
     positive_int,
     run_parser,
+    seed_int,
 )
 from edge_runtime.errors import KwsError
 from train.models import ARCHITECTURES
@@ -47,7 +48,7 @@ def add_train_parser(subparsers) -> None:
     p.add_argument("--lr", type=positive_float, default=1e-3, help="peak learning rate")
     p.add_argument("--patience", type=positive_int, default=10,
                    help="stop after this many epochs without a better validation accuracy")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=seed_int, default=0)
     p.add_argument("--synth", type=Path, help="synthetic speech folder (training split only)")
     p.add_argument("--extra", type=Path, action="append", default=[], metavar="DIR",
                    help="more real speech, WAV or FLAC, for the training split only (speakers "

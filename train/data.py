@@ -122,7 +122,7 @@ class Dataset:
         counts = {s: dict(Counter(e.label for e in self.split(s))) for s in SPLITS}
         lines = sorted(f"{s}\t{e.label}\t{self.example_id(e)}" for s in SPLITS
                        for e in self.split(s))
-        digest = hashlib.sha256("\n".join(lines).encode()).hexdigest()
+        digest = hashlib.sha256("\n".join(lines).encode("utf-8", "surrogateescape")).hexdigest()
         cfg = self.config
         return {
             "data_dir": None if cfg is None else str(cfg.data_dir),
@@ -141,7 +141,7 @@ class Dataset:
 
 def which_set(hash_name: str, val_pct: float, test_pct: float, salt: str = "") -> str:
     """The data set's documented split rule on a name (``"train"``, ``"val"`` or ``"test"``)."""
-    value = int(hashlib.sha1((salt + hash_name).encode()).hexdigest(), 16)
+    value = int(hashlib.sha1((salt + hash_name).encode("utf-8", "surrogateescape")).hexdigest(), 16)
     pct = (value % (MAX_NUM_WAVS_PER_CLASS + 1)) * (100.0 / MAX_NUM_WAVS_PER_CLASS)
     if pct < val_pct:
         return "val"

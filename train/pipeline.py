@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from convert.gate import DEFAULT_MAX_DROP, GATE_EXIT_STATUS
-from edge_runtime.cli import positive_int
+from edge_runtime.cli import float_range, positive_int, seed_int
 from edge_runtime.errors import KwsError
 from train.data import STANDARD_WORDS
 from train.models import ARCHITECTURES
@@ -147,7 +147,7 @@ def run_pipeline(config: PipelineConfig) -> int:
     converted = convert_model(ConvertConfig(
         data_dir=Path(data_dir), keras_path=result.model_dir / "model.keras",
         out_dir=config.out_dir / "models", max_drop=config.max_drop,
-        tracking_uri=tracking_uri, seed=config.seed))
+        widen_max_drop=config.demo, tracking_uri=tracking_uri, seed=config.seed))
     comparison = converted.comparison
     report: dict = {
         "data": {"dir": str(data_dir), "demo": config.demo},
@@ -211,12 +211,12 @@ def add_parser(subparsers) -> None:
     p.add_argument("--arch", default="ds_cnn_s", help=", ".join(ARCHITECTURES))
     p.add_argument("--epochs", type=positive_int, help="default 40")
     p.add_argument("--batch-size", type=positive_int, help="default 32 (demo) or 100")
-    p.add_argument("--max-drop", type=float, default=DEFAULT_MAX_DROP,
+    p.add_argument("--max-drop", type=float_range(0, 100), default=DEFAULT_MAX_DROP,
                    help="gate: largest float32 -> int8 accuracy drop in points")
     p.add_argument("--synth", type=Path, help="extra synthetic speech for training")
     p.add_argument("--out", type=Path, help="output folder (default runs/pipeline-…)")
     p.add_argument("--tracking-uri", help="MLflow tracking URI (default sqlite:///mlflow.db)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=seed_int, default=0)
     p.add_argument("--demo-voices", type=positive_int, default=80,
                    help="demo: clips per word (one voice each)")
     p.add_argument("--bench-runs", type=positive_int, default=200)

@@ -29,6 +29,7 @@ from edge_runtime.frontend import Frontend, FrontendConfig
 from train import tracking
 from train.augment import AugmentConfig, augment_waveforms, spec_augment
 from train.data import DataConfig, Dataset, load_dataset, load_waveforms
+from train.data_checks import check_training_data, write_skipped
 from train.features import cached_features
 from train.models import architecture
 from train.models.common import FeatureStats
@@ -95,6 +96,11 @@ class TrainConfig:
         for extra in self.extra_dirs:
             if not Path(extra).is_dir():
                 raise KwsError(f"{extra}: no such extra data folder")
+        from train.writable import check_tracking_store, check_writable_dir
+
+        check_writable_dir(Path(self.out_dir or "runs"))  # before hours of training
+        if self.track:
+            check_tracking_store(self.tracking_uri or tracking.default_tracking_uri())
 
     def data_config(self) -> DataConfig:
         return DataConfig(Path(self.data_dir), task=self.task, val_pct=self.val_pct,
@@ -336,6 +342,8 @@ def train(config: TrainConfig) -> TrainResult:
     log(f"data: {len(dataset.labels)} labels, "
         + ", ".join(f"{s} {len(dataset.split(s))}" for s in ("train", "val", "test"))
         + f" examples (split: {dataset.split_rule})")
+    for warning in check_training_data(dataset):
+        log(f"warning: {warning}")
     start = time.perf_counter()
     splits = load_splits(dataset, frontend, config)
     log(f"features: {frontend.describe()} in "
@@ -380,6 +388,7 @@ def train(config: TrainConfig) -> TrainResult:
         out_dir.mkdir(parents=True, exist_ok=True)
         model.save(out_dir / MODEL_FILENAME)
         settings.save(out_dir)
+        write_skipped(dataset, out_dir)
         log(f"test split: {test_report.to_text()}")
         log(f"model: {out_dir / MODEL_FILENAME} (val {val_report.accuracy:.4f}, test "
             f"{test_report.accuracy:.4f}, {epochs_run} epochs, {per_epoch:.1f} s/epoch)")
