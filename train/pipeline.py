@@ -1,7 +1,8 @@
 """``kws pipeline``: data -> features -> train (MLflow) -> convert -> gate -> benchmarks -> report.
 
-``kws pipeline --demo`` makes its own data (synthetic speech from espeak-ng), so it runs offline
-on a fresh machine; ``kws pipeline --data DIR`` is the same on a real Speech Commands folder.
+``kws pipeline --demo`` makes its own data (synthetic speech from espeak-ng: the library in the
+``espeakng-loader`` wheel, or the system binary), so it runs offline on a fresh machine;
+``kws pipeline --data DIR`` is the same on a real Speech Commands folder.
 A failed gate stops the pipeline with the gate's exit status (3).
 """
 
@@ -47,13 +48,15 @@ def log(message: str) -> None:
 
 def make_demo_data(config: PipelineConfig) -> Path:
     """Synthetic Speech-Commands-layout data: the 10 words plus a few unknown words."""
+    from train.espeak import espeak
     from train.synth import SynthConfig, synthesize
 
     folder = config.out_dir / "demo_data"
     if (folder / "synth_manifest.json").is_file():
         log(f"demo data already at {folder}")
         return folder
-    log(f"synthesizing demo speech into {folder} (espeak-ng, {config.demo_voices} voices)")
+    log(f"synthesizing demo speech into {folder} (espeak-ng {espeak().name}, "
+        f"{config.demo_voices} voices)")
     synthesize(SynthConfig(words=tuple(STANDARD_WORDS), unknown_words=DEMO_UNKNOWN_WORDS,
                            out=folder, per_word=config.demo_voices, seed=config.seed))
     return folder
@@ -124,7 +127,31 @@ def write_report(report: dict, out: Path) -> Path:
     return path
 
 
+def remove_if_empty(folder: Path) -> None:
+    """Remove ``folder`` and its sub-folders when no file is in them."""
+    if folder.is_dir() and not any(p.is_file() for p in folder.rglob("*")):
+        for sub in sorted(folder.rglob("*"), key=lambda p: len(p.parts), reverse=True):
+            sub.rmdir()
+        folder.rmdir()
+
+
 def run_pipeline(config: PipelineConfig) -> int:
+    """The pipeline; a run folder it made stays only if something was written into it."""
+    if config.demo:
+        from train.espeak import espeak
+
+        espeak()  # no synthesiser: stop before anything is made
+    elif config.data_dir is None or not Path(config.data_dir).is_dir():
+        raise KwsError(f"{config.data_dir}: data folder not found (or use --demo)")
+    made = not config.out_dir.exists()
+    try:
+        return _run_pipeline(config)
+    finally:
+        if made:
+            remove_if_empty(config.out_dir)
+
+
+def _run_pipeline(config: PipelineConfig) -> int:
     from convert.convert import ConvertConfig, convert_model
     from train.data import load_dataset
     from train.tracking import default_tracking_uri
@@ -133,8 +160,6 @@ def run_pipeline(config: PipelineConfig) -> int:
     start = time.perf_counter()
     config.out_dir.mkdir(parents=True, exist_ok=True)
     data_dir = make_demo_data(config) if config.demo else config.data_dir
-    if data_dir is None or not Path(data_dir).is_dir():
-        raise KwsError(f"{data_dir}: data folder not found (or use --demo)")
     tracking_uri = config.tracking_uri or default_tracking_uri()
 
     log(f"training {config.arch} on {data_dir} (tracked in {tracking_uri})")
