@@ -34,6 +34,9 @@ def add_parser(subparsers) -> None:
     source.add_argument("--run", metavar="RUN_ID", help="MLflow run that logged model_dir")
     source.add_argument("--keras", type=Path, metavar="PATH",
                         help="model.keras (or its folder, with model_settings.json)")
+    source.add_argument("--model-uri", metavar="URI",
+                        help="a registered model (models:/kws-edge-12@champion: the Keras "
+                             "model of its run) or an artifact URI holding model.keras")
     p.add_argument("--data", type=Path, required=True, help="Speech Commands folder")
     p.add_argument("--max-drop", type=float, default=DEFAULT_MAX_DROP, help=GATE_HELP)
     p.add_argument("--calibration", type=_positive_int, default=500,
@@ -44,6 +47,8 @@ def add_parser(subparsers) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of the calibration sample")
     p.add_argument("--tracking-uri", help="MLflow tracking URI (default: sqlite ./mlflow.db)")
     p.add_argument("--no-mlflow", action="store_true", help="do not log to MLflow")
+    p.add_argument("--no-register", action="store_true",
+                   help="do not add a passing model to the MLflow Model Registry")
     p.add_argument("--json", action="store_true", help="print the comparison as JSON")
     p.set_defaults(func=cmd_convert)
 
@@ -92,7 +97,8 @@ def cmd_convert(args: argparse.Namespace) -> int:
     from convert.convert import ConvertConfig, convert_model
 
     config = ConvertConfig(
-        data_dir=args.data, keras_path=args.keras, run_id=args.run, out_dir=args.out,
+        data_dir=args.data, keras_path=args.keras, run_id=args.run, model_uri=args.model_uri,
+        out_dir=args.out, register=not args.no_register,
         name=args.name, max_drop=args.max_drop, calibration=args.calibration,
         dynamic=args.dynamic, tracking_uri=args.tracking_uri, seed=args.seed,
         mlflow=not args.no_mlflow)
@@ -102,6 +108,8 @@ def cmd_convert(args: argparse.Namespace) -> int:
              "report": str(result.reports["markdown"])}
     if result.mlflow_run_id:
         extra["mlflow_run_id"] = result.mlflow_run_id
+    if result.registration:
+        extra["registered"] = result.registration.to_text()
     return _finish(result.comparison, args.json, extra)
 
 

@@ -24,7 +24,8 @@ from train.models import ARCHITECTURES
 
 # (module, function adding its sub-commands), in help order; missing modules are skipped
 COMMAND_MODULES = (("train.data_cli", "add_data_parser"), ("train.cli", "add_train_parser"),
-                   ("convert.cli", "add_parser"), ("train.pipeline", "add_parser"))
+                   ("convert.cli", "add_parser"), ("convert.registry", "add_parser"),
+                   ("train.pipeline", "add_parser"))
 
 
 positive_float = float_range(0, above=True)
