@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
+
+import pytest
 
 from tests.conftest import ROOT
 from tests.test_synth import no_espeak_env
@@ -42,3 +45,46 @@ def test_a_folder_given_and_existing_is_kept(tmp_path):
     r = pipeline("--data", str(tmp_path / "empty"), "--out", str(out),
                  "--tracking-uri", f"sqlite:///{tmp_path / 'mlflow.db'}", cwd=ROOT)
     assert r.returncode == 2 and out.is_dir()
+
+
+def test_peak_rss_is_the_child_s_own(tmp_path):
+    """A big parent (here ~400 MB more) must not show up in ``kws-edge predict``'s peak."""
+    import resource
+
+    import numpy as np
+
+    from benchmarks.latency import predict_process
+    from edge_runtime.wav import write_wav
+
+    ballast = np.ones(400 * 2**20 // 8)
+    parent_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    write_wav(tmp_path / "a.wav", np.zeros(16000, np.float32), 16000)
+    *_, peak_mb = predict_process(ROOT / "artifacts" / "kws_int8.tflite", tmp_path / "a.wav")
+    assert parent_mb > 400 and ballast.sum() > 0
+    assert 10 < peak_mb < 200  # NumPy + LiteRT + the model, not the parent's 400+ MB
+
+
+@pytest.mark.slow
+def test_demo_pipeline_logs_registers_and_measures(tmp_path):
+    """``kws pipeline --demo`` in small, with no espeak-ng on PATH, into a fresh SQLite store."""
+    from mlflow.tracking import MlflowClient
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    r = pipeline("--demo", "--demo-voices", "6", "--epochs", "2", "--bench-runs", "5",
+                 "--max-drop", "100", "--out", str(tmp_path / "run"), "--tracking-uri", uri,
+                 cwd=tmp_path)
+    assert r.returncode == 0, r.stderr[-3000:]
+    report = json.loads((tmp_path / "run" / "report.json").read_text())
+    client = MlflowClient(uri, uri)
+    run = client.get_run(report["train"]["run_id"])
+    (data,) = run.inputs.dataset_inputs
+    assert data.dataset.name == "demo_data" and len(data.dataset.digest) == 32
+    tags = {t.key: t.value for t in data.tags}
+    assert {k: int(tags[f"{k}_clips"]) for k in ("train", "val", "test")} == \
+        report["data"]["counts"]
+    logged = {f.path for f in client.list_artifacts(run.info.run_id, "pipeline")}
+    assert {"pipeline/report.md", "pipeline/latency.md", "pipeline/latency.png"} <= logged
+    champion = client.get_model_version_by_alias("kws-edge-12", "champion")
+    assert int(champion.version) == 1 and champion.run_id == run.info.run_id
+    assert "kws-edge-12 version 1 (now champion" in report["convert"]["registered"]
+    assert report["benchmarks"]["int8"]["peak_rss_mb"] < 200  # the child, not the pipeline

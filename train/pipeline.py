@@ -95,6 +95,29 @@ def demo_predictions(int8: Path, dataset, n: int = 6) -> list[dict]:
     return out
 
 
+def log_to_run(tracking_uri: str, run_id: str, out: Path, dataset) -> None:
+    """Add the report, the latency table/plot and the data set (``log_input``) to the run."""
+    import mlflow
+    from mlflow.data.dataset_source_registry import resolve_dataset_source
+    from mlflow.data.meta_dataset import MetaDataset
+
+    from convert.registry import mlflow_store
+
+    manifest = dataset.manifest()
+    data_dir = Path(manifest["data_dir"])
+    source = resolve_dataset_source(str(data_dir.resolve()))
+    data = MetaDataset(source, name=data_dir.name, digest=manifest["files_sha256"][:32])
+    counts = {f"{split}_clips": str(n) for split, n in manifest["totals"].items()}
+    with mlflow_store(tracking_uri), mlflow.start_run(run_id=run_id):
+        mlflow.log_input(data, context="training", tags={
+            **counts, "files_sha256": manifest["files_sha256"],
+            "speakers": json.dumps(manifest["speakers"])})
+        for name in ("report.md", "report.json", "benchmarks/latency.md",
+                     "benchmarks/latency.json", "benchmarks/latency.png"):
+            if (out / name).is_file():
+                mlflow.log_artifact(str(out / name), artifact_path="pipeline")
+
+
 def write_report(report: dict, out: Path) -> Path:
     (out / "report.json").write_text(json.dumps(report, indent=2, default=str) + "\n")
     t, c = report["train"], report["convert"]
@@ -105,6 +128,7 @@ def write_report(report: dict, out: Path) -> Path:
         f"- MLflow run: `{t['run_id']}` in `{t['tracking_uri']}`",
         f"- model: {t['arch']}, {t['epochs_run']} epochs, {t['seconds_per_epoch']:.1f} s/epoch",
         f"- gate: {c['gate_message']}",
+        f"- MLflow Model Registry: {c.get('registered') or 'not registered'}",
         "",
         "| model | test accuracy | size (bytes) | end-to-end ms (median) | invoke ms |",
         "|---|---|---|---|---|",
@@ -184,6 +208,8 @@ def _run_pipeline(config: PipelineConfig) -> int:
                     "gate": converted.gate.to_dict(), "gate_message": converted.gate.message(),
                     "models": {k: str(p) for k, p in converted.models.items()},
                     "mlflow_run_id": converted.mlflow_run_id,
+                    "registered": (converted.registration.to_text()
+                                   if converted.registration else None),
                     "reports": {k: str(p) for k, p in converted.reports.items()}},
     }
     dataset = load_dataset(TrainConfig(data_dir=Path(data_dir), seed=config.seed).data_config())
@@ -191,6 +217,7 @@ def _run_pipeline(config: PipelineConfig) -> int:
     if not converted.passed:
         report["seconds"] = time.perf_counter() - start
         path = write_report(report, config.out_dir)
+        log_to_run(tracking_uri, result.run_id, config.out_dir, dataset)
         print(converted.gate.message())
         print(f"error: the int8 model failed the gate; nothing was shipped. Report: {path}",
               file=sys.stderr)
@@ -202,6 +229,7 @@ def _run_pipeline(config: PipelineConfig) -> int:
         report["demo_predictions"] = demo_predictions(converted.models["int8"], dataset)
     report["seconds"] = time.perf_counter() - start
     path = write_report(report, config.out_dir)
+    log_to_run(tracking_uri, result.run_id, config.out_dir, dataset)
     print(path.read_text())
     print(f"MLflow run   : {result.run_id}  (mlflow ui --backend-store-uri {tracking_uri})")
     print(f"models       : {config.out_dir / 'models'}")
