@@ -9,8 +9,11 @@ with a bare 500. Flask and waitress are imported only when serving (extra ``[ser
 from __future__ import annotations
 
 import argparse
+import hmac
+import ipaddress
 import json
 import logging
+import os
 import threading
 import time
 from pathlib import Path
@@ -23,6 +26,7 @@ OPENAPI_PATH = HERE / "openapi.yaml"
 WAV_TYPES = ("audio/wav", "audio/x-wav", "audio/wave", "audio/vnd.wave")
 DEFAULT_TOP_K = 5
 MAX_AUDIO_S = 60.0
+MIN_TOKEN_CHARS = 16
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
        "media-src 'self' blob:; connect-src 'self'; object-src 'none'; base-uri 'none'; "
        "frame-ancestors 'none'")
@@ -42,11 +46,13 @@ def _flask():
     return flask
 
 
-def create_app(model, max_upload_mb: float = 2.0, max_audio_s: float = MAX_AUDIO_S):
+def create_app(model, max_upload_mb: float = 2.0, max_audio_s: float = MAX_AUDIO_S,
+               api_token: str | None = None):
     """The Flask app around one :class:`~edge_runtime.model.KwsModel`.
 
     The interpreter is not thread-safe: every inference holds one lock (decoding and
-    resampling run outside it).
+    resampling run outside it). With ``api_token``, ``POST /api/predict`` needs
+    ``Authorization: Bearer <token>`` (compared in constant time), else answers 401.
     """
     flask = _flask()
     from werkzeug.exceptions import HTTPException
@@ -133,6 +139,11 @@ def create_app(model, max_upload_mb: float = 2.0, max_audio_s: float = MAX_AUDIO
 
     @app.post("/api/predict")
     def predict():
+        if api_token is not None and not token_ok(flask.request.headers, api_token):
+            response, status = error(401, "missing or wrong API token: send the header "
+                                          "'Authorization: Bearer <KWS_API_TOKEN>'")
+            response.headers["WWW-Authenticate"] = 'Bearer realm="kws-edge"'
+            return response, status
         t0 = time.perf_counter()
         try:
             top_k = top_k_arg()
@@ -163,21 +174,50 @@ def create_app(model, max_upload_mb: float = 2.0, max_audio_s: float = MAX_AUDIO
     return app
 
 
+def token_ok(headers, token: str) -> bool:
+    scheme, _, given = headers.get("Authorization", "").partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(),
+                                                               token.encode())
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def api_token(host: str) -> str | None:
+    """``$KWS_API_TOKEN``; required (16+ characters) when ``host`` is not a loopback address."""
+    token = os.environ.get("KWS_API_TOKEN") or None
+    if token is not None and len(token) < MIN_TOKEN_CHARS:
+        raise KwsError(f"KWS_API_TOKEN is too short: use {MIN_TOKEN_CHARS}+ characters "
+                       "(e.g. python3 -c 'import secrets; print(secrets.token_urlsafe(24))')")
+    if token is None and not is_loopback(host):
+        raise KwsError(f"--host {host} opens the API beyond this machine: set KWS_API_TOKEN "
+                       "(clients then send 'Authorization: Bearer <token>')")
+    return token
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     from edge_runtime.model import KwsModel
     from edge_runtime.paths import default_model
 
     if not args.max_upload_mb > 0:
         raise KwsError("--max-upload-mb must be > 0")
+    token = api_token(args.host)
     model = KwsModel(args.model or default_model())
-    app = create_app(model, max_upload_mb=args.max_upload_mb)
+    app = create_app(model, max_upload_mb=args.max_upload_mb, api_token=token)
     try:
         import waitress
     except ImportError:
         raise KwsError("the server needs Flask and waitress: install kws-edge[serve]") from None
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     print(f"kws-edge: serving {model.path.name} on http://{args.host}:{args.port}/ "
-          f"({args.threads} threads); Ctrl-C stops", flush=True)
+          f"({args.threads} threads{', API token required' if token else ''}); Ctrl-C stops",
+          flush=True)
     # Flask answers uploads over the limit with a JSON 413; waitress drops anything far
     # bigger before it is buffered.
     waitress.serve(app, host=args.host, port=args.port, threads=args.threads,
@@ -190,7 +230,9 @@ def add_parser(subparsers) -> None:
     from edge_runtime.cli import positive_int
 
     p = subparsers.add_parser("serve", help="upload page and JSON API")
-    p.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to listen on; another than loopback (0.0.0.0: the LAN) needs "
+                        "KWS_API_TOKEN in the environment")
     p.add_argument("--port", type=int, default=8080)
     p.add_argument("--model", type=Path, help="a .tflite model (default: the shipped one)")
     p.add_argument("--max-upload-mb", type=float, default=2.0, help="request size limit")
