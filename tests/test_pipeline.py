@@ -70,7 +70,7 @@ def test_demo_pipeline_logs_registers_and_measures(tmp_path):
     from mlflow.tracking import MlflowClient
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    r = pipeline("--demo", "--demo-voices", "6", "--epochs", "2", "--bench-runs", "5",
+    r = pipeline("--demo", "--demo-voices", "30", "--epochs", "2", "--bench-runs", "5",
                  "--max-drop", "100", "--out", str(tmp_path / "run"), "--tracking-uri", uri,
                  cwd=tmp_path)
     assert r.returncode == 0, r.stderr[-3000:]
