@@ -68,12 +68,13 @@ def add_parser(subparsers) -> None:
 
 
 def _summary(comparison) -> str:
-    lines = [f"{comparison.n} test clips"]
+    lines = [f"{'model':<8} {'accuracy':>9} {'bytes':>10}"]
     for name, report in comparison.reports.items():
         size = comparison.sizes.get(name)
-        lines.append(f"  {name:<8} accuracy {100 * report.accuracy:6.2f}%"
-                     + (f"  {size:>9,} bytes" if size else ""))
-    lines.append(f"  agreement float32 vs int8 {100 * comparison.agreement_float_int8:.2f}%")
+        lines.append(f"{name:<8} {100 * report.accuracy:8.2f}% "
+                     + (f"{size:>10,}" if size else f"{'':>10}"))
+    lines.append(f"{comparison.n} test clips; float32 and int8 agree on "
+                 f"{100 * comparison.agreement_float_int8:.2f}% of them")
     return "\n".join(lines)
 
 
@@ -84,7 +85,8 @@ def _finish(comparison, as_json: bool, extra: dict) -> int:
     else:
         print(_summary(comparison))
         for key, value in extra.items():
-            print(f"{key}: {value}")
+            shown = ", ".join(map(str, value.values())) if isinstance(value, dict) else value
+            print(f"{key}: {shown}")
     if not gate.passed:
         print(gate.message(), file=sys.stderr)
         return GATE_EXIT_STATUS

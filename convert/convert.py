@@ -254,7 +254,9 @@ def _convert_into(staging: Path, config: ConvertConfig, settings, keras_model, d
     if feature_norm:
         log("normalisation layer moved out of the model into the manifest (feature_norm)")
         calib = normalize(calib, feature_norm)
-    for quant in quantizations:
+    from tqdm import tqdm
+
+    for quant in tqdm(quantizations, desc="convert", unit=" models", disable=None, leave=False):
         log(f"converting to {quant}")
         content = to_tflite(core, quant, calib if quant == "int8" else None)
         unfolded = unfolded_batchnorm(content)

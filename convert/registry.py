@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from edge_runtime.cli import DefaultsFormatter
 from edge_runtime.errors import KwsError
 from edge_runtime.manifest import manifest_path_for
 
@@ -217,10 +218,10 @@ def add_parser(subparsers) -> None:
         "export", help="write a registered model's int8 TFLite + manifest for a device",
         description="Download an int8 model and its manifest from the MLflow Model Registry "
                     "(e.g. models:/kws-edge-12@champion) into a folder a device reads.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        formatter_class=DefaultsFormatter)
     p.add_argument("--model-uri", required=True,
                    help="models:/NAME@ALIAS, models:/NAME/VERSION or an artifact URI")
     p.add_argument("--out", type=Path, required=True, help="folder to write into")
     p.add_argument("--force", action="store_true", help="replace differing files in --out")
-    p.add_argument("--tracking-uri", help="MLflow tracking URI (default sqlite ./mlflow.db)")
+    p.add_argument("--tracking-uri", help="MLflow tracking URI (sqlite ./mlflow.db if not given)")
     p.set_defaults(func=cmd_export)

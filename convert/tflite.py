@@ -7,8 +7,10 @@ Also reads converted bytes back (op list, tensor types) to check what the conver
 from __future__ import annotations
 
 import contextlib
+import os
 import sys
-from collections.abc import Iterable
+import tempfile
+from collections.abc import Iterable, Iterator
 
 import numpy as np
 
@@ -90,8 +92,9 @@ def to_tflite(model, quantization: str = "float32",
             converter.inference_output_type = tf.int8
         return strip_names(converter.convert())
 
-    # Keras' export prints its endpoints: keep stdout for the command's own output
-    with contextlib.redirect_stdout(sys.stderr):
+    # Keras' export prints its endpoints and TensorFlow's converter logs from C++: both are
+    # kept out of the terminal, and shown only when the conversion fails
+    with captured_output():
         if method in ("auto", "keras"):
             try:
                 return convert(tf.lite.TFLiteConverter.from_keras_model(_batch_one(model)))
@@ -114,6 +117,34 @@ def strip_names(content: bytes) -> bytes:
     model = flatbuffer_utils.read_model_from_bytearray(bytearray(content))
     flatbuffer_utils.strip_strings(model)
     return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
+
+
+@contextlib.contextmanager
+def captured_output(tail_lines: int = 40) -> Iterator[None]:
+    """Send stdout and stderr, Python's and the C libraries' (file descriptors 1 and 2), to a
+    temporary file; if the block raises, print the file's last lines to stderr first."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    with tempfile.TemporaryFile() as sink:
+        saved = [os.dup(1), os.dup(2)]
+        failed = False
+        try:
+            os.dup2(sink.fileno(), 1)
+            os.dup2(sink.fileno(), 2)
+            yield
+        except BaseException:
+            failed = True
+            raise
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            for fd, copy in zip((1, 2), saved, strict=True):
+                os.dup2(copy, fd)
+                os.close(copy)
+            if failed:
+                sink.seek(0)
+                lines = sink.read().decode(errors="replace").splitlines()[-tail_lines:]
+                print("\n".join(lines), file=sys.stderr)
 
 
 def _batch_one(model):

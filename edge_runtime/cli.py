@@ -51,6 +51,18 @@ def float_range(low: float, high: float | None = None, *, above: bool = False,
     return parse
 
 
+class DefaultsFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Help texts that end with their default, unless it is None, False or empty."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        default = action.default
+        if (default is None or default is False or default == [] or "%(default)" in text
+                or default is argparse.SUPPRESS):
+            return text
+        return f"{text} (default: %(default)s)".lstrip()
+
+
 def add_model_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", type=Path, help="a .tflite model (default: the shipped one)")
     parser.add_argument("--threads", type=positive_int, default=1, help="interpreter threads")

@@ -149,3 +149,18 @@ def test_convert_from_the_registry(history, trained, tmp_path):  # noqa: F811
     client = client_of(trained)
     assert len(client.search_model_versions(f"name = '{NAME}'")) == 4  # --no-register
 
+
+
+def test_convert_prints_a_small_table_and_no_tensorflow_chatter(trained, tmp_path):  # noqa: F811
+    done = kws("convert", "--keras", trained["folder"], "--data", trained["data"], "--out",
+               tmp_path / "out", "--calibration", "20", "--max-drop", "100", "--no-mlflow")
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0].split() == ["model", "accuracy", "bytes"]
+    assert [x.split()[0] for x in lines[1:4]] == ["keras", "float32", "int8"]
+    assert lines[4].endswith("of them") and "test clips" in lines[4]
+    assert lines[5] == (f"models: {tmp_path / 'out' / 'kws_float32.tflite'}, "
+                        f"{tmp_path / 'out' / 'kws_int8.tflite'}")
+    assert "{" not in done.stdout
+    assert "TensorSpec" not in done.stderr and "flatbuffer_export" not in done.stderr
+    assert len(done.stderr.splitlines()) < 20, done.stderr

@@ -16,11 +16,13 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from convert.convert import DEFAULT_CALIBRATION
 from convert.gate import DEFAULT_MAX_DROP, GATE_EXIT_STATUS
-from edge_runtime.cli import positive_int
+from edge_runtime.cli import DefaultsFormatter, float_range, positive_int
 from edge_runtime.errors import KwsError
 from train.data import STANDARD_WORDS
 from train.models import ARCHITECTURES
+from train.tracking import DEFAULT_EXPERIMENT
 
 DEMO_UNKNOWN_WORDS = ("bed", "bird", "cat", "dog", "house", "tree", "wow", "happy")
 
@@ -31,8 +33,13 @@ class PipelineConfig:
     out_dir: Path
     demo: bool = False
     arch: str = "ds_cnn_s"
+    task: str = "12"
     epochs: int = 40
     batch_size: int = 100
+    lr: float = 1e-3
+    patience: int = 10
+    calibration: int = DEFAULT_CALIBRATION
+    experiment: str = DEFAULT_EXPERIMENT
     max_drop: float = DEFAULT_MAX_DROP
     synth_dir: Path | None = None
     demo_voices: int = 80  # clips per word in the demo data (one voice each)
@@ -187,8 +194,10 @@ def _run_pipeline(config: PipelineConfig) -> int:
     tracking_uri = config.tracking_uri or default_tracking_uri()
 
     log(f"training {config.arch} on {data_dir} (tracked in {tracking_uri})")
-    result = train(TrainConfig(data_dir=Path(data_dir), arch=config.arch, epochs=config.epochs,
-                               batch_size=config.batch_size, seed=config.seed,
+    result = train(TrainConfig(data_dir=Path(data_dir), arch=config.arch, task=config.task,
+                               epochs=config.epochs, batch_size=config.batch_size,
+                               lr=config.lr, patience=config.patience,
+                               experiment=config.experiment, seed=config.seed,
                                synth_dir=config.synth_dir,
                                out_dir=config.out_dir / "model", tracking_uri=tracking_uri,
                                run_name=f"pipeline-{config.out_dir.name}"))
@@ -196,7 +205,7 @@ def _run_pipeline(config: PipelineConfig) -> int:
     converted = convert_model(ConvertConfig(
         data_dir=Path(data_dir), keras_path=result.model_dir / "model.keras",
         out_dir=config.out_dir / "models", max_drop=config.max_drop,
-        tracking_uri=tracking_uri, seed=config.seed))
+        calibration=config.calibration, tracking_uri=tracking_uri, seed=config.seed))
     comparison = converted.comparison
     report: dict = {
         "data": {"dir": str(data_dir), "demo": config.demo},
@@ -212,7 +221,8 @@ def _run_pipeline(config: PipelineConfig) -> int:
                                    if converted.registration else None),
                     "reports": {k: str(p) for k, p in converted.reports.items()}},
     }
-    dataset = load_dataset(TrainConfig(data_dir=Path(data_dir), seed=config.seed).data_config())
+    dataset = load_dataset(TrainConfig(data_dir=Path(data_dir), task=config.task,
+                                       seed=config.seed).data_config())
     report["data"]["counts"] = {s: len(dataset.split(s)) for s in ("train", "val", "test")}
     if not converted.passed:
         report["seconds"] = time.perf_counter() - start
@@ -242,35 +252,49 @@ def cmd_pipeline(args: argparse.Namespace) -> int:
         raise KwsError("give either --data DIR or --demo")
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     out = args.out or Path("runs") / f"pipeline-{'demo' if args.demo else 'data'}-{stamp}"
-    epochs = args.epochs or 40
     batch_size = args.batch_size or (32 if args.demo else 100)
-    if args.arch not in ARCHITECTURES:
-        raise KwsError(f"unknown architecture {args.arch!r}: choose one of "
-                       f"{', '.join(ARCHITECTURES)}")
     return run_pipeline(PipelineConfig(
-        data_dir=args.data, out_dir=out, demo=args.demo, arch=args.arch, epochs=epochs,
-        batch_size=batch_size,
-        max_drop=args.max_drop, synth_dir=args.synth, tracking_uri=args.tracking_uri,
+        data_dir=args.data, out_dir=out, demo=args.demo, arch=args.arch, task=args.task,
+        epochs=args.epochs, batch_size=batch_size, lr=args.lr, patience=args.patience,
+        calibration=args.calibration, experiment=args.experiment, max_drop=args.max_drop,
+        synth_dir=args.synth, tracking_uri=args.tracking_uri,
         seed=args.seed, demo_voices=args.demo_voices, bench_runs=args.bench_runs))
 
 
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser(
         "pipeline", help="data -> train -> convert -> gate -> benchmarks -> report",
-        description=__doc__.split("\n\n")[0])
+        description="data -> features -> train (MLflow) -> convert -> gate -> registry -> "
+                    "benchmarks -> report, on a Speech Commands folder or on speech it "
+                    "generates (--demo).",
+        formatter_class=DefaultsFormatter)
     p.add_argument("--data", type=Path, help="Speech Commands folder")
     p.add_argument("--demo", action="store_true",
                    help="make synthetic speech and run on it (offline, a few minutes)")
-    p.add_argument("--arch", default="ds_cnn_s", help=", ".join(ARCHITECTURES))
-    p.add_argument("--epochs", type=positive_int, help="default 40")
-    p.add_argument("--batch-size", type=positive_int, help="default 32 (demo) or 100")
+    p.add_argument("--arch", default="ds_cnn_s", choices=list(ARCHITECTURES),
+                   help="model architecture")
+    p.add_argument("--task", default="12",
+                   help="'12' (10 words + silence + unknown), 'all' words, or a word list")
+    p.add_argument("--epochs", type=positive_int, default=40, help="training epochs")
+    p.add_argument("--batch-size", type=positive_int,
+                   help="examples per batch (32 with --demo, else 100)")
+    p.add_argument("--lr", type=float_range(0, above=True), default=1e-3,
+                   help="peak learning rate")
+    p.add_argument("--patience", type=positive_int, default=10,
+                   help="stop after this many epochs without a better validation accuracy")
+    p.add_argument("--calibration", type=positive_int, default=DEFAULT_CALIBRATION,
+                   help="training examples for int8 calibration")
+    p.add_argument("--experiment", default=DEFAULT_EXPERIMENT,
+                   help="MLflow experiment of the training run")
     p.add_argument("--max-drop", type=float, default=DEFAULT_MAX_DROP,
                    help="gate: largest float32 -> int8 accuracy drop in points")
     p.add_argument("--synth", type=Path, help="extra synthetic speech for training")
-    p.add_argument("--out", type=Path, help="output folder (default runs/pipeline-…)")
-    p.add_argument("--tracking-uri", help="MLflow tracking URI (default sqlite:///mlflow.db)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", type=Path, help="output folder (runs/pipeline-<time> if not given)")
+    p.add_argument("--tracking-uri",
+                   help="MLflow tracking URI (sqlite:///mlflow.db here if not given)")
+    p.add_argument("--seed", type=int, default=0, help="seed of data, training and synthesis")
     p.add_argument("--demo-voices", type=positive_int, default=80,
                    help="demo: clips per word (one voice each)")
-    p.add_argument("--bench-runs", type=positive_int, default=200)
+    p.add_argument("--bench-runs", type=positive_int, default=200,
+                   help="timed runs per model in the latency benchmark")
     p.set_defaults(func=cmd_pipeline)
