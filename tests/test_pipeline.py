@@ -72,11 +72,15 @@ def test_demo_pipeline_logs_registers_and_measures(tmp_path):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     r = pipeline("--demo", "--demo-voices", "30", "--epochs", "2", "--bench-runs", "5",
                  "--max-drop", "100", "--out", str(tmp_path / "run"), "--tracking-uri", uri,
-                 cwd=tmp_path)
+                 "--experiment", "demo-test", "--lr", "0.002", "--patience", "3",
+                 "--calibration", "50", cwd=tmp_path)
     assert r.returncode == 0, r.stderr[-3000:]
     report = json.loads((tmp_path / "run" / "report.json").read_text())
     client = MlflowClient(uri, uri)
     run = client.get_run(report["train"]["run_id"])
+    assert client.get_experiment(run.info.experiment_id).name == "demo-test"
+    assert (run.data.params["lr"], run.data.params["patience"]) == ("0.002", "3")
+    assert run.data.tags["convert.calibration"] == "50"
     (data,) = run.inputs.dataset_inputs
     assert data.dataset.name == "demo_data" and len(data.dataset.digest) == 32
     tags = {t.key: t.value for t in data.tags}
