@@ -20,7 +20,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from edge_runtime.cli import DefaultsFormatter
 from edge_runtime.errors import KwsError
 from edge_runtime.manifest import manifest_path_for
 
@@ -217,8 +216,7 @@ def add_parser(subparsers) -> None:
     p = subparsers.add_parser(
         "export", help="write a registered model's int8 TFLite + manifest for a device",
         description="Download an int8 model and its manifest from the MLflow Model Registry "
-                    "(e.g. models:/kws-edge-12@champion) into a folder a device reads.",
-        formatter_class=DefaultsFormatter)
+                    "(e.g. models:/kws-edge-12@champion) into a folder a device reads.")
     p.add_argument("--model-uri", required=True,
                    help="models:/NAME@ALIAS, models:/NAME/VERSION or an artifact URI")
     p.add_argument("--out", type=Path, required=True, help="folder to write into")

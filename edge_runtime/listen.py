@@ -180,10 +180,9 @@ def cmd_make_stream(args: argparse.Namespace) -> int:
 
 
 def add_parser(subparsers) -> None:
-    from edge_runtime.cli import DefaultsFormatter, positive_int
+    from edge_runtime.cli import positive_int
 
-    p = subparsers.add_parser("listen", help="detect keywords in a live or recorded stream",
-                              formatter_class=DefaultsFormatter)
+    p = subparsers.add_parser("listen", help="detect keywords in a live or recorded stream")
     _add_detector_args(p)
     p.add_argument("--device", type=_device, default=None,
                    help="input device number or name (see python -m sounddevice)")

@@ -92,3 +92,19 @@ def test_demo_pipeline_logs_registers_and_measures(tmp_path):
     assert int(champion.version) == 1 and champion.run_id == run.info.run_id
     assert "kws-edge-12 version 1 (now champion" in report["convert"]["registered"]
     assert report["benchmarks"]["int8"]["peak_rss_mb"] < 200  # the child, not the pipeline
+
+
+@pytest.mark.parametrize("module, command, shown", [
+    ("train.cli", "pipeline", ["training epochs (default: 40)", "(default: ds_cnn_s)",
+                               "(default: 500)"]),
+    ("edge_runtime.cli", "listen", ["(default: 0.7)", "(default: 1.0)"]),
+    ("train.cli", "export", ["--force"]),
+])
+def test_help_shows_defaults_once(module, command, shown):
+    done = subprocess.run([sys.executable, "-m", module, command, "--help"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    text = " ".join(done.stdout.split())  # unwrapped
+    assert all(s in text for s in shown), text
+    assert "(default: None)" not in text and "(default: False)" not in text
+    assert "(default: )" not in text and "``" not in text

@@ -40,7 +40,7 @@ def add_train_parser(subparsers) -> None:
                     "per-epoch metrics, model, reports) to MLflow.")
     p.add_argument("--data", type=Path, required=True, help="Speech Commands folder")
     p.add_argument("--arch", default="ds_cnn_s",
-                   help=f"architecture: {', '.join(ARCHITECTURES)} (default ds_cnn_s)")
+                   help=f"architecture: {', '.join(ARCHITECTURES)}")
     p.add_argument("--task", default="12",
                    help="'12' (10 words + silence + unknown), 'all' words, or a word list")
     p.add_argument("--epochs", type=positive_int, default=40)

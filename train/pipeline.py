@@ -18,7 +18,7 @@ from pathlib import Path
 
 from convert.convert import DEFAULT_CALIBRATION
 from convert.gate import DEFAULT_MAX_DROP, GATE_EXIT_STATUS
-from edge_runtime.cli import DefaultsFormatter, float_range, positive_int
+from edge_runtime.cli import float_range, positive_int
 from edge_runtime.errors import KwsError
 from train.data import STANDARD_WORDS
 from train.models import ARCHITECTURES
@@ -266,8 +266,7 @@ def add_parser(subparsers) -> None:
         "pipeline", help="data -> train -> convert -> gate -> benchmarks -> report",
         description="data -> features -> train (MLflow) -> convert -> gate -> registry -> "
                     "benchmarks -> report, on a Speech Commands folder or on speech it "
-                    "generates (--demo).",
-        formatter_class=DefaultsFormatter)
+                    "generates (--demo).")
     p.add_argument("--data", type=Path, help="Speech Commands folder")
     p.add_argument("--demo", action="store_true",
                    help="make synthetic speech and run on it (offline, a few minutes)")
