@@ -94,15 +94,16 @@ def to_tflite(model, quantization: str = "float32",
 
     # Keras' export prints its endpoints and TensorFlow's converter logs from C++: both are
     # kept out of the terminal, and shown only when the conversion fails
-    with captured_output():
-        if method in ("auto", "keras"):
-            try:
+    if method in ("auto", "keras"):
+        try:
+            with captured_output(replay=method == "keras"):
                 return convert(tf.lite.TFLiteConverter.from_keras_model(_batch_one(model)))
-            except Exception as exc:  # the converter raises many types; retry once, frozen
-                if method == "keras":
-                    raise
-                print(f"from_keras_model failed ({type(exc).__name__}): retrying with frozen "
-                      "variables", file=sys.stderr)
+        except Exception as exc:  # the converter raises many types; retry once, frozen
+            if method == "keras":
+                raise
+            print(f"from_keras_model failed ({type(exc).__name__}): retrying with frozen "
+                  "variables", file=sys.stderr)
+    with captured_output():
         return convert(_frozen_converter(model, shape))
 
 
@@ -120,28 +121,28 @@ def strip_names(content: bytes) -> bytes:
 
 
 @contextlib.contextmanager
-def captured_output(tail_lines: int = 40) -> Iterator[None]:
+def captured_output(tail_lines: int = 40, replay: bool = True) -> Iterator[None]:
     """Send stdout and stderr, Python's and the C libraries' (file descriptors 1 and 2), to a
-    temporary file; if the block raises, print the file's last lines to stderr first."""
+    temporary file; if the block raises (and ``replay``), print its last lines to stderr."""
     sys.stdout.flush()
     sys.stderr.flush()
-    with tempfile.TemporaryFile() as sink:
+    with tempfile.TemporaryFile() as sink, open(os.dup(sink.fileno()), "w") as text:
         saved = [os.dup(1), os.dup(2)]
         failed = False
         try:
             os.dup2(sink.fileno(), 1)
             os.dup2(sink.fileno(), 2)
-            yield
+            with contextlib.redirect_stdout(text), contextlib.redirect_stderr(text):
+                yield
         except BaseException:
             failed = True
             raise
         finally:
-            sys.stdout.flush()
-            sys.stderr.flush()
+            text.flush()
             for fd, copy in zip((1, 2), saved, strict=True):
                 os.dup2(copy, fd)
                 os.close(copy)
-            if failed:
+            if failed and replay:
                 sink.seek(0)
                 lines = sink.read().decode(errors="replace").splitlines()[-tail_lines:]
                 print("\n".join(lines), file=sys.stderr)

@@ -164,3 +164,19 @@ def test_convert_prints_a_small_table_and_no_tensorflow_chatter(trained, tmp_pat
     assert "{" not in done.stdout
     assert "TensorSpec" not in done.stderr and "flatbuffer_export" not in done.stderr
     assert len(done.stderr.splitlines()) < 20, done.stderr
+
+
+def test_captured_output_hides_c_level_chatter_and_replays_it_on_failure(capfd):
+    import os
+
+    from convert.tflite import captured_output
+
+    with captured_output():
+        print("python chatter")
+        os.write(1, b"fd1 chatter\n")
+        os.write(2, b"fd2 chatter\n")
+    assert capfd.readouterr() == ("", "")
+    with pytest.raises(ValueError), captured_output():
+        os.write(2, b"the converter's last words\n")
+        raise ValueError("conversion failed")
+    assert "the converter's last words" in capfd.readouterr().err
