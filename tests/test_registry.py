@@ -54,10 +54,13 @@ def history(trained, tmp_path_factory):  # noqa: F811
     (other_split / listed[0]).unlink()
     (other_split / "testing_list.txt").write_text("\n".join(listed[1:]) + "\n")
     steps = {}
-    for key, folder, data in (("v1", worse, None), ("v2", trained["folder"], None),
-                              ("v3", worse, None), ("v4", trained["folder"], other_split)):
-        steps[key] = convert(trained, folder, root / key, data=data)
-    steps["refused"] = convert(trained, trained["folder"], root / "refused", max_drop=-101)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(root)  # MLflow puts a new experiment's artifacts in ./mlruns
+        for key, folder, data in (("v1", worse, None), ("v2", trained["folder"], None),
+                                  ("v3", worse, None), ("v4", trained["folder"], other_split)):
+            steps[key] = convert(trained, folder, root / key, data=data)
+        steps["refused"] = convert(trained, trained["folder"], root / "refused",
+                                   max_drop=-101)
     steps["root"] = root
     return steps
 
