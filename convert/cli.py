@@ -55,6 +55,9 @@ def add_parser(subparsers) -> None:
     source.add_argument("--run", metavar="RUN_ID", help="MLflow run that logged model_dir")
     source.add_argument("--keras", type=Path, metavar="PATH",
                         help="model.keras (or its folder, with model_settings.json)")
+    source.add_argument("--model-uri", metavar="URI",
+                        help="a registered model (models:/kws-edge-12@champion: the Keras "
+                             "model of its run) or an artifact URI holding model.keras")
     p.add_argument("--data", type=Path, required=True, help="Speech Commands folder")
     add_gate_args(p)
     p.add_argument("--calibration", type=_positive_int, default=500,
@@ -68,6 +71,8 @@ def add_parser(subparsers) -> None:
     p.add_argument("--seed", type=_seed, default=0, help="seed of the calibration sample")
     p.add_argument("--tracking-uri", help="MLflow tracking URI (default: sqlite ./mlflow.db)")
     p.add_argument("--no-mlflow", action="store_true", help="do not log to MLflow")
+    p.add_argument("--no-register", action="store_true",
+                   help="do not add a passing model to the MLflow Model Registry")
     p.add_argument("--json", action="store_true", help="print the comparison as JSON")
     p.set_defaults(func=cmd_convert)
 
@@ -87,12 +92,13 @@ def add_parser(subparsers) -> None:
 
 
 def _summary(comparison) -> str:
-    lines = [f"{comparison.n} test clips"]
+    lines = [f"{'model':<8} {'accuracy':>9} {'bytes':>10}"]
     for name, report in comparison.reports.items():
         size = comparison.sizes.get(name)
-        lines.append(f"  {name:<8} accuracy {100 * report.accuracy:6.2f}%"
-                     + (f"  {size:>9,} bytes" if size else ""))
-    lines.append(f"  agreement float32 vs int8 {100 * comparison.agreement_float_int8:.2f}%")
+        lines.append(f"{name:<8} {100 * report.accuracy:8.2f}% "
+                     + (f"{size:>10,}" if size else f"{'':>10}"))
+    lines.append(f"{comparison.n} test clips; float32 and int8 agree on "
+                 f"{100 * comparison.agreement_float_int8:.2f}% of them")
     return "\n".join(lines)
 
 
@@ -103,7 +109,8 @@ def _finish(comparison, as_json: bool, extra: dict) -> int:
     else:
         print(_summary(comparison))
         for key, value in extra.items():
-            print(f"{key}: {value}")
+            shown = ", ".join(map(str, value.values())) if isinstance(value, dict) else value
+            print(f"{key}: {shown}")
     if not gate.passed:
         print(gate.message(), file=sys.stderr)
         return GATE_EXIT_STATUS
@@ -116,9 +123,10 @@ def cmd_convert(args: argparse.Namespace) -> int:
     from convert.convert import ConvertConfig, convert_model
 
     config = ConvertConfig(
-        data_dir=args.data, keras_path=args.keras, run_id=args.run, out_dir=args.out,
-        name=args.name, max_drop=args.max_drop, min_accuracy=args.min_accuracy,
-        force=args.force, calibration=args.calibration,
+        data_dir=args.data, keras_path=args.keras, run_id=args.run, model_uri=args.model_uri,
+        out_dir=args.out, register=not args.no_register, name=args.name,
+        max_drop=args.max_drop, min_accuracy=args.min_accuracy, force=args.force,
+        calibration=args.calibration,
         dynamic=args.dynamic, tracking_uri=args.tracking_uri, seed=args.seed,
         mlflow=not args.no_mlflow)
     result = convert_model(config)
@@ -127,6 +135,8 @@ def cmd_convert(args: argparse.Namespace) -> int:
              "report": str(result.reports["markdown"])}
     if result.mlflow_run_id:
         extra["mlflow_run_id"] = result.mlflow_run_id
+    if result.registration:
+        extra["registered"] = result.registration.to_text()
     return _finish(result.comparison, args.json, extra)
 
 

@@ -77,17 +77,24 @@ def report_of(test: ClipSet, labels: Sequence[str], predicted: Sequence[int]) ->
 
 def evaluate_tflite(model: KwsModel, test: ClipSet) -> EvalReport:
     """Accuracy of a TFLite model, clip by clip through ``KwsModel.predict_samples``."""
-    predicted = [int(np.argmax(model.predict_samples(w))) for w in test.waveforms]
+    from tqdm import tqdm
+
+    waves = tqdm(test.waveforms, desc=f"evaluate {model.path.name}", unit=" clips",
+                 disable=None, leave=False)  # a bar on a terminal only
+    predicted = [int(np.argmax(model.predict_samples(w))) for w in waves]
     return report_of(test, model.labels, predicted)
 
 
 def evaluate_keras(keras_model, labels: Sequence[str], config: FrontendConfig,
                    test: ClipSet, batch: int = 256) -> EvalReport:
     """Accuracy of a Keras model on the edge front-end's features of the test clips."""
+    from tqdm import tqdm
+
     frontend = Frontend(config)
     shape = tuple(keras_model.input_shape[1:])
     predicted: list[int] = []
-    for start in range(0, len(test), batch):
+    for start in tqdm(range(0, len(test), batch), desc="evaluate keras", unit=" batches",
+                      disable=None, leave=False):
         features = frontend(test.waveforms[start : start + batch])
         probs = keras_model.predict_on_batch(features.reshape(-1, *shape))
         predicted.extend(int(i) for i in np.argmax(np.asarray(probs), axis=-1))

@@ -31,6 +31,7 @@ from convert.gate import (
     check_test_size,
     min_test_clips,
 )
+from convert.registry import Registration, keras_folder, register, test_split_sha256
 from convert.report import write_report
 from convert.tflite import (
     normalize,
@@ -50,11 +51,13 @@ EXPERIMENT = "kws-convert"
 
 @dataclass
 class ConvertConfig:
-    """What ``kws convert`` does; exactly one of ``keras_path`` and ``run_id`` is set."""
+    """What ``kws convert`` does; exactly one of ``keras_path``, ``run_id`` and ``model_uri``
+    is set."""
 
     data_dir: Path
     keras_path: Path | None = None
     run_id: str | None = None
+    model_uri: str | None = None  # models:/NAME@ALIAS, runs:/RUN/model_dir, ...
     out_dir: Path = Path("artifacts")
     name: str = "kws"
     max_drop: float = DEFAULT_MAX_DROP
@@ -68,10 +71,12 @@ class ConvertConfig:
     tracking_uri: str | None = None
     seed: int = 0
     mlflow: bool = True
+    register: bool = True  # a model that passes the gate becomes a registry version
 
     def __post_init__(self) -> None:
-        if (self.keras_path is None) == (self.run_id is None):
-            raise KwsError("give exactly one of --keras PATH and --run RUN_ID")
+        sources = (self.keras_path, self.run_id, self.model_uri)
+        if sum(s is not None for s in sources) != 1:
+            raise KwsError("give exactly one of --keras PATH, --run RUN_ID and --model-uri URI")
         if self.calibration <= 0:
             raise KwsError("--calibration must be > 0")
         if not self.name or "/" in self.name:
@@ -101,6 +106,7 @@ class ConvertResult:
     reports: dict[str, Path]
     mlflow_run_id: str | None = None
     notes: dict = field(default_factory=dict)
+    registration: Registration | None = None
 
     @property
     def passed(self) -> bool:
@@ -140,8 +146,11 @@ def tracking_uri(config: ConvertConfig) -> str:
     return config.tracking_uri or default_tracking_uri()
 
 
-def model_folder(config: ConvertConfig, scratch: Path) -> Path:
-    """The folder holding model.keras + model_settings.json (downloaded for ``--run``)."""
+def model_folder(config: ConvertConfig, scratch: Path) -> tuple[Path, str | None]:
+    """(the folder holding model.keras + model_settings.json, the MLflow run it came from);
+    downloaded for ``--run`` and ``--model-uri``."""
+    if config.model_uri is not None:
+        return keras_folder(config.model_uri, tracking_uri(config), scratch)
     if config.run_id is not None:
         import mlflow
 
@@ -152,12 +161,12 @@ def model_folder(config: ConvertConfig, scratch: Path) -> Path:
         except Exception as exc:  # mlflow raises MlflowException, OSError, ...
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise KwsError(f"run {config.run_id}: cannot download model_dir ({first})") from None
-        return Path(path)
+        return Path(path), config.run_id
     path = Path(config.keras_path)
     folder = path.parent if path.suffix == ".keras" else path
     if not (folder / "model.keras").is_file():
         raise KwsError(f"{path}: no model.keras there")
-    return folder
+    return folder, None
 
 
 def load_keras(folder: Path):
@@ -243,13 +252,13 @@ def convert_model(config: ConvertConfig) -> ConvertResult:
     for folder in (config.out_dir, config.out_dir.parent):  # staging is made beside --out
         check_writable_dir(folder)
     with tempfile.TemporaryDirectory(prefix="kws-convert-") as scratch:
-        folder = model_folder(config, Path(scratch))
+        folder, from_run = model_folder(config, Path(scratch))
         try:
             settings = ModelSettings.load(folder)
         except FileNotFoundError:
             raise KwsError(f"{folder}: no model_settings.json beside model.keras") from None
         keras_model = load_keras(folder)
-    source_run = config.run_id or settings.run_id
+    source_run = from_run or settings.run_id
     dataset = load_dataset(data_config(settings.data, config.data_dir))
     trained_on = (settings.data or {}).get("files_sha256")
     if trained_on and dataset.manifest()["files_sha256"] != trained_on:
@@ -286,6 +295,11 @@ def convert_model(config: ConvertConfig) -> ConvertResult:
     result = _file_away(result, staging, config)
     if config.mlflow:
         result.mlflow_run_id = log_to_mlflow(result, config, source_run)
+        if result.passed and config.register:
+            result.registration = register(
+                result, result.mlflow_run_id, tracking_uri(config), dataset.config.task,
+                dataset.manifest()["files_sha256"], test_split_sha256(dataset))
+            log(f"registered: {result.registration.to_text()}")
     return result
 
 
@@ -298,7 +312,9 @@ def _convert_into(staging: Path, config: ConvertConfig, settings, keras_model, d
     if feature_norm:
         log("normalisation layer moved out of the model into the manifest (feature_norm)")
         calib = normalize(calib, feature_norm)
-    for quant in quantizations:
+    from tqdm import tqdm
+
+    for quant in tqdm(quantizations, desc="convert", unit=" models", disable=None, leave=False):
         log(f"converting to {quant}")
         content = to_tflite(core, quant, calib if quant == "int8" else None)
         unfolded = unfolded_batchnorm(content)
@@ -409,4 +425,10 @@ def log_to_mlflow(result: ConvertResult, config: ConvertConfig, source_run: str 
         artifact_path = "tflite" if result.passed else "tflite_rejected"
         for path in files:
             mlflow.log_artifact(str(path), artifact_path=artifact_path)
+        if run_id is None and config.keras_path is not None:  # so the run can be reconverted
+            from train.train import MODEL_DIR_ARTIFACT
+
+            keras = Path(config.keras_path)
+            mlflow.log_artifacts(str(keras.parent if keras.suffix == ".keras" else keras),
+                                 artifact_path=MODEL_DIR_ARTIFACT)
         return run.info.run_id

@@ -7,8 +7,10 @@ Also reads converted bytes back (op list, tensor types) to check what the conver
 from __future__ import annotations
 
 import contextlib
+import os
 import sys
-from collections.abc import Iterable
+import tempfile
+from collections.abc import Iterable, Iterator
 
 import numpy as np
 
@@ -90,16 +92,18 @@ def to_tflite(model, quantization: str = "float32",
             converter.inference_output_type = tf.int8
         return strip_names(converter.convert())
 
-    # Keras' export prints its endpoints: keep stdout for the command's own output
-    with contextlib.redirect_stdout(sys.stderr):
-        if method in ("auto", "keras"):
-            try:
+    # Keras' export prints its endpoints and TensorFlow's converter logs from C++: both are
+    # kept out of the terminal, and shown only when the conversion fails
+    if method in ("auto", "keras"):
+        try:
+            with captured_output(replay=method == "keras"):
                 return convert(tf.lite.TFLiteConverter.from_keras_model(_batch_one(model)))
-            except Exception as exc:  # the converter raises many types; retry once, frozen
-                if method == "keras":
-                    raise
-                print(f"from_keras_model failed ({type(exc).__name__}): retrying with frozen "
-                      "variables", file=sys.stderr)
+        except Exception as exc:  # the converter raises many types; retry once, frozen
+            if method == "keras":
+                raise
+            print(f"from_keras_model failed ({type(exc).__name__}): retrying with frozen "
+                  "variables", file=sys.stderr)
+    with captured_output():
         return convert(_frozen_converter(model, shape))
 
 
@@ -114,6 +118,34 @@ def strip_names(content: bytes) -> bytes:
     model = flatbuffer_utils.read_model_from_bytearray(bytearray(content))
     flatbuffer_utils.strip_strings(model)
     return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
+
+
+@contextlib.contextmanager
+def captured_output(tail_lines: int = 40, replay: bool = True) -> Iterator[None]:
+    """Send stdout and stderr, Python's and the C libraries' (file descriptors 1 and 2), to a
+    temporary file; if the block raises (and ``replay``), print its last lines to stderr."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    with tempfile.TemporaryFile() as sink, open(os.dup(sink.fileno()), "w") as text:
+        saved = [os.dup(1), os.dup(2)]
+        failed = False
+        try:
+            os.dup2(sink.fileno(), 1)
+            os.dup2(sink.fileno(), 2)
+            with contextlib.redirect_stdout(text), contextlib.redirect_stderr(text):
+                yield
+        except BaseException:
+            failed = True
+            raise
+        finally:
+            text.flush()
+            for fd, copy in zip((1, 2), saved, strict=True):
+                os.dup2(copy, fd)
+                os.close(copy)
+            if failed and replay:
+                sink.seek(0)
+                lines = sink.read().decode(errors="replace").splitlines()[-tail_lines:]
+                print("\n".join(lines), file=sys.stderr)
 
 
 def _batch_one(model):

@@ -16,6 +16,7 @@
 #   --no-systemd        no user, no units (containers, chroots, CI)
 #   --no-apt            do not apt-get install anything
 #   --enable UNIT       also `systemctl enable --now` kws-edge-serve or kws-edge-listen
+#                       (kws-edge-listen adds the mic extra and libportaudio2)
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -27,7 +28,7 @@ apt=1
 enable=""
 source=""
 
-usage() { sed -n '2,18s/^# \{0,1\}//p' "$0"; }
+usage() { sed -n '2,19s/^# \{0,1\}//p' "$0"; }
 
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -43,6 +44,11 @@ while [ $# -gt 0 ]; do
   esac
 done
 [ -n "$source" ] || source="$(dirname "$here")"
+case "${enable%.service}" in
+  "" | kws-edge-serve) ;;
+  kws-edge-listen) [ "${extras#*mic}" != "$extras" ] || extras="$extras,mic" ;;
+  *) echo "install-pi.sh: --enable takes kws-edge-serve or kws-edge-listen" >&2; exit 2 ;;
+esac
 
 say() { printf '==> %s\n' "$*"; }
 
@@ -50,8 +56,8 @@ say() { printf '==> %s\n' "$*"; }
 if [ "$apt" = 1 ] && command -v apt-get >/dev/null; then
   pkgs=()
   python3 -c 'import venv, ensurepip' 2>/dev/null || pkgs+=(python3-venv)
-  if [ "$systemd" = 1 ] && [ "${extras#*mic}" != "$extras" ]; then
-    pkgs+=(libportaudio2)
+  if [ "${extras#*mic}" != "$extras" ]; then
+    pkgs+=(libportaudio2)  # what sounddevice (the mic extra) loads
   fi
   if [ ${#pkgs[@]} -gt 0 ]; then
     say "apt-get install ${pkgs[*]}"
@@ -102,12 +108,21 @@ if [ "$systemd" = 1 ] && command -v systemctl >/dev/null; then
   for unit in kws-edge-serve.service kws-edge-listen.service; do
     sed "s#/opt/kws-edge#$venv#g" "$here/$unit" > "/etc/systemd/system/$unit"
   done
-  [ -f /etc/default/kws-edge ] || cat > /etc/default/kws-edge <<'EOF'
+  if [ ! -f /etc/default/kws-edge ]; then
+    token="$("$venv/bin/python" -c 'import secrets; print(secrets.token_urlsafe(24))')"
+    (umask 077; cat > /etc/default/kws-edge <<EOF
 # Settings for kws-edge-serve.service and kws-edge-listen.service.
 # KWS_MODEL=/var/lib/kws-edge/kws_int8.tflite   # default: the model shipped in the package
-KWS_SERVE_ARGS=--host 0.0.0.0 --port 8080
+# The API answers on this machine only. To open it to the LAN, use the two lines below
+# instead (clients then send the header 'Authorization: Bearer <KWS_API_TOKEN>'):
+#KWS_SERVE_ARGS=--host 0.0.0.0 --port 8080
+#KWS_API_TOKEN=$token
+KWS_SERVE_ARGS=--port 8080
+# e.g. --keywords yes,no --exec /usr/local/bin/on-keyword --post http://127.0.0.1:9000/hook
 KWS_LISTEN_ARGS=
 EOF
+    )
+  fi
   systemctl daemon-reload
   say "units installed: kws-edge-serve.service, kws-edge-listen.service (settings: /etc/default/kws-edge)"
   if [ -n "$enable" ]; then

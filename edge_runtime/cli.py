@@ -21,7 +21,12 @@ COMMAND_MODULES = (("edge_runtime.listen", "add_parser"), ("edge_runtime.serve",
 
 
 class _Parser(argparse.ArgumentParser):
-    """argparse that reports usage errors as one ``error:`` line with status 2."""
+    """argparse that reports usage errors as one ``error:`` line with status 2, and whose
+    help texts show the defaults (:class:`DefaultsFormatter`)."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("formatter_class", DefaultsFormatter)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> None:  # type: ignore[override]
         raise KwsError(f"{self.prog}: {message}")
@@ -72,6 +77,19 @@ def float_range(low: float, high: float | None = None, *, above: bool = False,
 
     parse.__name__ = "number"
     return parse
+
+
+class DefaultsFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Help texts that end with their default, unless it is None, False or empty (or the
+    text names it already)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        default = action.default
+        if (default is None or default is False or default in ([], "") or "%(default)" in text
+                or "(default" in text or default is argparse.SUPPRESS):
+            return text
+        return f"{text} (default: %(default)s)".lstrip()
 
 
 def add_model_args(parser: argparse.ArgumentParser) -> None:

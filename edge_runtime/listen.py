@@ -17,6 +17,13 @@ from edge_runtime.cli import float_range
 _ms = float_range(0, 3_600_000, unit=" ms")  # up to an hour
 _seconds = float_range(0, unit=" s")
 _probability = float_range(0, 1)
+_timeout = float_range(0, above=True, unit=" s")
+
+
+def _retries(text: str) -> int:
+    if not (text.isdigit() and int(text) <= 10):
+        raise argparse.ArgumentTypeError(f"must be a whole number within 0-10, got {text}")
+    return int(text)
 
 
 def _device(text: str) -> int | str:
@@ -45,6 +52,40 @@ def _detector_config(args: argparse.Namespace):
                           threshold=args.threshold, refractory_ms=args.refractory_ms)
 
 
+def _keywords(text: str) -> tuple[str, ...]:
+    words = tuple(w.strip() for w in text.split(",") if w.strip())
+    if not words or len(set(words)) != len(words):
+        raise argparse.ArgumentTypeError("give distinct comma-separated keywords")
+    return words
+
+
+def _keyword_threshold(text: str) -> tuple[str, float]:
+    word, sep, value = text.partition("=")
+    if not sep or not word.strip():
+        raise argparse.ArgumentTypeError(f"{text!r}: use WORD=PROBABILITY, e.g. yes=0.9")
+    return word.strip(), _probability(value)
+
+
+def _listen_config(args: argparse.Namespace):
+    from edge_runtime.stream import DetectorConfig
+
+    return DetectorConfig(hop_ms=args.hop_ms, smooth_ms=args.smooth_ms,
+                          threshold=args.threshold, refractory_ms=args.refractory_ms,
+                          keywords=args.keywords, thresholds=tuple(args.keyword_threshold))
+
+
+def _actions(args: argparse.Namespace, model_path: str):
+    import logging
+
+    from edge_runtime.actions import ActionConfig, Actions
+
+    logging.basicConfig(format="kws-edge listen: %(message)s", level=logging.WARNING)
+    return Actions(ActionConfig(exec_cmd=args.exec_cmd, exec_timeout_s=args.exec_timeout,
+                                post_url=args.post, post_timeout_s=args.post_timeout,
+                                post_retries=args.post_retries,
+                                min_interval_s=args.action_interval), model_path)
+
+
 def cmd_listen(args: argparse.Namespace) -> int:
     from edge_runtime.cli import load_model
     from edge_runtime.stream import (
@@ -56,8 +97,9 @@ def cmd_listen(args: argparse.Namespace) -> int:
     )
 
     model = load_model(args)
-    config = _detector_config(args)
+    config = _listen_config(args)
     detector = StreamingDetector(model, config)
+    actions = _actions(args, str(model.path))
     chunk = chunk_samples(config, model.sample_rate)
     if args.input is not None:
         source = file_source(args.input, model.sample_rate, chunk, realtime=not args.fast)
@@ -68,12 +110,17 @@ def cmd_listen(args: argparse.Namespace) -> int:
                   "Ctrl-C stops", file=sys.stderr)
 
     def show(event) -> None:
+        actions.on_event(event)
         print(json.dumps(event.to_dict()) if args.json else event.to_text(), flush=True)
 
     try:
         run_detector(detector, source, show)
     except BrokenPipeError:  # e.g. piped into `head`: the reader has what it wanted
         sys.stdout = open(os.devnull, "w")  # silence the flush at exit
+    except KeyboardInterrupt:
+        pass
+    finally:
+        actions.close()
     return 0
 
 
@@ -145,6 +192,24 @@ def add_parser(subparsers) -> None:
                    help="with --input: as fast as possible instead of in real time")
     p.add_argument("--seconds", type=_seconds, default=None,
                    help="stop the microphone after this many seconds")
+    g = p.add_argument_group("which keywords")
+    g.add_argument("--keywords", type=_keywords, default=None,
+                   help="comma-separated keywords to listen for (default: all of the model's)")
+    g.add_argument("--keyword-threshold", type=_keyword_threshold, action="append", default=[],
+                   metavar="WORD=P", help="threshold for one keyword (repeatable)")
+    g = p.add_argument_group("acting on a detection")
+    g.add_argument("--exec", dest="exec_cmd", metavar="CMD", default=None,
+                   help="run CMD per detection (split like a shell, not run by one) with "
+                        "KWS_LABEL, KWS_PROBABILITY, KWS_TIME_S, KWS_TIMESTAMP, KWS_MODEL set")
+    g.add_argument("--exec-timeout", type=_timeout, default=30.0,
+                   help="kill the command after this many seconds")
+    g.add_argument("--post", metavar="URL", default=None,
+                   help="POST each detection as JSON to URL")
+    g.add_argument("--post-timeout", type=_timeout, default=5.0, help="seconds per try")
+    g.add_argument("--post-retries", type=_retries, default=2,
+                   help="tries after a failed post (network error or HTTP 5xx)")
+    g.add_argument("--action-interval", type=_seconds, default=1.0,
+                   help="run each action at most once per this many seconds of audio")
     p.set_defaults(func=cmd_listen)
 
     p = subparsers.add_parser("evaluate-stream",

@@ -9,8 +9,11 @@ with a bare 500. Flask and waitress are imported only when serving (extra ``[ser
 from __future__ import annotations
 
 import argparse
+import hmac
+import ipaddress
 import json
 import logging
+import os
 import threading
 import time
 from pathlib import Path
@@ -24,6 +27,7 @@ WAV_TYPES = ("audio/wav", "audio/x-wav", "audio/wave", "audio/vnd.wave")
 DEFAULT_TOP_K = 5
 MAX_AUDIO_S = 60.0
 MAX_UPLOAD_MB = 1024
+MIN_TOKEN_CHARS = 16
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
        "media-src 'self' blob:; connect-src 'self'; object-src 'none'; base-uri 'none'; "
        "frame-ancestors 'none'")
@@ -43,11 +47,13 @@ def _flask():
     return flask
 
 
-def create_app(model, max_upload_mb: float = 2.0, max_audio_s: float = MAX_AUDIO_S):
+def create_app(model, max_upload_mb: float = 2.0, max_audio_s: float = MAX_AUDIO_S,
+               api_token: str | None = None):
     """The Flask app around one :class:`~edge_runtime.model.KwsModel`.
 
     The interpreter is not thread-safe: every inference holds one lock (decoding and
-    resampling run outside it).
+    resampling run outside it). With ``api_token``, ``POST /api/predict`` needs
+    ``Authorization: Bearer <token>`` (compared in constant time), else answers 401.
     """
     flask = _flask()
     from werkzeug.exceptions import HTTPException
@@ -139,6 +145,11 @@ def create_app(model, max_upload_mb: float = 2.0, max_audio_s: float = MAX_AUDIO
 
     @app.post("/api/predict")
     def predict():
+        if api_token is not None and not token_ok(flask.request.headers, api_token):
+            response, status = error(401, "missing or wrong API token: send the header "
+                                          "'Authorization: Bearer <KWS_API_TOKEN>'")
+            response.headers["WWW-Authenticate"] = 'Bearer realm="kws-edge"'
+            return response, status
         t0 = time.perf_counter()
         try:
             top_k = top_k_arg()
@@ -169,12 +180,40 @@ def create_app(model, max_upload_mb: float = 2.0, max_audio_s: float = MAX_AUDIO
     return app
 
 
+def token_ok(headers, token: str) -> bool:
+    scheme, _, given = headers.get("Authorization", "").partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(),
+                                                               token.encode())
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def api_token(host: str) -> str | None:
+    """``$KWS_API_TOKEN``; required (16+ characters) when ``host`` is not a loopback address."""
+    token = os.environ.get("KWS_API_TOKEN") or None
+    if token is not None and len(token) < MIN_TOKEN_CHARS:
+        raise KwsError(f"KWS_API_TOKEN is too short: use {MIN_TOKEN_CHARS}+ characters "
+                       "(e.g. python3 -c 'import secrets; print(secrets.token_urlsafe(24))')")
+    if token is None and not is_loopback(host):
+        raise KwsError(f"--host {host} opens the API beyond this machine: set KWS_API_TOKEN "
+                       "(clients then send 'Authorization: Bearer <token>')")
+    return token
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     from edge_runtime.model import KwsModel
     from edge_runtime.paths import default_model
 
+    token = api_token(args.host)
     model = KwsModel(args.model or default_model())
-    app = create_app(model, max_upload_mb=args.max_upload_mb)
+    app = create_app(model, max_upload_mb=args.max_upload_mb, api_token=token)
     try:
         from edge_runtime.serve_http import default_request_timeout, make_server
     except ImportError:
@@ -190,7 +229,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         raise KwsError(f"cannot listen on {args.host}:{args.port} ({exc.strerror or exc})"
                        ) from None
     print(f"kws-edge: serving {model.path.name} on http://{args.host}:{args.port}/ "
-          f"({args.threads} threads); Ctrl-C stops", flush=True)
+          f"({args.threads} threads{', API token required' if token else ''}); Ctrl-C stops",
+          flush=True)
     server.run()
     return 0
 
@@ -218,7 +258,8 @@ def add_parser(subparsers) -> None:
 
     p = subparsers.add_parser("serve", help="upload page and JSON API")
     p.add_argument("--host", type=host_address, default="127.0.0.1",
-                   help="address to listen on")
+                   help="address to listen on; another than loopback (0.0.0.0: the LAN) needs "
+                        "KWS_API_TOKEN in the environment")
     p.add_argument("--port", type=int_range(1, 65535), default=8080, help="1-65535")
     p.add_argument("--model", type=Path, help="a .tflite model (default: the shipped one)")
     p.add_argument("--max-upload-mb", type=float_range(0, MAX_UPLOAD_MB, above=True),

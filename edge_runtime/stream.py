@@ -32,6 +32,8 @@ class DetectorConfig:
     smooth_ms: float = 300.0
     threshold: float = 0.7
     refractory_ms: float = 1000.0
+    keywords: tuple[str, ...] | None = None  # fire only for these (None: every keyword)
+    thresholds: tuple[tuple[str, float], ...] = ()  # (keyword, threshold) overriding threshold
 
     def validate(self, frontend: FrontendConfig) -> None:
         """Raise :class:`KwsError` unless these settings fit ``frontend``."""
@@ -45,6 +47,18 @@ class DetectorConfig:
             raise KwsError(f"--threshold must be in [0, 1], got {self.threshold:g}")
         if not (self.refractory_ms >= 0 and math.isfinite(self.refractory_ms)):
             raise KwsError(f"--refractory-ms must be >= 0, got {self.refractory_ms:g}")
+        for word, value in self.thresholds:
+            if not 0.0 <= value <= 1.0:
+                raise KwsError(f"threshold of {word!r} must be in [0, 1], got {value:g}")
+
+    def check_labels(self, labels: list[str]) -> None:
+        """Raise :class:`KwsError` unless every keyword named here is one of ``labels``."""
+        keywords = [x for x in labels if x not in BACKGROUND_LABELS]
+        named = list(self.keywords or ()) + [word for word, _ in self.thresholds]
+        for word in named:
+            if word not in keywords:
+                raise KwsError(f"{word!r} is not a keyword of the model "
+                               f"({', '.join(keywords)})")
 
     @property
     def smooth_hops(self) -> int:
@@ -74,16 +88,23 @@ class EventGate:
     Used by the live detector and by the offline threshold sweep, so both decide alike.
     """
 
-    def __init__(self, labels: list[str], threshold: float, refractory_s: float) -> None:
+    def __init__(self, labels: list[str], threshold: float, refractory_s: float,
+                 keywords: tuple[str, ...] | None = None,
+                 thresholds: tuple[tuple[str, float], ...] = ()) -> None:
         self.labels = labels
         self.threshold = threshold
         self.refractory_s = refractory_s
+        per_word = dict(thresholds)
+        # background labels and keywords not listened for never fire (an infinite threshold)
+        self._thresholds = [math.inf if x in BACKGROUND_LABELS or
+                            (keywords is not None and x not in keywords)
+                            else per_word.get(x, threshold) for x in labels]
         self._last: float | None = None
 
     def step(self, time_s: float, smoothed: np.ndarray) -> Event | None:
         i = int(np.argmax(smoothed))
         label, p = self.labels[i], float(smoothed[i])
-        if label in BACKGROUND_LABELS or p < self.threshold:
+        if p < self._thresholds[i]:
             return None
         # A small slack keeps float hop times from splitting hairs at the boundary.
         if self._last is not None and time_s - self._last < self.refractory_s - 1e-9:
@@ -111,6 +132,7 @@ class StreamingDetector:
                  record: bool = False) -> None:
         frontend = model.manifest.frontend
         config.validate(frontend)
+        config.check_labels(model.labels)
         self.model = model
         self.config = config
         self.frontend_config = frontend
@@ -125,7 +147,8 @@ class StreamingDetector:
         self._frames = 0  # frames seen so far
         self._recent: deque[np.ndarray] = deque(maxlen=self.config.smooth_hops)
         self._gate = EventGate(self.model.labels, self.config.threshold,
-                               self.config.refractory_ms / 1000.0)
+                               self.config.refractory_ms / 1000.0, self.config.keywords,
+                               self.config.thresholds)
         self.times: list[float] = []
         self.posteriors: list[np.ndarray] = []
 

@@ -66,7 +66,9 @@ def converted(trained):
     config = ConvertConfig(data_dir=trained["data"], keras_path=trained["folder"] / "model.keras",
                            out_dir=trained["root"] / "out", name="kws", max_drop=100.0,
                            min_accuracy=0, calibration=40, tracking_uri=trained["tracking"])
-    return convert_model(config)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(trained["root"])  # MLflow puts a new experiment's artifacts in ./mlruns
+        return convert_model(config)
 
 
 def test_files_land_in_out_with_manifests(converted, trained):
@@ -219,8 +221,10 @@ def test_cli_gate_refuses_and_keeps_out_clean(trained, tmp_path):
 
 
 @pytest.mark.slow
-def test_cli_converts_from_an_mlflow_run(trained, tmp_path):
+def test_cli_converts_from_an_mlflow_run(trained, tmp_path, monkeypatch):
     import mlflow
+
+    monkeypatch.chdir(tmp_path)  # the new experiment's artifacts go to ./mlruns
 
     mlflow.set_tracking_uri(trained["tracking"])
     mlflow.set_experiment("kws-test")

@@ -158,3 +158,40 @@ def test_readme_sections():
     assert "Deploy to a Raspberry Pi" in text
     assert "kws-edge bench" in text
     assert "make image-check" in text and "make verify-arm64" in text
+
+
+def unit_values(unit) -> dict[str, dict[str, str]]:
+    import configparser
+
+    parser = configparser.ConfigParser(interpolation=None, strict=False)
+    parser.optionxform = str  # keys are case-sensitive
+    parser.read_string(unit.read_text())
+    return {name: dict(parser[name]) for name in parser.sections()}
+
+
+@pytest.mark.parametrize("unit", UNITS, ids=lambda p: p.name)
+def test_units_give_up_and_fit_a_pi_zero(unit):
+    values = unit_values(unit)
+    service = values["Service"]
+    assert service["RestartPreventExitStatus"] == "2"  # bad settings: no restart loop
+    assert int(values["Unit"]["StartLimitBurst"]) <= 5
+    assert int(values["Unit"]["StartLimitIntervalSec"]) >= 5 * int(service["RestartSec"])
+    mb = int(service["MemoryMax"].removesuffix("M"))
+    assert 100 <= mb <= 256  # a 512 MB Pi Zero 2 W keeps the rest for its system
+
+
+def test_install_script_keeps_serve_local_and_installs_what_listen_needs():
+    text = (DEPLOY / "install-pi.sh").read_text()
+    settings = text[text.index("cat > /etc/default/kws-edge"):]
+    settings = settings[: settings.index("\nEOF")]
+    active = [x for x in settings.splitlines() if x.startswith("KWS_")]
+    assert "KWS_SERVE_ARGS=--port 8080" in active
+    assert not any("0.0.0.0" in x or "KWS_API_TOKEN" in x for x in active)
+    assert "#KWS_SERVE_ARGS=--host 0.0.0.0" in settings and "#KWS_API_TOKEN=$token" in settings
+    assert "umask 077" in text  # the token is readable by root only
+    # libportaudio2 goes with the mic extra, whatever else is chosen
+    line = next(x for x in text.splitlines() if "pkgs+=(libportaudio2)" in x)
+    block = text[: text.index(line)].rsplit("if ", 1)[1]
+    assert block.startswith('[ "${extras#*mic}" != "$extras" ]')
+    proc = run(["bash", str(DEPLOY / "install-pi.sh"), "--enable", "nonsense"])
+    assert proc.returncode == 2 and "--enable takes" in proc.stderr

@@ -45,7 +45,7 @@ def mlflow_server(tmp_path_factory):
             try:
                 if requests.get(f"{url}/health", timeout=2).status_code == 200:
                     break
-            except requests.ConnectionError:
+            except (requests.ConnectionError, requests.Timeout):  # not up yet, or busy
                 pass
             assert time.monotonic() < deadline, "mlflow server did not become healthy"
             time.sleep(0.5)
@@ -99,3 +99,36 @@ def test_training_run_logged_to_a_server_reads_back(mlflow_server, tmp_path, mon
     # the artifacts went through the server into its artifact destination
     stored = {p.name for p in (server_root / "artifacts").rglob("*") if p.is_file()}
     assert {"model.keras", "model_settings.json", "confusion_matrix.png"} <= stored
+
+
+def test_registry_and_export_through_a_server(mlflow_server, tmp_path, monkeypatch):
+    """A gated conversion becomes a version on the server; models:/…@champion exports it."""
+    from convert.convert import ConvertConfig, convert_model
+    from convert.registry import CHAMPION, export, keras_folder, registered_name
+    from edge_runtime.frontend import EDGE_FRONTEND
+    from tests.model_factory import tiny_keras_model
+    from train.data import DataConfig, load_dataset
+
+    url, server_root = mlflow_server
+    data = make_fake_dataset(tmp_path / "sc", ["yes", "no", "cat"], speakers=6, per_speaker=2,
+                             with_lists=True)
+    dataset = load_dataset(DataConfig(data_dir=data, task="yes,no"))
+    folder = tmp_path / "model_dir"
+    folder.mkdir()
+    ModelSettings(arch="tiny_test", labels=list(dataset.labels), frontend=EDGE_FRONTEND,
+                  data=dataset.config.to_dict()).save(folder)
+    tiny_keras_model(EDGE_FRONTEND, len(dataset.labels)).save(folder / "model.keras")
+    monkeypatch.chdir(tmp_path)
+    result = convert_model(ConvertConfig(data_dir=data, keras_path=folder / "model.keras",
+                                         out_dir=tmp_path / "out", max_drop=100.0,
+                                         calibration=10, tracking_uri=url))
+    assert result.registration.name == registered_name("yes,no") == "kws-edge-yes-no"
+    assert result.registration.version == 1 and result.registration.champion
+    assert not (tmp_path / "mlflow.db").exists() and not (tmp_path / "mlruns").exists()
+    done = export(f"models:/kws-edge-yes-no@{CHAMPION}", url, tmp_path / "device")
+    assert Path(done["model"]).read_bytes() == result.models["int8"].read_bytes()
+    again, run_id = keras_folder(f"models:/kws-edge-yes-no@{CHAMPION}", url, tmp_path / "k")
+    assert run_id == result.mlflow_run_id
+    assert (again / "model.keras").read_bytes() == (folder / "model.keras").read_bytes()
+    stored = {p.name for p in (server_root / "artifacts").rglob("*") if p.is_file()}
+    assert {"kws_int8.tflite", "kws_int8.manifest.json", "kws_report.md"} <= stored

@@ -1,29 +1,63 @@
-"""``kws data synth``: real espeak-ng speech in the Speech Commands layout."""
+"""``kws data synth`` and the demo's data: real espeak-ng speech in the Speech Commands layout.
+
+Synthesis runs in child processes whose PATH has no ``espeak-ng``: the library from the
+``espeakng-loader`` wheel speaks, as on a fresh machine with only Python. The system binary, the
+alternative, is tested where it is installed.
+"""
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import struct
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from edge_runtime.dataset import UNKNOWN, list_clips
 from edge_runtime.wav import read_wav
+from tests.conftest import ROOT
 from tests.test_download import kws
-from train.data import DataConfig, load_dataset, which_set
+from train.data import STANDARD_WORDS, DataConfig, load_dataset, which_set
+from train.espeak import EspeakBinary, EspeakLibrary
+from train.pipeline import DEMO_UNKNOWN_WORDS
 from train.synth import SynthConfig, expand_voices, piper_available, synthesize, voice_id
 
-pytestmark = pytest.mark.skipif(shutil.which("espeak-ng") is None,
-                                reason="espeak-ng not installed (apt-get install espeak-ng)")
+SYNTH_ARGS = ("data", "synth", "--words", "yes,hey_pi", "--unknown-words", "bed",
+              "--per-word", "24", "--quiet")
+DEMO_SYNTH = ("import sys; from pathlib import Path; from train.pipeline import PipelineConfig, "
+              "make_demo_data; make_demo_data(PipelineConfig(None, Path(sys.argv[1]), demo=True, "
+              "demo_voices=6))")
+
+
+def no_espeak_env() -> dict[str, str]:
+    """The environment with every PATH folder that holds ``espeak-ng`` left out."""
+    path = os.pathsep.join(d for d in os.environ.get("PATH", "").split(os.pathsep)
+                           if d and not (Path(d) / "espeak-ng").exists())
+    assert shutil.which("espeak-ng", path=path) is None
+    env = {**os.environ, "PATH": path, "PYTHONPATH": str(ROOT)}
+    env.pop("KWS_ESPEAK", None)
+    return env
+
+
+def run_without_espeak(*argv: str) -> None:
+    proc = subprocess.run([sys.executable, *argv], env=no_espeak_env(), cwd=ROOT,
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+
+
+def synth_cli(out: Path) -> None:
+    run_without_espeak("-m", "train.cli", *SYNTH_ARGS, "--out", str(out))
 
 
 @pytest.fixture(scope="module")
 def synth_dir(tmp_path_factory):
     out = tmp_path_factory.mktemp("synth")
-    assert kws("data", "synth", "--words", "yes,hey_pi", "--unknown-words", "bed",
-               "--out", str(out), "--per-word", "24", "--quiet") == 0
+    synth_cli(out)
     return out
 
 
@@ -44,14 +78,54 @@ def test_layout_and_format(synth_dir):
         assert "_" not in clip.speaker and clip.speaker.startswith("espeak-")
     manifest = json.loads((synth_dir / "synth_manifest.json").read_text())
     assert manifest["clips"] == 72 and len(manifest["voices_used"]) == 24
+    assert manifest["espeak"].startswith("library ")
 
 
 def test_clips_differ_and_generation_is_deterministic(synth_dir, tmp_path):
     a = [read_wav(p).samples for p in sorted((synth_dir / "yes").glob("*.wav"))[:4]]
     assert not np.allclose(a[0], a[1])
-    synthesize(SynthConfig(("yes",), tmp_path, per_word=24), progress=False)
-    b = [read_wav(p).samples for p in sorted((tmp_path / "yes").glob("*.wav"))[:4]]
-    assert all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
+    synth_cli(tmp_path)
+    for path in sorted(synth_dir.rglob("*.wav")):
+        assert path.read_bytes() == (tmp_path / path.relative_to(synth_dir)).read_bytes(), path
+
+
+def test_demo_synthesis_without_espeak_on_path(tmp_path):
+    """The demo's own data step, run as ``make demo`` runs it, on a machine without espeak-ng."""
+    run_without_espeak("-c", DEMO_SYNTH, str(tmp_path))
+    manifest = json.loads((tmp_path / "demo_data" / "synth_manifest.json").read_text())
+    assert manifest["espeak"].startswith("library ")
+    clips = list_clips(tmp_path / "demo_data")
+    words = set(STANDARD_WORDS) | set(DEMO_UNKNOWN_WORDS)
+    assert {c.word for c in clips} == words and len(clips) == 6 * len(words)
+    assert len({c.speaker for c in clips}) == 6
+    assert all(np.abs(read_wav(c.path).samples).max() > 0.1 for c in clips[::7])
+
+
+@pytest.mark.skipif(shutil.which("espeak-ng") is None,
+                    reason="the espeak-ng binary is not installed (apt-get install espeak-ng)")
+def test_binary_and_library_speak_alike():
+    library, binary = EspeakLibrary(), EspeakBinary()
+    assert library.voices().variants >= {"f3", "klatt", "whisper"}
+    assert library.voices().accents >= binary.voices().accents & {"en-us", "en-gb-scotland"}
+    for voice in ("en-us", "en-gb-scotland+m3", "en-029+f2"):
+        a, rate_a = library.speak("seven", voice, 40, 150)
+        b, rate_b = binary.speak("seven", voice, 40, 150)
+        assert rate_a == rate_b == 22050
+        assert abs(a.size - b.size) < 0.05 * b.size  # same word, voice and speed
+        assert 0.1 < np.abs(a).max() < 1 and 0.1 < np.abs(b).max() < 1
+    slow, _ = library.speak("seven", "en-us", 50, 100)
+    fast, _ = library.speak("seven", "en-us", 50, 300)
+    assert fast.size < 0.6 * slow.size
+
+
+def test_kws_espeak_picks_the_synthesiser(tmp_path):
+    env = {**no_espeak_env(), "KWS_ESPEAK": "binary"}
+    proc = subprocess.run([sys.executable, "-m", "train.cli", *SYNTH_ARGS, "--out",
+                           str(tmp_path)], env=env, cwd=ROOT, capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("error: espeak-ng not found: pip install espeakng-loader")
+    assert proc.stderr.count("\n") == 1
+    assert not list(tmp_path.iterdir())
 
 
 def test_speaker_split_keeps_a_voice_together(synth_dir):

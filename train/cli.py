@@ -25,7 +25,8 @@ from train.models import ARCHITECTURES
 
 # (module, function adding its sub-commands), in help order; missing modules are skipped
 COMMAND_MODULES = (("train.data_cli", "add_data_parser"), ("train.cli", "add_train_parser"),
-                   ("convert.cli", "add_parser"), ("train.pipeline", "add_parser"))
+                   ("convert.cli", "add_parser"), ("convert.registry", "add_parser"),
+                   ("train.pipeline", "add_parser"))
 
 
 positive_float = float_range(0, above=True)
@@ -40,7 +41,7 @@ def add_train_parser(subparsers) -> None:
                     "per-epoch metrics, model, reports) to MLflow.")
     p.add_argument("--data", type=Path, required=True, help="Speech Commands folder")
     p.add_argument("--arch", default="ds_cnn_s",
-                   help=f"architecture: {', '.join(ARCHITECTURES)} (default ds_cnn_s)")
+                   help=f"architecture: {', '.join(ARCHITECTURES)}")
     p.add_argument("--task", default="12",
                    help="'12' (10 words + silence + unknown), 'all' words, or a word list")
     p.add_argument("--epochs", type=positive_int, default=40)

@@ -44,12 +44,17 @@ def cache_key(config: FrontendConfig, identities: list[str]) -> str:
 def compute_features(dataset: Dataset, examples: list[Example], config: FrontendConfig
                      ) -> np.ndarray:
     """``(N, frames, n_mfcc)`` float32 MFCCs of the examples, without the cache."""
+    from tqdm import tqdm
+
     frontend = Frontend(config)
     out = np.empty((len(examples), *config.feature_shape), dtype=np.float32)
-    for start in range(0, len(examples), BATCH):
-        part = examples[start : start + BATCH]
-        audio = load_waveforms(dataset, part, config.sample_rate, config.clip_samples)
-        out[start : start + len(part)] = frontend(audio)
+    with tqdm(total=len(examples), desc="features", unit=" clips", disable=None,
+              leave=False) as bar:  # a bar on a terminal only
+        for start in range(0, len(examples), BATCH):
+            part = examples[start : start + BATCH]
+            audio = load_waveforms(dataset, part, config.sample_rate, config.clip_samples)
+            out[start : start + len(part)] = frontend(audio)
+            bar.update(len(part))
     return out
 
 

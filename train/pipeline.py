@@ -1,7 +1,8 @@
 """``kws pipeline``: data -> features -> train (MLflow) -> convert -> gate -> benchmarks -> report.
 
-``kws pipeline --demo`` makes its own data (synthetic speech from espeak-ng), so it runs offline
-on a fresh machine; ``kws pipeline --data DIR`` is the same on a real Speech Commands folder.
+``kws pipeline --demo`` makes its own data (synthetic speech from espeak-ng: the library in the
+``espeakng-loader`` wheel, or the system binary), so it runs offline on a fresh machine;
+``kws pipeline --data DIR`` is the same on a real Speech Commands folder.
 A failed gate stops the pipeline with the gate's exit status (3).
 """
 
@@ -15,11 +16,13 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from convert.convert import DEFAULT_CALIBRATION
 from convert.gate import DEFAULT_MAX_DROP, GATE_EXIT_STATUS
 from edge_runtime.cli import float_range, positive_int, seed_int
 from edge_runtime.errors import KwsError
 from train.data import STANDARD_WORDS
 from train.models import ARCHITECTURES
+from train.tracking import DEFAULT_EXPERIMENT
 
 DEMO_UNKNOWN_WORDS = ("bed", "bird", "cat", "dog", "house", "tree", "wow", "happy")
 
@@ -30,10 +33,16 @@ class PipelineConfig:
     out_dir: Path
     demo: bool = False
     arch: str = "ds_cnn_s"
+    task: str = "12"
     epochs: int = 40
     batch_size: int = 100
+    lr: float = 1e-3
+    patience: int = 10
+    calibration: int = DEFAULT_CALIBRATION
+    experiment: str = DEFAULT_EXPERIMENT
     max_drop: float = DEFAULT_MAX_DROP
     synth_dir: Path | None = None
+    extra_dirs: tuple[Path, ...] = ()  # more real speech, training split only
     demo_voices: int = 80  # clips per word in the demo data (one voice each)
     tracking_uri: str | None = None
     seed: int = 0
@@ -47,13 +56,15 @@ def log(message: str) -> None:
 
 def make_demo_data(config: PipelineConfig) -> Path:
     """Synthetic Speech-Commands-layout data: the 10 words plus a few unknown words."""
+    from train.espeak import espeak
     from train.synth import SynthConfig, synthesize
 
     folder = config.out_dir / "demo_data"
     if (folder / "synth_manifest.json").is_file():
         log(f"demo data already at {folder}")
         return folder
-    log(f"synthesizing demo speech into {folder} (espeak-ng, {config.demo_voices} voices)")
+    log(f"synthesizing demo speech into {folder} (espeak-ng {espeak().name}, "
+        f"{config.demo_voices} voices)")
     synthesize(SynthConfig(words=tuple(STANDARD_WORDS), unknown_words=DEMO_UNKNOWN_WORDS,
                            out=folder, per_word=config.demo_voices, seed=config.seed))
     return folder
@@ -92,6 +103,29 @@ def demo_predictions(int8: Path, dataset, n: int = 6) -> list[dict]:
     return out
 
 
+def log_to_run(tracking_uri: str, run_id: str, out: Path, dataset) -> None:
+    """Add the report, the latency table/plot and the data set (``log_input``) to the run."""
+    import mlflow
+    from mlflow.data.dataset_source_registry import resolve_dataset_source
+    from mlflow.data.meta_dataset import MetaDataset
+
+    from convert.registry import mlflow_store
+
+    manifest = dataset.manifest()
+    data_dir = Path(manifest["data_dir"])
+    source = resolve_dataset_source(str(data_dir.resolve()))
+    data = MetaDataset(source, name=data_dir.name, digest=manifest["files_sha256"][:32])
+    counts = {f"{split}_clips": str(n) for split, n in manifest["totals"].items()}
+    with mlflow_store(tracking_uri), mlflow.start_run(run_id=run_id):
+        mlflow.log_input(data, context="training", tags={
+            **counts, "files_sha256": manifest["files_sha256"],
+            "speakers": json.dumps(manifest["speakers"])})
+        for name in ("report.md", "report.json", "benchmarks/latency.md",
+                     "benchmarks/latency.json", "benchmarks/latency.png"):
+            if (out / name).is_file():
+                mlflow.log_artifact(str(out / name), artifact_path="pipeline")
+
+
 def write_report(report: dict, out: Path) -> Path:
     (out / "report.json").write_text(json.dumps(report, indent=2, default=str) + "\n")
     t, c = report["train"], report["convert"]
@@ -102,6 +136,7 @@ def write_report(report: dict, out: Path) -> Path:
         f"- MLflow run: `{t['run_id']}` in `{t['tracking_uri']}`",
         f"- model: {t['arch']}, {t['epochs_run']} epochs, {t['seconds_per_epoch']:.1f} s/epoch",
         f"- gate: {c['gate_message']}",
+        f"- MLflow Model Registry: {c.get('registered') or 'not registered'}",
         "",
         "| model | test accuracy | size (bytes) | end-to-end ms (median) | invoke ms |",
         "|---|---|---|---|---|",
@@ -124,7 +159,31 @@ def write_report(report: dict, out: Path) -> Path:
     return path
 
 
+def remove_if_empty(folder: Path) -> None:
+    """Remove ``folder`` and its sub-folders when no file is in them."""
+    if folder.is_dir() and not any(p.is_file() for p in folder.rglob("*")):
+        for sub in sorted(folder.rglob("*"), key=lambda p: len(p.parts), reverse=True):
+            sub.rmdir()
+        folder.rmdir()
+
+
 def run_pipeline(config: PipelineConfig) -> int:
+    """The pipeline; a run folder it made stays only if something was written into it."""
+    if config.demo:
+        from train.espeak import espeak
+
+        espeak()  # no synthesiser: stop before anything is made
+    elif config.data_dir is None or not Path(config.data_dir).is_dir():
+        raise KwsError(f"{config.data_dir}: data folder not found (or use --demo)")
+    made = not config.out_dir.exists()
+    try:
+        return _run_pipeline(config)
+    finally:
+        if made:
+            remove_if_empty(config.out_dir)
+
+
+def _run_pipeline(config: PipelineConfig) -> int:
     from convert.convert import ConvertConfig, convert_model
     from train.data import load_dataset
     from train.tracking import default_tracking_uri
@@ -133,21 +192,22 @@ def run_pipeline(config: PipelineConfig) -> int:
     start = time.perf_counter()
     config.out_dir.mkdir(parents=True, exist_ok=True)
     data_dir = make_demo_data(config) if config.demo else config.data_dir
-    if data_dir is None or not Path(data_dir).is_dir():
-        raise KwsError(f"{data_dir}: data folder not found (or use --demo)")
     tracking_uri = config.tracking_uri or default_tracking_uri()
 
     log(f"training {config.arch} on {data_dir} (tracked in {tracking_uri})")
-    result = train(TrainConfig(data_dir=Path(data_dir), arch=config.arch, epochs=config.epochs,
-                               batch_size=config.batch_size, seed=config.seed,
-                               synth_dir=config.synth_dir,
+    result = train(TrainConfig(data_dir=Path(data_dir), arch=config.arch, task=config.task,
+                               epochs=config.epochs, batch_size=config.batch_size,
+                               lr=config.lr, patience=config.patience,
+                               experiment=config.experiment, seed=config.seed,
+                               synth_dir=config.synth_dir, extra_dirs=config.extra_dirs,
                                out_dir=config.out_dir / "model", tracking_uri=tracking_uri,
                                run_name=f"pipeline-{config.out_dir.name}"))
     log(f"converting and gating (max drop {config.max_drop} points)")
     converted = convert_model(ConvertConfig(
         data_dir=Path(data_dir), keras_path=result.model_dir / "model.keras",
         out_dir=config.out_dir / "models", max_drop=config.max_drop,
-        widen_max_drop=config.demo, tracking_uri=tracking_uri, seed=config.seed))
+        widen_max_drop=config.demo, calibration=config.calibration, tracking_uri=tracking_uri,
+        seed=config.seed))
     comparison = converted.comparison
     report: dict = {
         "data": {"dir": str(data_dir), "demo": config.demo},
@@ -159,13 +219,17 @@ def run_pipeline(config: PipelineConfig) -> int:
                     "gate": converted.gate.to_dict(), "gate_message": converted.gate.message(),
                     "models": {k: str(p) for k, p in converted.models.items()},
                     "mlflow_run_id": converted.mlflow_run_id,
+                    "registered": (converted.registration.to_text()
+                                   if converted.registration else None),
                     "reports": {k: str(p) for k, p in converted.reports.items()}},
     }
-    dataset = load_dataset(TrainConfig(data_dir=Path(data_dir), seed=config.seed).data_config())
+    dataset = load_dataset(TrainConfig(data_dir=Path(data_dir), task=config.task,
+                                       seed=config.seed).data_config())
     report["data"]["counts"] = {s: len(dataset.split(s)) for s in ("train", "val", "test")}
     if not converted.passed:
         report["seconds"] = time.perf_counter() - start
         path = write_report(report, config.out_dir)
+        log_to_run(tracking_uri, result.run_id, config.out_dir, dataset)
         print(converted.gate.message())
         print(f"error: the int8 model failed the gate; nothing was shipped. Report: {path}",
               file=sys.stderr)
@@ -177,6 +241,7 @@ def run_pipeline(config: PipelineConfig) -> int:
         report["demo_predictions"] = demo_predictions(converted.models["int8"], dataset)
     report["seconds"] = time.perf_counter() - start
     path = write_report(report, config.out_dir)
+    log_to_run(tracking_uri, result.run_id, config.out_dir, dataset)
     print(path.read_text())
     print(f"MLflow run   : {result.run_id}  (mlflow ui --backend-store-uri {tracking_uri})")
     print(f"models       : {config.out_dir / 'models'}")
@@ -189,35 +254,52 @@ def cmd_pipeline(args: argparse.Namespace) -> int:
         raise KwsError("give either --data DIR or --demo")
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     out = args.out or Path("runs") / f"pipeline-{'demo' if args.demo else 'data'}-{stamp}"
-    epochs = args.epochs or 40
     batch_size = args.batch_size or (32 if args.demo else 100)
-    if args.arch not in ARCHITECTURES:
-        raise KwsError(f"unknown architecture {args.arch!r}: choose one of "
-                       f"{', '.join(ARCHITECTURES)}")
     return run_pipeline(PipelineConfig(
-        data_dir=args.data, out_dir=out, demo=args.demo, arch=args.arch, epochs=epochs,
-        batch_size=batch_size,
-        max_drop=args.max_drop, synth_dir=args.synth, tracking_uri=args.tracking_uri,
+        data_dir=args.data, out_dir=out, demo=args.demo, arch=args.arch, task=args.task,
+        epochs=args.epochs, batch_size=batch_size, lr=args.lr, patience=args.patience,
+        calibration=args.calibration, experiment=args.experiment, max_drop=args.max_drop,
+        synth_dir=args.synth, extra_dirs=tuple(args.extra), tracking_uri=args.tracking_uri,
         seed=args.seed, demo_voices=args.demo_voices, bench_runs=args.bench_runs))
 
 
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser(
         "pipeline", help="data -> train -> convert -> gate -> benchmarks -> report",
-        description=__doc__.split("\n\n")[0])
+        description="data -> features -> train (MLflow) -> convert -> gate -> registry -> "
+                    "benchmarks -> report, on a Speech Commands folder or on speech it "
+                    "generates (--demo).")
     p.add_argument("--data", type=Path, help="Speech Commands folder")
     p.add_argument("--demo", action="store_true",
                    help="make synthetic speech and run on it (offline, a few minutes)")
-    p.add_argument("--arch", default="ds_cnn_s", help=", ".join(ARCHITECTURES))
-    p.add_argument("--epochs", type=positive_int, help="default 40")
-    p.add_argument("--batch-size", type=positive_int, help="default 32 (demo) or 100")
+    p.add_argument("--arch", default="ds_cnn_s", choices=list(ARCHITECTURES),
+                   help="model architecture")
+    p.add_argument("--task", default="12",
+                   help="'12' (10 words + silence + unknown), 'all' words, or a word list")
+    p.add_argument("--epochs", type=positive_int, default=40, help="training epochs")
+    p.add_argument("--batch-size", type=positive_int,
+                   help="examples per batch (32 with --demo, else 100)")
+    p.add_argument("--lr", type=float_range(0, above=True), default=1e-3,
+                   help="peak learning rate")
+    p.add_argument("--patience", type=positive_int, default=10,
+                   help="stop after this many epochs without a better validation accuracy")
+    p.add_argument("--calibration", type=positive_int, default=DEFAULT_CALIBRATION,
+                   help="training examples for int8 calibration")
+    p.add_argument("--experiment", default=DEFAULT_EXPERIMENT,
+                   help="MLflow experiment of the training run")
     p.add_argument("--max-drop", type=float_range(0, 100), default=DEFAULT_MAX_DROP,
                    help="gate: largest float32 -> int8 accuracy drop in points")
     p.add_argument("--synth", type=Path, help="extra synthetic speech for training")
-    p.add_argument("--out", type=Path, help="output folder (default runs/pipeline-…)")
-    p.add_argument("--tracking-uri", help="MLflow tracking URI (default sqlite:///mlflow.db)")
-    p.add_argument("--seed", type=seed_int, default=0)
+    p.add_argument("--extra", type=Path, action="append", default=[], metavar="DIR",
+                   help="more real speech (WAV or FLAC) for the training split only; "
+                        "repeatable")
+    p.add_argument("--out", type=Path, help="output folder (runs/pipeline-<time> if not given)")
+    p.add_argument("--tracking-uri",
+                   help="MLflow tracking URI (sqlite:///mlflow.db here if not given)")
+    p.add_argument("--seed", type=seed_int, default=0,
+                   help="seed of data, training and synthesis")
     p.add_argument("--demo-voices", type=positive_int, default=80,
                    help="demo: clips per word (one voice each)")
-    p.add_argument("--bench-runs", type=positive_int, default=200)
+    p.add_argument("--bench-runs", type=positive_int, default=200,
+                   help="timed runs per model in the latency benchmark")
     p.set_defaults(func=cmd_pipeline)

