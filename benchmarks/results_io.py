@@ -10,6 +10,23 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 RESULTS = Path(__file__).resolve().parent / "results"
+ROOT = RESULTS.parents[1]
+
+
+def relative_paths(value):
+    """``value`` with every absolute path made relative to the repository (``../x`` beside
+    it, else the file name): results files are committed, the machine's paths are not."""
+    if isinstance(value, dict):
+        return {k: relative_paths(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [relative_paths(v) for v in value]
+    if isinstance(value, str) and value.startswith("/") and "\n" not in value:
+        path = Path(value)
+        for base, prefix in ((ROOT, ""), (ROOT.parent, "../")):
+            if path.is_relative_to(base):
+                return prefix + path.relative_to(base).as_posix()
+        return path.name
+    return value
 
 
 def machine() -> dict:
@@ -50,7 +67,7 @@ def markdown_table(header: list[str], rows: list[list]) -> str:
 def write_results(name: str, data: dict, markdown: str, out_dir: Path = RESULTS) -> dict:
     """Save ``<name>.json`` and ``<name>.md``; returns the data with machine info added."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    data = {**data, "machine": machine(), "commit": git_commit()}
+    data = relative_paths({**data, "machine": machine(), "commit": git_commit()})
     (out_dir / f"{name}.json").write_text(json.dumps(data, indent=2) + "\n")
     m = data["machine"]
     footer = (f"\n\nMeasured {m['date']} on {m['cpu']} ({m['cores']} cores, {m['arch']}), "

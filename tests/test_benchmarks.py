@@ -255,3 +255,17 @@ def test_librosa_pipeline_feeds_the_model_its_own_features(tiny_models):
     y = speech_like()
     np.testing.assert_allclose(librosa_way.frontend(y), model.frontend(y), atol=1e-3)
     assert librosa_way.model == pipelines.shown(tiny_models["int8"])
+
+
+def test_results_files_hold_no_absolute_paths(tmp_path):
+    from benchmarks.results_io import ROOT, write_results
+
+    data = {"model": str(ROOT / "artifacts" / "kws_int8.tflite"),
+            "data": str(ROOT.parent / "shared" / "data" / "mini"),
+            "runs": [{"folder": "/tmp/somewhere/else/run1"}], "note": "a / b"}
+    write_results("paths", data, "# t", tmp_path)
+    saved = json.loads((tmp_path / "paths.json").read_text())
+    assert saved["model"] == "artifacts/kws_int8.tflite"
+    assert saved["data"] == "../shared/data/mini"
+    assert saved["runs"][0]["folder"] == "run1"
+    assert saved["note"] == "a / b"
