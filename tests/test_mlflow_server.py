@@ -121,7 +121,8 @@ def test_registry_and_export_through_a_server(mlflow_server, tmp_path, monkeypat
     monkeypatch.chdir(tmp_path)
     result = convert_model(ConvertConfig(data_dir=data, keras_path=folder / "model.keras",
                                          out_dir=tmp_path / "out", max_drop=100.0,
-                                         calibration=10, tracking_uri=url))
+                                         min_accuracy=0.0, calibration=10,
+                                         tracking_uri=url))
     assert result.registration.name == registered_name("yes,no") == "kws-edge-yes-no"
     assert result.registration.version == 1 and result.registration.champion
     assert not (tmp_path / "mlflow.db").exists() and not (tmp_path / "mlruns").exists()

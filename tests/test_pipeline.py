@@ -71,7 +71,8 @@ def test_demo_pipeline_logs_registers_and_measures(tmp_path):
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     r = pipeline("--demo", "--demo-voices", "30", "--epochs", "2", "--bench-runs", "5",
-                 "--max-drop", "100", "--out", str(tmp_path / "run"), "--tracking-uri", uri,
+                 "--max-drop", "100", "--min-accuracy", "0", "--out", str(tmp_path / "run"),
+                 "--tracking-uri", uri,
                  "--experiment", "demo-test", "--lr", "0.002", "--patience", "3",
                  "--calibration", "50", cwd=tmp_path)
     assert r.returncode == 0, r.stderr[-3000:]

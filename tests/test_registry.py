@@ -36,11 +36,12 @@ def untrained_folder(trained, root: Path) -> Path:  # noqa: F811
     return folder
 
 
-def convert(trained, folder: Path, out: Path, max_drop: float = 100.0,  # noqa: F811
+def convert(trained, folder: Path, out: Path, min_accuracy: float = 0.0,  # noqa: F811
             data: Path | None = None):
     return convert_model(ConvertConfig(
         data_dir=data or trained["data"], keras_path=folder / "model.keras", out_dir=out,
-        max_drop=max_drop, calibration=40, tracking_uri=trained["tracking"]))
+        max_drop=100.0, min_accuracy=min_accuracy, calibration=40,
+        tracking_uri=trained["tracking"]))
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +61,7 @@ def history(trained, tmp_path_factory):  # noqa: F811
                                   ("v3", worse, None), ("v4", trained["folder"], other_split)):
             steps[key] = convert(trained, folder, root / key, data=data)
         steps["refused"] = convert(trained, trained["folder"], root / "refused",
-                                   max_drop=-101)
+                                   min_accuracy=100.0)
     steps["root"] = root
     return steps
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from convert.convert import DEFAULT_CALIBRATION
-from convert.gate import DEFAULT_MAX_DROP, GATE_EXIT_STATUS
+from convert.gate import DEFAULT_MAX_DROP, DEFAULT_MIN_ACCURACY, GATE_EXIT_STATUS
 from edge_runtime.cli import float_range, positive_int, seed_int
 from edge_runtime.errors import KwsError
 from train.data import STANDARD_WORDS
@@ -41,6 +41,7 @@ class PipelineConfig:
     calibration: int = DEFAULT_CALIBRATION
     experiment: str = DEFAULT_EXPERIMENT
     max_drop: float = DEFAULT_MAX_DROP
+    min_accuracy: float = DEFAULT_MIN_ACCURACY
     synth_dir: Path | None = None
     extra_dirs: tuple[Path, ...] = ()  # more real speech, training split only
     demo_voices: int = 80  # clips per word in the demo data (one voice each)
@@ -206,6 +207,7 @@ def _run_pipeline(config: PipelineConfig) -> int:
     converted = convert_model(ConvertConfig(
         data_dir=Path(data_dir), keras_path=result.model_dir / "model.keras",
         out_dir=config.out_dir / "models", max_drop=config.max_drop,
+        min_accuracy=config.min_accuracy,
         widen_max_drop=config.demo, calibration=config.calibration, tracking_uri=tracking_uri,
         seed=config.seed))
     comparison = converted.comparison
@@ -259,11 +261,14 @@ def cmd_pipeline(args: argparse.Namespace) -> int:
         data_dir=args.data, out_dir=out, demo=args.demo, arch=args.arch, task=args.task,
         epochs=args.epochs, batch_size=batch_size, lr=args.lr, patience=args.patience,
         calibration=args.calibration, experiment=args.experiment, max_drop=args.max_drop,
+        min_accuracy=args.min_accuracy,
         synth_dir=args.synth, extra_dirs=tuple(args.extra), tracking_uri=args.tracking_uri,
         seed=args.seed, demo_voices=args.demo_voices, bench_runs=args.bench_runs))
 
 
 def add_parser(subparsers) -> None:
+    from convert.cli import add_gate_args
+
     p = subparsers.add_parser(
         "pipeline", help="data -> train -> convert -> gate -> benchmarks -> report",
         description="data -> features -> train (MLflow) -> convert -> gate -> registry -> "
@@ -287,8 +292,7 @@ def add_parser(subparsers) -> None:
                    help="training examples for int8 calibration")
     p.add_argument("--experiment", default=DEFAULT_EXPERIMENT,
                    help="MLflow experiment of the training run")
-    p.add_argument("--max-drop", type=float_range(0, 100), default=DEFAULT_MAX_DROP,
-                   help="gate: largest float32 -> int8 accuracy drop in points")
+    add_gate_args(p)  # --max-drop, --min-accuracy
     p.add_argument("--synth", type=Path, help="extra synthetic speech for training")
     p.add_argument("--extra", type=Path, action="append", default=[], metavar="DIR",
                    help="more real speech (WAV or FLAC) for the training split only; "

@@ -89,8 +89,8 @@ EXPERIMENTS: dict[str, Experiment] = {
                             "ds_extra, 30 epochs", arch="bc_resnet_1", extra=True, epochs=30,
                             train_unknown_pct=100.0, balance=0.5, normalize=True,
                             augment=LOG_MEL_AUG, augment_copies=COPIES),
-    "bc1_reject": Experiment("bc1_extra + synthetic keywords and 467 non-keywords + running-"
-                             "speech and cut-off-keyword windows", arch="bc_resnet_1",
+    "bc1_reject": Experiment("bc_resnet_1 (49x40 log-mel, normalised) with ds_reject's data "
+                             "and rejection training", arch="bc_resnet_1",
                              extra=True, epochs=30, train_unknown_pct=100.0, balance=0.5,
                              normalize=True, augment=LOG_MEL_AUG, synth=True,
                              synth_dir=SYNTH_WIDE, windows=WINDOWS, augment_copies=COPIES),
