@@ -46,7 +46,6 @@ DATA = ROOT.parent / "shared" / "data" / "speech_commands_mini"
 SPLIT = ROOT / "artifacts" / "split_speakers.json"
 MAX_FRR = 0.10
 THRESHOLDS = tuple(round(t, 3) for t in np.arange(0.05, 0.995, 0.01))
-NON_KEYWORD_STREAMS = ("other_words", "running_speech")
 
 
 def stream_specs(minutes: float, speakers: frozenset[str], keywords: tuple[str, ...]
@@ -98,14 +97,14 @@ class OperatingPoint:
 def sweep(model, posteriors: dict, streams: dict, config: DetectorConfig) -> list[OperatingPoint]:
     points = []
     refractory = config.refractory_ms / 1000
+    rows = {name: stream.keyword_rows() for name, stream in streams.items()}
     for threshold in THRESHOLDS:
         fa, frr, fa_total, hours = {}, 0.0, 0, 0.0
         for name, (times, smoothed) in posteriors.items():
             stream = streams[name]
-            rows = stream.keyword_rows()
             events = gate_events(times, smoothed, model.labels, threshold, refractory)
             seconds = stream.samples.size / stream.sample_rate
-            score = score_stream(events, rows, seconds, threshold, tolerance_s=0.5)
+            score = score_stream(events, rows[name], seconds, threshold, tolerance_s=0.5)
             fa[name] = round(score.false_accepts_per_hour, 2)
             if name == "keywords":
                 frr = score.false_reject_rate

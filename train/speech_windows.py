@@ -17,9 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from edge_runtime.stream_gen import FRAME, speech_bounds
-
-__all__ = ["SpeechWindowConfig", "cut_keywords", "mix_in", "running_speech", "speech_bounds"]
+from edge_runtime.stream_gen import FRAME
 
 
 @dataclass(frozen=True)

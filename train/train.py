@@ -26,6 +26,7 @@ from edge_runtime.dataset import SILENCE, UNKNOWN
 from edge_runtime.errors import KwsError
 from edge_runtime.evaluate import EvalReport
 from edge_runtime.frontend import Frontend, FrontendConfig
+from edge_runtime.stream_gen import speech_bounds
 from train import tracking
 from train.augment import AugmentConfig, augment_waveforms, spec_augment
 from train.data import DataConfig, Dataset, load_dataset, load_waveforms
@@ -34,7 +35,7 @@ from train.features import cached_features
 from train.models import architecture
 from train.models.common import FeatureStats
 from train.settings import MODEL_FILENAME, ModelSettings
-from train.speech_windows import SpeechWindowConfig, mix_in, speech_bounds
+from train.speech_windows import SpeechWindowConfig, mix_in
 
 MODEL_DIR_ARTIFACT = "model_dir"
 
