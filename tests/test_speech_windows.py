@@ -7,7 +7,7 @@ import pytest
 
 from edge_runtime.stream_gen import speech_bounds
 from train.speech_windows import SpeechWindowConfig, cut_keywords, mix_in, running_speech
-from train.train import class_weights
+from train.train import class_weights, word_weights
 
 RATE = 16000
 
@@ -90,3 +90,14 @@ def test_class_weights_balance_as_asked():
     np.testing.assert_allclose((full[labels]).mean(), 1.0)
     half = class_weights(labels, 4, 0.5)
     assert none[0] / none[1] > half[0] / half[1] > full[0] / full[1]
+
+
+def test_word_weights_level_the_words_of_unknown():
+    words = ["bed"] * 90 + ["tree"] * 10 + [None] * 5
+    equal = word_weights(words, 1.0)
+    np.testing.assert_allclose(equal[-5:], 1.0)  # examples without a word keep weight 1
+    np.testing.assert_allclose(equal[:90].sum(), equal[90:100].sum())  # each word the same
+    np.testing.assert_allclose(equal[:100].mean(), 1.0)  # the class keeps its total weight
+    half = word_weights(words, 0.5)
+    assert equal[95] / equal[0] > half[95] / half[0] > 1.0
+    np.testing.assert_allclose(word_weights(words, 0.0), 1.0)

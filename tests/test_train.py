@@ -129,11 +129,21 @@ def test_augmented_copies_rotate_and_balance_weights_follow_the_labels(fake_data
     from dataclasses import replace
 
     from train.data import load_dataset
-    from train.train import TrainConfig, augmented_batches, class_weights, load_splits
+    from train.train import (
+        TrainConfig,
+        augmented_batches,
+        class_weights,
+        load_splits,
+        word_weights,
+    )
 
     config = TrainConfig(data_dir=fake_data, task=TASK, batch_size=4, seed=3, track=False,
-                         augment_copies=2, balance=1.0)
+                         augment_copies=2, balance=1.0, word_balance=1.0,
+                         train_unknown_pct=100.0)
     dataset = load_dataset(config.data_config())
+    unknown = [e for e in dataset.train if e.word]
+    assert unknown and {e.label for e in unknown} == {"_unknown_"}
+    unknown[0].word = "rare"  # one word with one clip among the others: factors differ
     splits = load_splits(dataset, EDGE_FRONTEND, config)
     batches = augmented_batches(splits, dataset, EDGE_FRONTEND,
                                 replace(config, augment=replace(config.augment,
@@ -141,7 +151,9 @@ def test_augmented_copies_rotate_and_balance_weights_follow_the_labels(fake_data
     rows = batches.order[:4]
     x0, y0, w0 = batches[0]
     expected = class_weights(splits.train_y, len(dataset.labels), 1.0)
-    np.testing.assert_allclose(w0, expected[y0])
+    words = [e.word for e in dataset.train]
+    assert len(set(word_weights(words, 1.0))) > 2
+    np.testing.assert_allclose(w0, expected[y0] * word_weights(words, 1.0)[rows], rtol=1e-6)
     seen = [x0]
     for _ in range(2):
         batches.on_epoch_end()
@@ -155,6 +167,7 @@ def test_augmented_copies_rotate_and_balance_weights_follow_the_labels(fake_data
     (["--arch", "resnet"], "unknown architecture 'resnet'"),
     (["--epochs", "0"], "argument --epochs: must be > 0"),
     (["--balance", "2"], "argument --balance: must be within 0-1"),
+    (["--word-balance", "-1"], "argument --word-balance: must be within 0-1"),
     (["--running-speech", "0.8", "--cut-keywords", "0.5"], "at most 1"),
     (["--augment-copies", "-1"], "augment_copies must be >= 0"),
     (["--extra", "/nonexistent/x"], "/nonexistent/x: no such extra data folder"),

@@ -58,6 +58,9 @@ def add_train_parser(subparsers) -> None:
                    help="the training split's --unknown-pct (default: the same)")
     p.add_argument("--balance", type=float_range(0, 1), default=0.0,
                    help="class loss weights ~ 1/count**BALANCE (0: none, 1: equal classes)")
+    p.add_argument("--word-balance", type=float_range(0, 1), default=0.0,
+                   help="within _unknown_, weights ~ 1/count(word)**WORD_BALANCE (0: none, "
+                        "1: every other word counts the same)")
     for name in ("val", "test", "silence", "unknown"):
         p.add_argument(f"--{name}-pct", type=percent, default=10.0)
     p.add_argument("--out", type=Path, help="model folder (default runs/<arch>-<run id>)")
@@ -108,7 +111,7 @@ def train_config(args: argparse.Namespace):
         batch_size=args.batch_size, lr=args.lr, patience=args.patience, seed=args.seed,
         synth_dir=args.synth, extra_dirs=tuple(args.extra),
         train_unknown_pct=args.train_unknown_pct, balance=args.balance,
-        speech_windows=windows, augment_copies=args.augment_copies,
+        word_balance=args.word_balance, speech_windows=windows, augment_copies=args.augment_copies,
         val_pct=args.val_pct, test_pct=args.test_pct,
         silence_pct=args.silence_pct, unknown_pct=args.unknown_pct, augment=augment,
         normalize=args.normalize, out_dir=args.out, cache_dir=args.cache_dir,

@@ -79,6 +79,7 @@ class Example:
     noise_index: int = -1  # path None: index into Dataset.noise (-1: digital silence)
     noise_offset: int = 0  # path None: first sample of the cut, at NOISE_RATE
     noise_gain: float = 1.0  # path None: volume of the cut
+    word: str | None = None  # _unknown_ examples: the word actually spoken
 
 
 @dataclass
@@ -351,7 +352,8 @@ def load_dataset(config: DataConfig) -> Dataset:
         if with_unknown:
             pool = [c for c in part if c.word not in wanted and c.word != SILENCE]
             count = math.ceil(n * config.unknown_pct_of(name) / 100)
-            keep += [Example(c.path, UNKNOWN, c.speaker) for c in _sample(rng, pool, count)]
+            keep += [Example(c.path, UNKNOWN, c.speaker, word=c.word)
+                     for c in _sample(rng, pool, count)]
         if SILENCE in labels:
             pool = [c for c in part if c.word == SILENCE]
             keep += _silence(rng, pool, noise if name == "train" else noise[:own_noise],

@@ -17,6 +17,7 @@ import math
 import sys
 import tempfile
 import time
+from collections import Counter
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
@@ -59,6 +60,9 @@ class TrainConfig:
     extra_dirs: tuple[Path, ...] = ()  # more real speech for the training split only
     train_unknown_pct: float | None = None  # unknown_pct of the training split (None: same)
     balance: float = 0.0  # loss weight of a class ~ 1 / count**balance (0: none, 1: equal)
+    # within _unknown_, an example's weight ~ 1 / count(its word)**word_balance: the few
+    # words with thousands of clips (bed, cat, happy) stop drowning the many rare ones
+    word_balance: float = 0.0
     augment: AugmentConfig | None = field(default_factory=AugmentConfig)  # None: off
     # 0: every batch is augmented afresh; N: N augmented copies of the training split are
     # made once and epoch e trains on copy e % N (SpecAugment stays fresh): several times
@@ -83,8 +87,9 @@ class TrainConfig:
             raise KwsError("need lr > 0 and 0 <= min_lr_ratio <= 1")
         if self.augment_copies < 0:
             raise KwsError(f"augment_copies must be >= 0, got {self.augment_copies}")
-        if not 0 <= self.balance <= 1:
-            raise KwsError(f"balance must be within 0-1, got {self.balance}")
+        for name in ("balance", "word_balance"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise KwsError(f"{name} must be within 0-1, got {getattr(self, name)}")
         if self.speech_windows.enabled and self.augment is None:
             raise KwsError("speech windows are made during augmentation: augmentation is off")
         data = Path(self.data_dir)
@@ -172,6 +177,19 @@ def class_weights(labels: np.ndarray, n_labels: int, power: float) -> np.ndarray
         np.float32)
 
 
+def word_weights(words: list[str | None], power: float) -> np.ndarray:
+    """Per-example factors ``~ 1 / count(word)**power`` averaging 1 over the examples that
+    have a word; 1 for those without (``None``)."""
+    out = np.ones(len(words), dtype=np.float32)
+    named = [i for i, w in enumerate(words) if w is not None]
+    if not named or power == 0:
+        return out
+    counts = Counter(words[i] for i in named)
+    raw = np.array([counts[words[i]] ** -power for i in named], dtype=np.float64)
+    out[named] = raw / raw.mean()
+    return out
+
+
 def augmented_batches(splits: Splits, dataset: Dataset, frontend: FrontendConfig,
                       config: TrainConfig):
     """A ``keras.utils.PyDataset`` of augmented training batches, reshuffled per epoch, with
@@ -199,6 +217,12 @@ def augmented_batches(splits: Splits, dataset: Dataset, frontend: FrontendConfig
         share = windows.running_speech + windows.cut_keywords
         expected = np.concatenate([expected, np.full(round(share * len(expected)), unknown)])
     weights = class_weights(expected, len(labels), config.balance)
+    per_word = word_weights([e.word if e.label == UNKNOWN else None
+                             for e in dataset.split("train")], config.word_balance)
+
+    def example_weights(rows: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """Class weight times the word factor (speech windows mixed in keep factor 1)."""
+        return weights[y] * np.where(y == splits.train_y[rows], per_word[rows], 1.0)
 
     def waveforms_to_features(rows: np.ndarray, rng: np.random.Generator):
         """Features (before SpecAugment) and labels of augmented training rows."""
@@ -240,7 +264,8 @@ def augmented_batches(splits: Splits, dataset: Dataset, frontend: FrontendConfig
                 feats, y = table[rows], labels_of[rows]
             else:
                 feats, y = waveforms_to_features(rows, rng)
-            return spec_augment(feats, rng, augment)[..., None], y, weights[y]
+            return (spec_augment(feats, rng, augment)[..., None], y,
+                    example_weights(rows, y).astype(np.float32))
 
         def on_epoch_end(self) -> None:
             self.epoch += 1

@@ -62,6 +62,7 @@ class Experiment:
     synth_dir: Path | None = None  # overrides SYNTH when synth is set
     train_unknown_pct: float | None = None
     balance: float = 0.0
+    word_balance: float = 0.0
     normalize: bool = False
     windows: SpeechWindowConfig = field(default_factory=SpeechWindowConfig)
     augment_copies: int = 0  # 0: fresh augmentation per batch (see TrainConfig)
@@ -103,6 +104,13 @@ EXPERIMENTS: dict[str, Experiment] = {
                             extra=True, epochs=30, train_unknown_pct=100.0, balance=0.5,
                             synth=True, synth_dir=SYNTH_WIDE, windows=WINDOWS,
                             augment_copies=COPIES, normalize=True),
+    "ds_wordbal": Experiment("ds_norm with _unknown_'s words balanced (weights ~ 1/count(word)"
+                             "**0.5: bed/cat/happy no longer 86% of _unknown_)", extra=True,
+                             epochs=30, train_unknown_pct=100.0, balance=0.5,
+                             word_balance=0.5, augment_copies=COPIES, normalize=True),
+    "wide_wordbal": Experiment("ds_wordbal with 72 filters (ds_cnn_w)", arch="ds_cnn_w",
+                               extra=True, epochs=30, train_unknown_pct=100.0, balance=0.5,
+                               word_balance=0.5, augment_copies=COPIES, normalize=True),
     "bc2_reject": Experiment("bc1_reject at twice the width (bc_resnet_2), 20 epochs",
                              arch="bc_resnet_2", extra=True, epochs=20,
                              train_unknown_pct=100.0, balance=0.5, normalize=True,
@@ -173,6 +181,7 @@ def train_config(name: str, exp: Experiment, data: Path):
                        val_pct=VAL_PCT, test_pct=TEST_PCT, augment=exp.augment,
                        extra_dirs=(EXTRA,) if exp.extra else (),
                        train_unknown_pct=exp.train_unknown_pct, balance=exp.balance,
+                       word_balance=exp.word_balance,
                        normalize=exp.normalize, speech_windows=exp.windows,
                        augment_copies=exp.augment_copies,
                        out_dir=WORK / "models" / name, cache_dir=WORK / "cache",
