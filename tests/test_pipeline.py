@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -12,8 +13,11 @@ from tests.conftest import ROOT
 from tests.test_synth import no_espeak_env
 
 
+KWS = Path(sys.executable).parent / "kws"  # the installed toolchain command
+
+
 def pipeline(*args: str, cwd, env=None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "train.cli", "pipeline", *args], cwd=cwd,
+    return subprocess.run([str(KWS), "pipeline", *args], cwd=cwd,
                           env=env or no_espeak_env(), capture_output=True, text=True,
                           timeout=600)
 
@@ -93,6 +97,15 @@ def test_demo_pipeline_logs_registers_and_measures(tmp_path):
     assert int(champion.version) == 1 and champion.run_id == run.info.run_id
     assert "kws-edge-12 version 1 (now champion" in report["convert"]["registered"]
     assert report["benchmarks"]["int8"]["peak_rss_mb"] < 200  # the child, not the pipeline
+    assert set(report["benchmarks"]) == {"int8", "float32"}
+    assert report["benchmarks"]["int8"]["size_bytes"] == \
+        (tmp_path / "run" / "models" / "kws_int8.tflite").stat().st_size
+    assert 0 <= report["convert"]["accuracy"]["int8"] <= 1
+    latency = json.loads((tmp_path / "run" / "benchmarks" / "latency.json").read_text())
+    assert set(latency["models"]) == {"int8", "float32"}
+    # stdout is the report and where things are, not the benchmark's own table
+    assert r.stdout.startswith("# kws-edge pipeline report")
+    assert "| target |" not in r.stdout and f"report       : {tmp_path / 'run'}" in r.stdout
 
 
 @pytest.mark.parametrize("module, command, shown", [
