@@ -12,13 +12,16 @@ WORKDIR /src
 RUN python3 -m venv /opt/kws
 COPY deploy/constraints.txt ./deploy/constraints.txt
 COPY pyproject.toml README.md ./
+COPY toolchain/pyproject.toml ./toolchain/pyproject.toml
 COPY edge_runtime ./edge_runtime
 COPY artifacts ./artifacts
+COPY kws ./kws
 COPY train ./train
 COPY convert ./convert
 COPY benchmarks ./benchmarks
+# the device package and the toolchain (kws, train, convert, benchmarks) beside it
 RUN /opt/kws/bin/python -m pip install --no-cache-dir -c deploy/constraints.txt \
-        ".[train,edge,serve]" \
+        ".[edge,serve]" "./toolchain[train]" \
     && find /opt/kws -name '__pycache__' -type d -prune -exec rm -rf {} +
 
 FROM ${PYTHON_IMAGE}

@@ -2,16 +2,19 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
-EXTRAS ?= edge,serve,train,dev
+EDGE_EXTRAS ?= edge,serve
+TOOLCHAIN_EXTRAS ?= train,dev
 export OPENBLAS_NUM_THREADS ?= 1
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
 .PHONY: venv test lint demo pipeline bench clean
 
-$(STAMP): pyproject.toml
+# the device package (edge_runtime + the shipped model) and the toolchain (kws, train, convert,
+# benchmarks: toolchain/pyproject.toml), both editable from this checkout
+$(STAMP): pyproject.toml toolchain/pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e ".[$(EXTRAS)]"
+	$(PY) -m pip install -q -e ".[$(EDGE_EXTRAS)]" -e "./toolchain[$(TOOLCHAIN_EXTRAS)]"
 	touch $@
 
 venv: $(STAMP)
@@ -33,6 +36,6 @@ bench: venv
 	$(PY) -m benchmarks.frontend --json
 
 clean:
-	rm -rf build *.egg-info .pytest_cache
+	rm -rf build *.egg-info toolchain/build toolchain/*.egg-info .pytest_cache
 
 -include deploy/deploy.mk

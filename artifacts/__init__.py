@@ -1,1 +1,2 @@
-"""The shipped model (package data): ``kws_int8.tflite`` and its manifest and card."""
+"""The shipped model: ``kws_int8.tflite``, its manifest and card; installed as the package
+data ``edge_runtime.shipped`` (see pyproject.toml)."""

@@ -24,6 +24,7 @@ import os
 import subprocess
 import sys
 import tempfile
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
@@ -33,7 +34,7 @@ import numpy as np  # noqa: E402
 from benchmarks import pipelines as pl  # noqa: E402
 from benchmarks import strides  # noqa: E402
 from benchmarks.reference import INT8_FILE, reference_dir  # noqa: E402
-from benchmarks.results_io import RESULTS, markdown_table, publish  # noqa: E402
+from benchmarks.results_io import RESULTS, markdown_table, write_results  # noqa: E402
 from edge_runtime.bench import measure, test_signal  # noqa: E402
 from edge_runtime.errors import KwsError  # noqa: E402
 from edge_runtime.model import KwsModel  # noqa: E402
@@ -246,53 +247,49 @@ of that process alone.
     return text, target_table
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--int8", type=Path, default=SHIPPED / "kws_int8.tflite",
-                        help="the shipped model (default: artifacts/kws_int8.tflite)")
-    parser.add_argument("--float", dest="float32", type=Path,
-                        default=SHIPPED / "kws_float32.tflite")
-    parser.add_argument("--runs", type=int, default=500, help="timed runs (>= 200)")
-    parser.add_argument("--starts", type=int, default=7, help="process starts for cold start")
-    parser.add_argument("--threads", type=int, default=1, help="interpreter threads")
-    parser.add_argument("--data", type=Path, help="clips to time on and to build the stream "
-                        "from (default ../shared/data/speech_commands_mini when there)")
-    parser.add_argument("--clips-per-label", type=int, default=2)
-    parser.add_argument("--mlperf", type=Path, default=reference_dir(),
-                        help="MLPerf Tiny reference folder (default ../shared/models/"
-                        "mlperf_tiny_kws or $KWS_REFERENCE_DIR)")
-    parser.add_argument("--stream-seconds", type=float, default=300.0)
-    parser.add_argument("--out", type=Path, default=RESULTS)
-    parser.add_argument("--json", action="store_true")
-    args = parser.parse_args(argv)
-    runs = max(200, args.runs)
-    models = {"int8": args.int8, "float32": args.float32}
-    data_dir = args.data or (pl.DATA_DIR if pl.DATA_DIR.is_dir() else None)
-    try:
-        missing = [str(p) for p in models.values() if not p.is_file()]
-        if missing:
-            raise KwsError(f"model not found: {', '.join(missing)}")
-        if data_dir is not None and not data_dir.is_dir():
-            raise KwsError(f"{data_dir}: data folder not found")
-        if min(args.threads, args.starts, args.clips_per_label) < 1 \
-                or args.stream_seconds < 10:
-            raise KwsError("need --threads, --starts, --clips-per-label >= 1 and "
-                           "--stream-seconds >= 10")
-        shipped = KwsModel(args.int8)
-        KwsModel(args.float32)
-        clips, truth, source = pl.load_clips(data_dir, args.clips_per_label, shipped)
-        audio, rows, audio_source = strides.stream(shipped, data_dir, args.stream_seconds)
-    except KwsError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+@dataclass
+class LatencyConfig:
+    """What :func:`measure_latency` times; ``main``'s options, with the same defaults."""
+
+    int8: Path = SHIPPED / "kws_int8.tflite"
+    float32: Path = SHIPPED / "kws_float32.tflite"
+    runs: int = 500  # timed runs (at least MIN_RUNS)
+    starts: int = 7  # process starts for the cold start
+    threads: int = 1  # interpreter threads
+    data: Path | None = None  # clips to time on (default pipelines.DATA_DIR when there)
+    clips_per_label: int = 2
+    mlperf: Path | None = field(default_factory=reference_dir)
+    stream_seconds: float = 300.0
+
+
+MIN_RUNS = 200
+
+
+def measure_latency(config: LatencyConfig) -> dict:
+    """Everything the module docstring lists, as the results dict; bad input: KwsError."""
+    runs = max(MIN_RUNS, config.runs)
+    models = {"int8": config.int8, "float32": config.float32}
+    data_dir = config.data or (pl.DATA_DIR if pl.DATA_DIR.is_dir() else None)
+    missing = [str(p) for p in models.values() if not p.is_file()]
+    if missing:
+        raise KwsError(f"model not found: {', '.join(missing)}")
+    if data_dir is not None and not data_dir.is_dir():
+        raise KwsError(f"{data_dir}: data folder not found")
+    if min(config.threads, config.starts, config.clips_per_label) < 1 \
+            or config.stream_seconds < 10:
+        raise KwsError("need --threads, --starts, --clips-per-label >= 1 and "
+                       "--stream-seconds >= 10")
+    shipped = KwsModel(config.int8)
+    KwsModel(config.float32)
+    clips, truth, source = pl.load_clips(data_dir, config.clips_per_label, shipped)
+    audio, rows, audio_source = strides.stream(shipped, data_dir, config.stream_seconds)
     load_start = [round(x, 2) for x in os.getloadavg()]
     with tempfile.TemporaryDirectory() as tmp:
         wav = Path(tmp) / "clip.wav"
         write_wav(wav, test_signal(shipped), shipped.sample_rate)
-        per_model = {name: bench_model(path, runs, args.starts, wav)
+        per_model = {name: bench_model(path, runs, config.starts, wav)
                      for name, path in models.items()}
-    pipes, skipped = build_pipelines(models, args.threads, args.mlperf)
+    pipes, skipped = build_pipelines(models, config.threads, config.mlperf)
     for message in skipped.values():
         print(f"tf_signal {message}", file=sys.stderr)
     times = pl.time_pipelines(pipes, clips, runs)
@@ -302,31 +299,70 @@ def main(argv: list[str] | None = None) -> int:
     results["librosa"]["same_labels_as_kws_edge"] = (
         results["librosa"]["predicted"] == results["kws_edge"]["predicted"])
     results.update({name: {"skipped": m} for name, m in skipped.items()})
-    default_hop = DetectorConfig().hop_ms
-    sweep = strides.stride_sweep(shipped, audio, rows, strides.strides_for(shipped, default_hop))
-    at_default = next(r for r in sweep if r["hop_ms"] == default_hop)
-    config = DetectorConfig()
-    data = {
-        "runs": runs, "threads": args.threads, "starts": args.starts,
-        "shipped": pl.shown(args.int8),
+    detector = DetectorConfig()
+    sweep = strides.stride_sweep(shipped, audio, rows,
+                                 strides.strides_for(shipped, detector.hop_ms))
+    at_default = next(r for r in sweep if r["hop_ms"] == detector.hop_ms)
+    return {
+        "runs": runs, "threads": config.threads, "starts": config.starts,
+        "shipped": pl.shown(config.int8),
         "clips": {"source": source, "n": len(clips)},
         "pipelines": results,
-        "streaming": {"model": pl.shown(args.int8), "audio": audio_source,
+        "streaming": {"model": pl.shown(config.int8), "audio": audio_source,
                       "audio_seconds": round(audio.size / shipped.sample_rate, 2),
-                      "chunk_ms": 20.0, "threads": 1, "default_hop_ms": default_hop,
-                      "smooth_ms": config.smooth_ms, "threshold": config.threshold,
+                      "chunk_ms": 20.0, "threads": 1, "default_hop_ms": detector.hop_ms,
+                      "smooth_ms": detector.smooth_ms, "threshold": detector.threshold,
                       "rtf": at_default["rtf"], "rtf_cpu": at_default["rtf_cpu"],
                       "strides": sweep},
         "targets": targets(results, at_default, per_model["int8"]),
         "models": per_model, **per_model,
         "load_average": {"start": load_start, "end": [round(x, 2) for x in os.getloadavg()]},
     }
-    args.out.mkdir(parents=True, exist_ok=True)
-    plot(results, args.out / "latency.png",
-         f"End to end per 1-s clip, {args.threads} thread(s), {len(clips)} clips, "
-         f"medians of {runs} runs")
+
+
+def save(data: dict, out: Path) -> tuple[dict, str]:
+    """Write ``latency.{json,md,png}`` into ``out``: (the data as written, the targets
+    table)."""
+    out.mkdir(parents=True, exist_ok=True)
+    plot(data["pipelines"], out / "latency.png",
+         f"End to end per 1-s clip, {data['threads']} thread(s), {data['clips']['n']} clips, "
+         f"medians of {data['runs']} runs")
     text, table = markdown(data)
-    return publish("latency", data, text, table, args.json, args.out)
+    return write_results("latency", data, text, out), table
+
+
+def main(argv: list[str] | None = None) -> int:
+    defaults = LatencyConfig()
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--int8", type=Path, default=defaults.int8,
+                        help="the shipped model (default: artifacts/kws_int8.tflite)")
+    parser.add_argument("--float", dest="float32", type=Path, default=defaults.float32)
+    parser.add_argument("--runs", type=int, default=defaults.runs,
+                        help=f"timed runs (>= {MIN_RUNS})")
+    parser.add_argument("--starts", type=int, default=defaults.starts,
+                        help="process starts for cold start")
+    parser.add_argument("--threads", type=int, default=defaults.threads,
+                        help="interpreter threads")
+    parser.add_argument("--data", type=Path, help="clips to time on and to build the stream "
+                        "from (default ../shared/data/speech_commands_mini when there)")
+    parser.add_argument("--clips-per-label", type=int, default=defaults.clips_per_label)
+    parser.add_argument("--mlperf", type=Path, default=defaults.mlperf,
+                        help="MLPerf Tiny reference folder (default ../shared/models/"
+                        "mlperf_tiny_kws or $KWS_REFERENCE_DIR)")
+    parser.add_argument("--stream-seconds", type=float, default=defaults.stream_seconds)
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args(argv)
+    config = LatencyConfig(**{f.name: getattr(args, f.name) for f in fields(LatencyConfig)})
+    try:
+        data = measure_latency(config)
+    except KwsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    data, table = save(data, args.out)
+    print(json.dumps(data, indent=2) if args.json else table)
+    return 0
 
 
 if __name__ == "__main__":

@@ -22,19 +22,19 @@ MIN_ACCURACY_HELP = (f"lowest accepted float32 and int8 accuracy in percent (def
 
 
 def _positive_int(text: str) -> int:
-    from edge_runtime.cli import positive_int
+    from edge_runtime.cmdline import positive_int
 
     return positive_int(text)
 
 
 def _seed(text: str) -> int:
-    from edge_runtime.cli import seed_int
+    from edge_runtime.cmdline import seed_int
 
     return seed_int(text)
 
 
 def _percent(text: str) -> float:
-    from edge_runtime.cli import float_range
+    from edge_runtime.cmdline import float_range
 
     return float_range(0, 100)(text)
 

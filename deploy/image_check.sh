@@ -130,8 +130,8 @@ run=(timeout 300 "${podman[@]}" run --rm --network none --platform "$PLATFORM"
 log "podman run $IMAGE info"
 "${run[@]}" "$IMAGE" info "${model_args[@]}" || {
   [ ${#model_args[@]} -gt 0 ] || echo "image-check: artifacts/kws_int8.tflite exists but is not" \
-    "in the installed package: pyproject.toml must package \`artifacts\` with its" \
-    "*.tflite/*.manifest.json (packages.find + package-data)" >&2
+    "in the installed package: pyproject.toml must package \`artifacts\` as" \
+    "edge_runtime.shipped with its *.tflite/*.manifest.json (package-dir + package-data)" >&2
   exit 1
 }
 # TFLite's reference kernels are bit-exact across CPUs (the optimised ones may differ by a few

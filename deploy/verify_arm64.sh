@@ -58,7 +58,7 @@ log "wheel: $wheel"
 
 model_args=()
 if [ -f "$root/artifacts/kws_int8.tflite" ] \
-   && "$PY" -c 'import sys, zipfile; sys.exit("artifacts/kws_int8.tflite" not in
+   && "$PY" -c 'import sys, zipfile; sys.exit("edge_runtime/shipped/kws_int8.tflite" not in
         zipfile.ZipFile(sys.argv[1]).namelist())' "$work/dist/$wheel"; then
   log "model: the shipped artifacts/kws_int8.tflite (the package default)"
 else

@@ -13,6 +13,8 @@ import os
 import sys
 import tempfile
 
+import numpy as np
+
 from edge_runtime.errors import KwsError
 
 _BACKENDS = {
@@ -91,3 +93,22 @@ def make_interpreter(content: bytes, num_threads: int = 1, name: str = "model"):
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise KwsError(f"{name}: not a usable TFLite model ({first})") from None
     return interpreter
+
+
+def _io_entry(detail: dict) -> dict:
+    scale, zero_point = detail.get("quantization", (0.0, 0))
+    return {
+        "shape": [int(x) for x in detail["shape"]],
+        "dtype": np.dtype(detail["dtype"]).name,
+        "scale": float(scale),
+        "zero_point": int(zero_point),
+    }
+
+
+def describe_io(content: bytes) -> dict:
+    """Input and output tensor shape, dtype and quantisation of model bytes."""
+    interpreter = make_interpreter(content)
+    return {
+        "input": _io_entry(interpreter.get_input_details()[0]),
+        "output": _io_entry(interpreter.get_output_details()[0]),
+    }

@@ -12,7 +12,7 @@ import os
 import sys
 from pathlib import Path
 
-from edge_runtime.cli import float_range
+from edge_runtime.cmdline import float_range
 
 _ms = float_range(0, 3_600_000, unit=" ms")  # up to an hour
 _seconds = float_range(0, unit=" s")
@@ -31,7 +31,7 @@ def _device(text: str) -> int | str:
 
 
 def _add_detector_args(p: argparse.ArgumentParser) -> None:
-    from edge_runtime.cli import add_model_args
+    from edge_runtime.cmdline import add_model_args
 
     add_model_args(p)
     p.add_argument("--hop-ms", type=_ms, default=100.0,
@@ -87,7 +87,7 @@ def _actions(args: argparse.Namespace, model_path: str):
 
 
 def cmd_listen(args: argparse.Namespace) -> int:
-    from edge_runtime.cli import load_model
+    from edge_runtime.cmdline import load_model
     from edge_runtime.stream import (
         StreamingDetector,
         chunk_samples,
@@ -125,7 +125,7 @@ def cmd_listen(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate_stream(args: argparse.Namespace) -> int:
-    from edge_runtime.cli import load_model, print_json
+    from edge_runtime.cmdline import load_model, print_json
     from edge_runtime.errors import KwsError
     from edge_runtime.stream import evaluate_stream, plot_sweep
     from edge_runtime.stream_gen import read_labels
@@ -180,7 +180,7 @@ def cmd_make_stream(args: argparse.Namespace) -> int:
 
 
 def add_parser(subparsers) -> None:
-    from edge_runtime.cli import positive_int, seed_int
+    from edge_runtime.cmdline import positive_int, seed_int
 
     p = subparsers.add_parser("listen", help="detect keywords in a live or recorded stream")
     _add_detector_args(p)

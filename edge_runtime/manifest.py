@@ -17,6 +17,7 @@ from pathlib import Path
 
 from edge_runtime.errors import KwsError
 from edge_runtime.frontend import FrontendConfig
+from edge_runtime.interpreter import describe_io
 
 FORMAT = "kws-edge/manifest"
 VERSION = 1
@@ -190,8 +191,6 @@ def load_manifest(path: str | Path) -> Manifest:
 
 def write_manifest(model_path: str | Path, **fields) -> Manifest:
     """Write the manifest of ``model_path``; size, hash, I/O and date are read off the file."""
-    from edge_runtime.model import describe_io
-
     model_path = Path(model_path)
     content = model_path.read_bytes()
     io = describe_io(content)

@@ -31,25 +31,6 @@ from edge_runtime.wav import (
 STREAM_AFTER_S = 60.0  # longer files are read and scanned block by block
 
 
-def _io_entry(detail: dict) -> dict:
-    scale, zero_point = detail.get("quantization", (0.0, 0))
-    return {
-        "shape": [int(x) for x in detail["shape"]],
-        "dtype": np.dtype(detail["dtype"]).name,
-        "scale": float(scale),
-        "zero_point": int(zero_point),
-    }
-
-
-def describe_io(content: bytes) -> dict:
-    """Input and output tensor shape, dtype and quantisation of model bytes."""
-    interpreter = make_interpreter(content)
-    return {
-        "input": _io_entry(interpreter.get_input_details()[0]),
-        "output": _io_entry(interpreter.get_output_details()[0]),
-    }
-
-
 @dataclass
 class Prediction:
     """The result for one clip (or the best window of a long file)."""

@@ -254,7 +254,7 @@ def host_address(text: str) -> str:
 
 
 def add_parser(subparsers) -> None:
-    from edge_runtime.cli import MAX_THREADS, float_range, int_range
+    from edge_runtime.cmdline import MAX_THREADS, float_range, int_range
 
     p = subparsers.add_parser("serve", help="upload page and JSON API")
     p.add_argument("--host", type=host_address, default="127.0.0.1",

@@ -512,7 +512,7 @@ def test_convert_with_a_run_id_that_does_not_exist(tmp_path) -> None:
     data = tmp_path / "data"
     data.mkdir()
     out = tmp_path / "artifacts"
-    r = run(sys.executable, "-m", "train.cli", "convert", "--run", "deadbeef" * 4,
+    r = run(sys.executable, "-m", "kws", "convert", "--run", "deadbeef" * 4,
             "--data", data, "--out", out, "--tracking-uri", f"sqlite:///{tmp_path}/mlflow.db")
     assert_one_error_line(r, "deadbeef")
     assert not out.exists() or not any(out.iterdir())

@@ -37,7 +37,7 @@ def kws_edge(*args, timeout: float = 120) -> subprocess.CompletedProcess:
 
 
 def kws(*args, timeout: float = 300) -> subprocess.CompletedProcess:
-    return run(sys.executable, "-m", "train.cli", *args, timeout=timeout)
+    return run(sys.executable, "-m", "kws", *args, timeout=timeout)
 
 
 def one_error_line(r: subprocess.CompletedProcess, pattern: str) -> str:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from edge_runtime.cli import _Parser, run
+from edge_runtime.cmdline import Parser, run
 from edge_runtime.dataset import list_clips
 from tests.fixtures_data import make_fake_dataset
 from train.data_cli import add_data_parser
@@ -21,8 +21,8 @@ from train.download import CHUNK, MARKER, get_dataset
 
 def kws(*argv: str) -> int:
     """The ``data`` commands as the ``kws`` CLI runs them (error: line + status 2)."""
-    parser = _Parser(prog="kws")
-    add_data_parser(parser.add_subparsers(dest="command", required=True, parser_class=_Parser))
+    parser = Parser(prog="kws")
+    add_data_parser(parser.add_subparsers(dest="command", required=True, parser_class=Parser))
 
     def go() -> int:
         args: argparse.Namespace = parser.parse_args(list(argv))

@@ -27,7 +27,7 @@ ENV = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "TF_CPP_MIN_LOG_LEVEL": "2"}
 
 
 def kws(*args, timeout: float = 600) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "train.cli", *map(str, args)],
+    return subprocess.run([sys.executable, "-m", "kws", *map(str, args)],
                           capture_output=True, text=True, cwd=ROOT, env=ENV, timeout=timeout)
 
 
@@ -67,7 +67,7 @@ def start_and_kill(s: dict, out: str, sig: int, timeout: float = 300) -> tuple:
     """Start a long ``kws train``; once its run has logged an epoch, send ``sig``."""
     before = set(runs(s["uri"]))
     proc = subprocess.Popen(
-        [sys.executable, "-m", "train.cli", *map(str, train_args(s, out, 500))],
+        [sys.executable, "-m", "kws", *map(str, train_args(s, out, 500))],
         cwd=ROOT, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + timeout
     try:

@@ -12,7 +12,6 @@ import pytest
 from tests.conftest import ROOT
 from tests.test_synth import no_espeak_env
 
-
 KWS = Path(sys.executable).parent / "kws"  # the installed toolchain command
 
 
@@ -109,10 +108,10 @@ def test_demo_pipeline_logs_registers_and_measures(tmp_path):
 
 
 @pytest.mark.parametrize("module, command, shown", [
-    ("train.cli", "pipeline", ["training epochs (default: 40)", "(default: ds_cnn_s)",
+    ("kws", "pipeline", ["training epochs (default: 40)", "(default: ds_cnn_s)",
                                "(default: 500)"]),
     ("edge_runtime.cli", "listen", ["(default: 0.7)", "(default: 1.0)"]),
-    ("train.cli", "export", ["--force"]),
+    ("kws", "export", ["--force"]),
 ])
 def test_help_shows_defaults_once(module, command, shown):
     done = subprocess.run([sys.executable, "-m", module, command, "--help"], cwd=ROOT,

@@ -20,16 +20,16 @@ import pytest
 
 from edge_runtime.dataset import UNKNOWN, list_clips
 from edge_runtime.wav import read_wav
+from kws.pipeline import DEMO_UNKNOWN_WORDS
 from tests.conftest import ROOT
 from tests.test_download import kws
 from train.data import STANDARD_WORDS, DataConfig, load_dataset, which_set
 from train.espeak import EspeakBinary, EspeakLibrary
-from train.pipeline import DEMO_UNKNOWN_WORDS
 from train.synth import SynthConfig, expand_voices, piper_available, synthesize, voice_id
 
 SYNTH_ARGS = ("data", "synth", "--words", "yes,hey_pi", "--unknown-words", "bed",
               "--per-word", "24", "--quiet")
-DEMO_SYNTH = ("import sys; from pathlib import Path; from train.pipeline import PipelineConfig, "
+DEMO_SYNTH = ("import sys; from pathlib import Path; from kws.pipeline import PipelineConfig, "
               "make_demo_data; make_demo_data(PipelineConfig(None, Path(sys.argv[1]), demo=True, "
               "demo_voices=6))")
 
@@ -51,7 +51,7 @@ def run_without_espeak(*argv: str) -> None:
 
 
 def synth_cli(out: Path) -> None:
-    run_without_espeak("-m", "train.cli", *SYNTH_ARGS, "--out", str(out))
+    run_without_espeak("-m", "kws", *SYNTH_ARGS, "--out", str(out))
 
 
 @pytest.fixture(scope="module")
@@ -120,7 +120,7 @@ def test_binary_and_library_speak_alike():
 
 def test_kws_espeak_picks_the_synthesiser(tmp_path):
     env = {**no_espeak_env(), "KWS_ESPEAK": "binary"}
-    proc = subprocess.run([sys.executable, "-m", "train.cli", *SYNTH_ARGS, "--out",
+    proc = subprocess.run([sys.executable, "-m", "kws", *SYNTH_ARGS, "--out",
                            str(tmp_path)], env=env, cwd=ROOT, capture_output=True, text=True)
     assert proc.returncode == 2
     assert proc.stderr.startswith("error: espeak-ng not found: pip install espeakng-loader")

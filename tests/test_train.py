@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 
 from edge_runtime.frontend import EDGE_FRONTEND
+from kws.cli import main
 from tests.fixtures_data import make_fake_dataset
-from train.cli import main
 from train.settings import ModelSettings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -200,7 +200,7 @@ def test_sigterm_marks_the_run_killed(fake_data, tmp_path):
     """A real ``kws train`` process, terminated mid-training, leaves a KILLED run."""
     env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "TF_CPP_MIN_LOG_LEVEL": "2"}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "train.cli", "train", "--data", str(fake_data), "--task", TASK,
+        [sys.executable, "-m", "kws", "train", "--data", str(fake_data), "--task", TASK,
          "--epochs", "500", "--patience", "500", "--batch-size", "4", "--no-log-model",
          "--cache-dir", str(tmp_path / "cache")],
         cwd=tmp_path, env={**env, "PYTHONPATH": str(ROOT)}, stdout=subprocess.PIPE,

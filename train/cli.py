@@ -1,36 +1,14 @@
-"""``kws``: the toolchain command line (data, train, convert, compare, pipeline).
-
-Sub-commands of other modules are added when those modules exist:
-``train.data_cli.add_data_parser``, ``convert.cli.add_parser`` and
-``train.pipeline.add_parser``. Bad input prints one line ``error: …`` and exits with status 2.
-"""
+"""``kws train``: the training sub-command of the toolchain (:mod:`kws.cli` adds it)."""
 
 from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
 from pathlib import Path
 
-from edge_runtime.cli import (
-    _Parser,
-    add_module_commands,
-    float_range,
-    positive_int,
-    run_parser,
-    seed_int,
-)
+from edge_runtime.cmdline import float_range, percent, positive_float, positive_int, seed_int
 from edge_runtime.errors import KwsError
 from train.models import ARCHITECTURES
-
-# (module, function adding its sub-commands), in help order; missing modules are skipped
-COMMAND_MODULES = (("train.data_cli", "add_data_parser"), ("train.cli", "add_train_parser"),
-                   ("convert.cli", "add_parser"), ("convert.registry", "add_parser"),
-                   ("train.pipeline", "add_parser"))
-
-
-positive_float = float_range(0, above=True)
-percent = float_range(0, 100)
 
 
 def add_train_parser(subparsers) -> None:
@@ -137,18 +115,3 @@ def cmd_train(args: argparse.Namespace) -> int:
         print(f"{result.model_dir}  test accuracy {100 * result.test_accuracy:.2f}%  "
               f"run {result.run_id or '-'}")
     return 0
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="kws", description="kws-edge toolchain: data, training, conversion.")
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    add_module_commands(sub, COMMAND_MODULES)
-    return parser
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    return run_parser(build_parser, argv)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

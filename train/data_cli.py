@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from edge_runtime.cli import int_range, positive_int, seed_int
+from edge_runtime.cmdline import int_range, positive_int, seed_int
 from edge_runtime.errors import KwsError
 
 DATA_COMMANDS = ("download", "synth", "info")

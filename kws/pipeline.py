@@ -18,7 +18,7 @@ from pathlib import Path
 
 from convert.convert import DEFAULT_CALIBRATION
 from convert.gate import DEFAULT_MAX_DROP, DEFAULT_MIN_ACCURACY, GATE_EXIT_STATUS
-from edge_runtime.cli import float_range, positive_int, seed_int
+from edge_runtime.cmdline import float_range, positive_int, seed_int
 from edge_runtime.errors import KwsError
 from train.data import STANDARD_WORDS
 from train.models import ARCHITECTURES
@@ -72,18 +72,13 @@ def make_demo_data(config: PipelineConfig) -> Path:
 
 
 def run_benchmarks(models: dict[str, Path], out: Path, runs: int) -> dict:
-    """Latency of both models (benchmarks.latency), read back from its JSON."""
-    from benchmarks import latency
+    """Latency of both models (:func:`benchmarks.latency.measure_latency`), saved into
+    ``out``; the per-model figures of the report."""
+    from benchmarks.latency import LatencyConfig, measure_latency, save
 
-    args = ["--int8", str(models["int8"]), "--float", str(models["float32"]),
-            "--runs", str(runs), "--starts", "3", "--out", str(out)]
-    with open(out.parent / "latency.log", "w") as sink:
-        stdout, sys.stdout = sys.stdout, sink
-        try:
-            latency.main(args)
-        finally:
-            sys.stdout = stdout
-    data = json.loads((out / "latency.json").read_text())
+    data, _ = save(measure_latency(LatencyConfig(int8=models["int8"],
+                                                 float32=models["float32"], runs=runs,
+                                                 starts=3)), out)
     keys = ("frontend_ms", "invoke_ms", "end_to_end_ms", "cold_start_s", "peak_rss_mb",
             "size_bytes")
     return {name: {k: data["models"][name][k] for k in keys} for name in data["models"]}
