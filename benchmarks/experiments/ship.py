@@ -16,8 +16,7 @@ import os
 import shutil
 import sys
 import time
-from dataclasses import dataclass, field, replace
-from functools import partial
+from dataclasses import dataclass, field
 from pathlib import Path
 
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
@@ -55,7 +54,7 @@ class Experiment:
     arch: str = "ds_cnn_s"
     synth: bool = False
     epochs: int = 40
-    patience: int = 0  # 0: no early stopping (see the note on WIDE_FILTERS)
+    patience: int = 0  # 0: no early stopping (see the note under EXPERIMENTS)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     seed: int = SEED
     extra: bool = False  # speech_commands_extra on the training side
@@ -132,42 +131,6 @@ EXPERIMENTS: dict[str, Experiment] = {
 # default patience of 10 stops the run at epoch 11 with epoch 1's weights. So the runs here
 # train all their epochs and keep the best-on-validation weights.
 
-WIDE_FILTERS = 72  # trained int8 ~59 KB (76 filters: ~62.5 KB, over the 60 KB budget)
-
-
-INPUT_NOISE = 1.0  # std of the training-time input noise, in raw MFCC units (see below)
-
-
-def with_input_noise(build, n_labels: int, stats=None, name: str = "model"):
-    """``build``'s model behind a ``GaussianNoise`` layer (active in training only).
-
-    The int8 model's input is raw MFCC quantised per tensor: its range (about -630..180)
-    gives steps of ~3.2, coarse for the higher coefficients (std 7-10), which costs about half
-    a point by itself. Noise of the same size (uniform rounding error: std 3.2/sqrt(12) ~ 0.9)
-    during training makes the model indifferent to it.
-    """
-    import keras
-
-    core = build(n_labels, stats=stats)
-    inputs = keras.Input(core.input_shape[1:], name="mfcc")
-    noisy = keras.layers.GaussianNoise(INPUT_NOISE, name="input_noise")(inputs)
-    return keras.Model(inputs, core(noisy), name=name)
-
-
-def register_wide() -> None:
-    """Add ``ds_cnn_w`` (ds_cnn_s with WIDE_FILTERS filters) and ``ds_cnn_w_qn`` (the same
-    trained with input noise) to the model zoo."""
-    from train.models import ARCHITECTURES, Architecture, ds_cnn
-
-    spec = replace(ds_cnn.SMALL, filters=WIDE_FILTERS)
-    build = partial(ds_cnn.build, spec=spec, name="ds_cnn_w")
-    ARCHITECTURES.setdefault("ds_cnn_w", Architecture(
-        "ds_cnn_w", ds_cnn.FRONTEND, build, f"DS-CNN small with {WIDE_FILTERS} filters"))
-    ARCHITECTURES.setdefault("ds_cnn_w_qn", Architecture(
-        "ds_cnn_w_qn", ds_cnn.FRONTEND, partial(with_input_noise, build, name="ds_cnn_w_qn"),
-        f"ds_cnn_w trained with input noise (std {INPUT_NOISE:g})"))
-
-
 def log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
@@ -219,7 +182,6 @@ def convert_and_score(name: str, model_dir: Path, data: Path, extra: dict) -> di
 def run(name: str, data: Path) -> dict:
     from train.train import train
 
-    register_wide()
     exp = EXPERIMENTS[name]
     start = time.perf_counter()
     result = train(train_config(name, exp, data))

@@ -13,7 +13,7 @@ from functools import partial
 
 from edge_runtime.errors import KwsError
 from edge_runtime.frontend import FrontendConfig
-from train.models import bc_resnet, ds_cnn, seed_cnn
+from train.models import bc_resnet, ds_cnn, input_noise, seed_cnn
 from train.models.common import FeatureStats
 
 
@@ -37,6 +37,14 @@ ARCHITECTURES: dict[str, Architecture] = {
     "ds_cnn_l": Architecture("ds_cnn_l", ds_cnn.FRONTEND,
                              partial(ds_cnn.build, spec=ds_cnn.LARGE, name="ds_cnn_l"),
                              "DS-CNN large (Hello Edge), 49x10 MFCC, 276 filters, 5 blocks"),
+    "ds_cnn_w": Architecture("ds_cnn_w", ds_cnn.FRONTEND,
+                             partial(ds_cnn.build, spec=ds_cnn.WIDE, name="ds_cnn_w"),
+                             f"DS-CNN small with {ds_cnn.WIDE.filters} filters (~59 KB int8)"),
+    "ds_cnn_w_qn": Architecture(
+        "ds_cnn_w_qn", ds_cnn.FRONTEND,
+        partial(input_noise.with_input_noise,
+                partial(ds_cnn.build, spec=ds_cnn.WIDE, name="ds_cnn_w"), name="ds_cnn_w_qn"),
+        f"ds_cnn_w trained with input noise (std {input_noise.STD:g})"),
     "bc_resnet_1": Architecture("bc_resnet_1", bc_resnet.FRONTEND,
                                 partial(bc_resnet.build, spec=bc_resnet.BC_RESNET_1,
                                         name="bc_resnet_1"),
