@@ -36,9 +36,9 @@ from benchmarks import strides  # noqa: E402
 from benchmarks.reference import INT8_FILE, reference_dir  # noqa: E402
 from benchmarks.results_io import RESULTS, markdown_table, write_results  # noqa: E402
 from edge_runtime.bench import measure, test_signal  # noqa: E402
+from edge_runtime.detector import DetectorConfig  # noqa: E402
 from edge_runtime.errors import KwsError  # noqa: E402
 from edge_runtime.model import KwsModel  # noqa: E402
-from edge_runtime.stream import DetectorConfig  # noqa: E402
 from edge_runtime.wav import write_wav  # noqa: E402
 
 SHIPPED = Path(__file__).resolve().parents[1] / "artifacts"

@@ -12,7 +12,7 @@ hour, for kws-edge's model and the MLPerf Tiny reference, with the same detector
   (false accepts on continuous speech without keywords).
 
 Every model runs once per stream with the detector's hop and smoothing; each threshold of a
-fine sweep is then applied offline (as :func:`edge_runtime.stream.evaluate_stream` does). The
+fine sweep is then applied offline (as :func:`edge_runtime.stream_score.evaluate_stream` does). The
 operating point of a model is the threshold with the fewest false accepts per hour (both
 non-keyword streams together) among those with at most 10 % false rejects. The reference runs
 on 1-s windows at the same hop through its own ``tf.signal`` front-end
@@ -33,13 +33,14 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 import numpy as np  # noqa: E402
 
 from benchmarks.results_io import RESULTS, markdown_table, publish  # noqa: E402
+from edge_runtime.detector import DetectorConfig  # noqa: E402
 from edge_runtime.errors import KwsError  # noqa: E402
 from edge_runtime.manifest import BACKGROUND_LABELS  # noqa: E402
 from edge_runtime.model import KwsModel  # noqa: E402
 from edge_runtime.paths import default_model  # noqa: E402
-from edge_runtime.stream import DetectorConfig, gate_events, record_posteriors  # noqa: E402
-from edge_runtime.stream import score_events as score_stream  # noqa: E402
 from edge_runtime.stream_gen import StreamSpec, generate  # noqa: E402
+from edge_runtime.stream_score import gate_events, record_posteriors  # noqa: E402
+from edge_runtime.stream_score import score_events as score_stream  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "speech_commands_mini"

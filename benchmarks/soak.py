@@ -29,8 +29,13 @@ import numpy as np  # noqa: E402
 from benchmarks.load import rss_kb, test_clips  # noqa: E402
 from benchmarks.results_io import markdown_table, write_results  # noqa: E402
 from edge_runtime.bench import percentiles  # noqa: E402
+from edge_runtime.detector import (  # noqa: E402
+    DetectorConfig,
+    Event,
+    StreamingDetector,
+    chunk_samples,
+)
 from edge_runtime.errors import KwsError  # noqa: E402
-from edge_runtime.stream import DetectorConfig, Event, StreamingDetector, chunk_samples  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 MINUTE_S = 60

@@ -2,7 +2,7 @@
 
 ``python -m benchmarks.streaming [--model M] [--data DIR] [--seconds 120] --json`` feeds
 ``--seconds`` of audio in ``--chunk-ms`` chunks (20 ms: what a microphone callback delivers)
-to :class:`edge_runtime.stream.StreamingDetector` with the shipped int8 model, timing every
+to :class:`edge_runtime.detector.StreamingDetector` with the shipped int8 model, timing every
 ``push``. The audio is a stream generated from ``--data``'s clips (keywords among other words
 and noise, :mod:`edge_runtime.stream_gen`), or, without ``--data``, a speech-like synthetic
 signal. Reports the real-time factor (processing seconds / audio seconds), the latency of
@@ -24,10 +24,10 @@ import numpy as np  # noqa: E402
 
 from benchmarks.results_io import RESULTS, markdown_table, publish  # noqa: E402
 from edge_runtime.bench import percentiles, test_signal  # noqa: E402
+from edge_runtime.detector import DetectorConfig, StreamingDetector  # noqa: E402
 from edge_runtime.errors import KwsError  # noqa: E402
 from edge_runtime.model import KwsModel  # noqa: E402
 from edge_runtime.paths import default_model  # noqa: E402
-from edge_runtime.stream import DetectorConfig, StreamingDetector  # noqa: E402
 
 RTF_TARGET = 0.005
 

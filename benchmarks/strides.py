@@ -15,11 +15,11 @@ import numpy as np
 
 from benchmarks.pipelines import shown
 from benchmarks.streaming import run, synthetic_audio
+from edge_runtime.detector import DetectorConfig, Event
 from edge_runtime.manifest import BACKGROUND_LABELS
 from edge_runtime.model import KwsModel
-from edge_runtime.stream import DetectorConfig, Event
 
-TOLERANCE_S = 0.5  # as edge_runtime.stream.evaluate_stream
+TOLERANCE_S = 0.5  # as edge_runtime.stream_score.evaluate_stream
 
 
 def stream(model: KwsModel, data: Path | None, seconds: float, seed: int = 0

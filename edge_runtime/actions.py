@@ -22,8 +22,8 @@ import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from edge_runtime.detector import Event
 from edge_runtime.errors import KwsError
-from edge_runtime.stream import Event
 
 log = logging.getLogger("kws_edge.listen")
 

@@ -46,7 +46,7 @@ def _add_detector_args(p: argparse.ArgumentParser) -> None:
 
 
 def _detector_config(args: argparse.Namespace):
-    from edge_runtime.stream import DetectorConfig
+    from edge_runtime.detector import DetectorConfig
 
     return DetectorConfig(hop_ms=args.hop_ms, smooth_ms=args.smooth_ms,
                           threshold=args.threshold, refractory_ms=args.refractory_ms)
@@ -67,7 +67,7 @@ def _keyword_threshold(text: str) -> tuple[str, float]:
 
 
 def _listen_config(args: argparse.Namespace):
-    from edge_runtime.stream import DetectorConfig
+    from edge_runtime.detector import DetectorConfig
 
     return DetectorConfig(hop_ms=args.hop_ms, smooth_ms=args.smooth_ms,
                           threshold=args.threshold, refractory_ms=args.refractory_ms,
@@ -87,14 +87,9 @@ def _actions(args: argparse.Namespace, model_path: str):
 
 
 def cmd_listen(args: argparse.Namespace) -> int:
+    from edge_runtime.audio_source import file_source, microphone_source
     from edge_runtime.cmdline import load_model
-    from edge_runtime.stream import (
-        StreamingDetector,
-        chunk_samples,
-        file_source,
-        microphone_source,
-        run_detector,
-    )
+    from edge_runtime.detector import StreamingDetector, chunk_samples, run_detector
 
     model = load_model(args)
     config = _listen_config(args)
@@ -127,8 +122,8 @@ def cmd_listen(args: argparse.Namespace) -> int:
 def cmd_evaluate_stream(args: argparse.Namespace) -> int:
     from edge_runtime.cmdline import load_model, print_json
     from edge_runtime.errors import KwsError
-    from edge_runtime.stream import evaluate_stream, plot_sweep
     from edge_runtime.stream_gen import read_labels
+    from edge_runtime.stream_score import evaluate_stream
     from edge_runtime.wav import load_audio
 
     model = load_model(args)
@@ -143,6 +138,8 @@ def cmd_evaluate_stream(args: argparse.Namespace) -> int:
     audio = load_audio(args.audio, model.sample_rate)
     result = evaluate_stream(model, audio.samples, rows, config, args.tolerance_ms / 1000.0)
     if args.plot is not None:
+        from edge_runtime.stream_plot import plot_sweep
+
         plot_sweep(result, args.plot)
     if args.json:
         data = {"model": str(model.path), "audio": str(args.audio), **result.to_dict()}

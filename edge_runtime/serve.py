@@ -56,19 +56,26 @@ def create_app(model, max_upload_mb: float = 2.0, max_audio_s: float = MAX_AUDIO
     ``Authorization: Bearer <token>`` (compared in constant time), else answers 401.
     """
     flask = _flask()
+    app = flask.Flask(__name__, static_folder=str(STATIC_DIR), static_url_path="/static")
+    app.config["MAX_CONTENT_LENGTH"] = int(max_upload_mb * 1024 * 1024)
+    app.json.sort_keys = False
+    _add_error_handlers(app, flask, max_upload_mb)
+    _add_security_headers(app, flask)
+    _add_info_routes(app, flask, model)
+    _add_predict_route(app, flask, model, max_audio_s, api_token)
+    return app
+
+
+def _error(flask, status: int, message: str):
+    """A JSON ``{"error": message}`` response with ``status``."""
+    return flask.jsonify(error=message), status
+
+
+def _add_error_handlers(app, flask, max_upload_mb: float) -> None:
+    """HTTP errors as JSON (413 says which limit was hit); anything else a logged bare 500."""
     from werkzeug.exceptions import HTTPException
 
-    from edge_runtime.interpreter import interpreter_class
-    from edge_runtime.wav import decode_wav
-
-    app = flask.Flask(__name__, static_folder=str(STATIC_DIR), static_url_path="/static")
-    max_bytes = int(max_upload_mb * 1024 * 1024)
-    app.config["MAX_CONTENT_LENGTH"] = max_bytes
-    app.json.sort_keys = False
-    lock = threading.Lock()
-
-    def error(status: int, message: str):
-        return flask.jsonify(error=message), status
+    max_bytes = app.config["MAX_CONTENT_LENGTH"]
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):
@@ -89,7 +96,11 @@ def create_app(model, max_upload_mb: float = 2.0, max_audio_s: float = MAX_AUDIO
     @app.errorhandler(Exception)
     def internal_error(exc: Exception):
         log.exception("unhandled error on %s %s", flask.request.method, flask.request.path)
-        return error(500, "internal server error")
+        return _error(flask, 500, "internal server error")
+
+
+def _add_security_headers(app, flask) -> None:
+    """No sniffing or referrer on every response, a CSP on pages, no caching of the API."""
 
     @app.after_request
     def headers(response):
@@ -100,6 +111,11 @@ def create_app(model, max_upload_mb: float = 2.0, max_audio_s: float = MAX_AUDIO
         if flask.request.path.startswith("/api/"):
             response.headers["Cache-Control"] = "no-store"
         return response
+
+
+def _add_info_routes(app, flask, model) -> None:
+    """The upload page, ``/api/health``, ``/api/model`` and ``/api/openapi.yaml``."""
+    from edge_runtime.interpreter import interpreter_class
 
     @app.get("/")
     def index():
@@ -118,66 +134,90 @@ def create_app(model, max_upload_mb: float = 2.0, max_audio_s: float = MAX_AUDIO
     def openapi():
         return flask.Response(OPENAPI_PATH.read_bytes(), mimetype="application/yaml")
 
-    def top_k_arg() -> int:
-        raw = flask.request.args.get("top_k")
-        if raw is None:
-            return min(DEFAULT_TOP_K, len(model.labels))
-        try:
-            k = int(raw)
-        except ValueError:
-            k = 0
-        if not 1 <= k <= 100:
-            raise KwsError(f"top_k must be an integer from 1 to 100, got {raw[:20]!r}")
-        return min(k, len(model.labels))
 
-    def upload() -> bytes:
-        request = flask.request
-        if request.mimetype == "multipart/form-data":
-            file = request.files.get("file")
-            if file is None:
-                raise KwsError("no file: send the WAV in the multipart field 'file'")
-            return file.read()
-        if request.mimetype in WAV_TYPES:
-            return request.get_data(cache=False)
-        raise UnsupportedType(f"unsupported content type {request.mimetype or '(none)'!r}: "
-                              "send multipart/form-data with a field 'file' or an audio/wav "
-                              "body")
+def _add_predict_route(app, flask, model, max_audio_s: float, api_token: str | None) -> None:
+    """``POST /api/predict``: token check, upload to audio, one locked inference, JSON."""
+    lock = threading.Lock()
 
     @app.post("/api/predict")
     def predict():
         if api_token is not None and not token_ok(flask.request.headers, api_token):
-            response, status = error(401, "missing or wrong API token: send the header "
-                                          "'Authorization: Bearer <KWS_API_TOKEN>'")
-            response.headers["WWW-Authenticate"] = 'Bearer realm="kws-edge"'
-            return response, status
+            return _unauthorized(flask)
         t0 = time.perf_counter()
         try:
-            top_k = top_k_arg()
-            data = upload()
-            if not data:
-                raise KwsError("empty upload")
-            audio = decode_wav(data, "upload")
-            if audio.seconds > max_audio_s:
-                raise KwsError(f"audio too long ({audio.seconds:.1f} s): the limit is "
-                               f"{max_audio_s:g} s")
+            top_k = _top_k_arg(flask.request, len(model.labels))
+            audio = _upload_audio(flask.request, max_audio_s)
             with lock:
                 pred = model.classify(audio, top_k=top_k)
         except UnsupportedType as exc:
-            return error(415, str(exc))
+            return _error(flask, 415, str(exc))
         except KwsError as exc:
-            return error(400, str(exc))
-        result = pred.to_dict()
-        return {
-            "label": result["label"],
-            "probability": result["probability"],
-            "top_k": result["top_k"],
-            "latency_ms": round((time.perf_counter() - t0) * 1e3, 3),
-            "duration_s": round(audio.seconds, 3),
-            "timings_ms": result["timings_ms"],
-            **({"detections": result["detections"]} if "detections" in result else {}),
-        }
+            return _error(flask, 400, str(exc))
+        return _prediction_json(pred, audio, t0)
 
-    return app
+
+def _unauthorized(flask):
+    """The 401 answer to a missing or wrong API token."""
+    response, status = _error(flask, 401, "missing or wrong API token: send the header "
+                                          "'Authorization: Bearer <KWS_API_TOKEN>'")
+    response.headers["WWW-Authenticate"] = 'Bearer realm="kws-edge"'
+    return response, status
+
+
+def _top_k_arg(request, n_labels: int) -> int:
+    """The ``top_k`` query argument (1-100, at most ``n_labels``); default 5."""
+    raw = request.args.get("top_k")
+    if raw is None:
+        return min(DEFAULT_TOP_K, n_labels)
+    try:
+        k = int(raw)
+    except ValueError:
+        k = 0
+    if not 1 <= k <= 100:
+        raise KwsError(f"top_k must be an integer from 1 to 100, got {raw[:20]!r}")
+    return min(k, n_labels)
+
+
+def _upload(request) -> bytes:
+    """The WAV bytes of a multipart field ``file`` or of a raw WAV body."""
+    if request.mimetype == "multipart/form-data":
+        file = request.files.get("file")
+        if file is None:
+            raise KwsError("no file: send the WAV in the multipart field 'file'")
+        return file.read()
+    if request.mimetype in WAV_TYPES:
+        return request.get_data(cache=False)
+    raise UnsupportedType(f"unsupported content type {request.mimetype or '(none)'!r}: "
+                          "send multipart/form-data with a field 'file' or an audio/wav "
+                          "body")
+
+
+def _upload_audio(request, max_audio_s: float):
+    """The uploaded WAV decoded; :class:`KwsError` if empty, unreadable or too long."""
+    from edge_runtime.wav import decode_wav
+
+    data = _upload(request)
+    if not data:
+        raise KwsError("empty upload")
+    audio = decode_wav(data, "upload")
+    if audio.seconds > max_audio_s:
+        raise KwsError(f"audio too long ({audio.seconds:.1f} s): the limit is "
+                       f"{max_audio_s:g} s")
+    return audio
+
+
+def _prediction_json(pred, audio, t0: float) -> dict:
+    """The predict answer: the prediction, request latency since ``t0`` and the duration."""
+    result = pred.to_dict()
+    return {
+        "label": result["label"],
+        "probability": result["probability"],
+        "top_k": result["top_k"],
+        "latency_ms": round((time.perf_counter() - t0) * 1e3, 3),
+        "duration_s": round(audio.seconds, 3),
+        "timings_ms": result["timings_ms"],
+        **({"detections": result["detections"]} if "detections" in result else {}),
+    }
 
 
 def token_ok(headers, token: str) -> bool:

@@ -5,9 +5,13 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pytest
+
+if TYPE_CHECKING:
+    from edge_runtime.model import KwsModel
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -34,6 +38,22 @@ def tiny_models(tmp_path_factory) -> dict[str, Path]:
     from tests.model_factory import build_models
 
     return build_models(tmp_path_factory.mktemp("models"))
+
+
+@pytest.fixture(scope="session")
+def tone_model_path(tmp_path_factory) -> Path:
+    """A float32 model trained on tone words (:mod:`tests.tone_streams`)."""
+    from tests.tone_streams import train_tone_model
+
+    return train_tone_model(tmp_path_factory.mktemp("tones"))
+
+
+@pytest.fixture(scope="session")
+def tone_model(tone_model_path) -> KwsModel:
+    """The tone model, loaded once."""
+    from edge_runtime.model import KwsModel
+
+    return KwsModel(tone_model_path)
 
 
 @pytest.fixture(scope="session")

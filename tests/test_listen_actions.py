@@ -15,11 +15,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from edge_runtime.audio_source import file_source
+from edge_runtime.detector import DetectorConfig, StreamingDetector, run_detector
 from edge_runtime.model import KwsModel
-from edge_runtime.stream import DetectorConfig, StreamingDetector, file_source, run_detector
 from edge_runtime.wav import write_wav
 from tests.conftest import ROOT
-from tests.test_stream import RATE, error_lines, keyword_stream, train_tone_model
+from tests.tone_streams import RATE, error_lines, keyword_stream, train_tone_model
 
 RECORD = ("import json, os, sys; open(sys.argv[1], 'a').write(json.dumps({k: os.environ[k] "
           "for k in ('KWS_LABEL', 'KWS_PROBABILITY', 'KWS_TIME_S', 'KWS_TIMESTAMP', "

@@ -14,7 +14,7 @@ import json
 import math
 from pathlib import Path
 
-from benchmarks.experiments.ship import EXPERIMENTS, MAX_DROP, ROOT, WORK
+from benchmarks.experiments.ship import EXPERIMENTS, MAX_DROP, ROOT, WORK, Experiment
 from benchmarks.results_io import RESULTS, markdown_table
 from edge_runtime.frontend import FrontendConfig
 
@@ -96,22 +96,10 @@ def comparison_lines(shipped: str) -> list[str]:
                             "int8 bytes", "float32 bytes"], rows), ""]
 
 
-def card(name: str, artifacts: Path, evaluate: dict | None, why: str = "") -> str:
-    r = json.loads((WORK / "results" / f"{name}.json").read_text())
-    split = json.loads((artifacts / "split_speakers.json").read_text())
-    m8 = json.loads((artifacts / "kws_int8.manifest.json").read_text())
-    m32 = json.loads((artifacts / "kws_float32.manifest.json").read_text())
-    settings = json.loads((Path(r["model_dir"]) / "model_settings.json").read_text())
-    latency, streaming = load(RESULTS / "latency.json"), load(RESULTS / "streaming.json")
-    exp = EXPERIMENTS.get(name)
+def what_it_is_lines(m8: dict, m32: dict, settings: dict, why: str) -> list[str]:
+    """Task, architecture and input, why it was shipped, and the files."""
     fe = FrontendConfig.from_dict(m8["frontend"])
-    n = r["n_test"]
-    f32, i8 = r["float32_accuracy"], r["int8_accuracy"]
-    classes = [[lb, f"{100 * r['per_class_float32'][lb]:.1f}",
-                f"{100 * r['per_class_int8'][lb]:.1f}"] for lb in m8["labels"]]
-    lines = [
-        "# Model card: kws-edge shipped keyword spotter (`kws_int8.tflite`)",
-        "",
+    return [
         "## What it is",
         "",
         f"- Task: 12-class keyword spotting on 1-s clips: {', '.join(m8['labels'])}.",
@@ -127,6 +115,12 @@ def card(name: str, artifacts: Path, evaluate: dict | None, why: str = "") -> st
         f"sha256 `{m8['sha256'][:16]}…`) — the runtime's default model; `kws_float32.tflite` "
         f"({m32['size_bytes']:,} bytes) for comparison. Manifests beside them.",
         "",
+    ]
+
+
+def data_lines(r: dict, split: dict, exp: Experiment | None) -> list[str]:
+    """The real and synthetic speech the run trained on, and rejection training."""
+    lines = [
         "## Data",
         "",
         "- Real speech: `speech_commands_mini` (3,971 one-second clips of Google Speech "
@@ -147,8 +141,12 @@ def card(name: str, artifacts: Path, evaluate: dict | None, why: str = "") -> st
                      "1-s windows of running speech (2-4 training-split non-keyword clips "
                      f"joined with 0-120 ms gaps) and {100 * w.cut_keywords:g}% keywords cut "
                      "to 15-50% at a window edge, all labelled `_unknown_`.")
-    lines += [
-        "",
+    return lines + [""]
+
+
+def split_lines(split: dict) -> list[str]:
+    """The speaker split: its rule and the speakers on each side."""
+    return [
         "## Split (by speaker)",
         "",
         f"- Rule: the data set's speaker-hash rule ({split['rule']}), val "
@@ -159,6 +157,16 @@ def card(name: str, artifacts: Path, evaluate: dict | None, why: str = "") -> st
         f"test {split['counts']['test']} (no speaker in two splits). The ids and the "
         f"{len(split['test_files'])} held-out test files are in `split_speakers.json`.",
         "",
+    ]
+
+
+def accuracy_lines(r: dict, split: dict, labels: list[str]) -> list[str]:
+    """Held-out accuracy of Keras, float32 and int8, the int8 gate, and per class."""
+    n = r["n_test"]
+    f32, i8 = r["float32_accuracy"], r["int8_accuracy"]
+    classes = [[lb, f"{100 * r['per_class_float32'][lb]:.1f}",
+                f"{100 * r['per_class_int8'][lb]:.1f}"] for lb in labels]
+    return [
         "## Accuracy on held-out speakers",
         "",
         f"{n} test clips from the {split['counts']['test']} held-out speakers, scored through "
@@ -182,41 +190,53 @@ def card(name: str, artifacts: Path, evaluate: dict | None, why: str = "") -> st
         markdown_table(["class", "float32 %", "int8 %"], classes),
         "",
     ]
-    lines += anchor_lines() + comparison_lines(name)
-    if evaluate is not None:
-        lines += [
-            "## Whole mini set (`kws-edge evaluate`)",
-            "",
-            f"`kws-edge evaluate --data speech_commands_mini` scores the int8 model at "
-            f"{100 * evaluate['accuracy']:.2f}% on all {evaluate['n']:,} clips — this INCLUDES the "
-            f"{split['counts']['train']} training and {split['counts']['val']} validation "
-            "speakers, so it overstates accuracy on new voices; the held-out figure above is "
-            "the honest one. (For orientation only, the data README says the MLPerf Tiny "
-            "reference DS-CNN, trained on ~85,000 clips of other speakers, gets 92.4% on these "
-            "3,971 clips.)",
-            "",
-        ]
-    if latency or streaming:
-        lines += ["## Speed (this build machine)", ""]
-        if latency:
-            mach = latency["machine"]
-            rows = []
-            for q in ("float32", "int8"):
-                t = latency.get(q)
-                if t:
-                    rows.append([q, t["frontend_ms"]["median"], t["invoke_ms"]["median"],
-                                 t["end_to_end_ms"]["median"], t["end_to_end_ms"]["p99"],
-                                 t["cold_start_s"], t["peak_rss_mb"]])
-            lines += [f"`python -m benchmarks.latency` on {mach['cpu']} ({mach['cores']} "
-                      f"cores), 1 interpreter thread, medians of {latency['runs']} runs:", "",
-                      markdown_table(["model", "front-end ms", "invoke ms", "end-to-end ms",
-                                      "e2e p99 ms", "cold start s", "peak RSS MB"], rows), ""]
-        if streaming:
-            hop = streaming.get("hop_latency_ms") or {}
-            lines += [f"Streaming (`python -m benchmarks.streaming`): real-time factor "
-                      f"{streaming['rtf']:.5f} over {streaming['audio_seconds']:g} s in "
-                      f"{streaming['chunk_ms']:g} ms chunks; per-hop latency median "
-                      f"{hop.get('median')} ms, p99 {hop.get('p99')} ms.", ""]
+
+
+def whole_set_lines(evaluate: dict, split: dict) -> list[str]:
+    """``kws-edge evaluate`` on the whole mini set, with why it overstates accuracy."""
+    return [
+        "## Whole mini set (`kws-edge evaluate`)",
+        "",
+        f"`kws-edge evaluate --data speech_commands_mini` scores the int8 model at "
+        f"{100 * evaluate['accuracy']:.2f}% on all {evaluate['n']:,} clips — this INCLUDES the "
+        f"{split['counts']['train']} training and {split['counts']['val']} validation "
+        "speakers, so it overstates accuracy on new voices; the held-out figure above is "
+        "the honest one. (For orientation only, the data README says the MLPerf Tiny "
+        "reference DS-CNN, trained on ~85,000 clips of other speakers, gets 92.4% on these "
+        "3,971 clips.)",
+        "",
+    ]
+
+
+def speed_lines(latency: dict | None, streaming: dict | None) -> list[str]:
+    """Latency and streaming figures of this build machine (none without results)."""
+    if not (latency or streaming):
+        return []
+    lines = ["## Speed (this build machine)", ""]
+    if latency:
+        mach = latency["machine"]
+        rows = []
+        for q in ("float32", "int8"):
+            t = latency.get(q)
+            if t:
+                rows.append([q, t["frontend_ms"]["median"], t["invoke_ms"]["median"],
+                             t["end_to_end_ms"]["median"], t["end_to_end_ms"]["p99"],
+                             t["cold_start_s"], t["peak_rss_mb"]])
+        lines += [f"`python -m benchmarks.latency` on {mach['cpu']} ({mach['cores']} "
+                  f"cores), 1 interpreter thread, medians of {latency['runs']} runs:", "",
+                  markdown_table(["model", "front-end ms", "invoke ms", "end-to-end ms",
+                                  "e2e p99 ms", "cold start s", "peak RSS MB"], rows), ""]
+    if streaming:
+        hop = streaming.get("hop_latency_ms") or {}
+        lines += [f"Streaming (`python -m benchmarks.streaming`): real-time factor "
+                  f"{streaming['rtf']:.5f} over {streaming['audio_seconds']:g} s in "
+                  f"{streaming['chunk_ms']:g} ms chunks; per-hop latency median "
+                  f"{hop.get('median')} ms, p99 {hop.get('p99')} ms.", ""]
+    return lines
+
+
+def training_lines(name: str, r: dict, exp: Experiment | None) -> list[str]:
+    """The recipe (with its augmentation) and the command that reproduces the run."""
     epochs = exp.epochs if exp else r.get("epochs_run")
     aug = exp.augment if exp else None
     augment = ("" if aug is None else
@@ -225,10 +245,7 @@ def card(name: str, artifacts: Path, evaluate: dict | None, why: str = "") -> st
                f"{100 * aug.noise_prob:g}% of clips, SpecAugment {aug.time_masks} time masks "
                f"(≤{aug.time_mask_frames} frames) + {aug.freq_masks} frequency masks "
                f"(≤{aug.freq_mask_bins} coefficients)")
-    unknown = r["per_class_int8"].get("_unknown_")
-    weakest = min((lb for lb in r["per_class_int8"] if lb not in ("_unknown_", "_silence_")),
-                  key=lambda lb: r["per_class_int8"][lb])
-    lines += [
+    return [
         "## Training",
         "",
         f"- Recipe: {r['idea']}{augment}; up to {epochs} epochs, batch 100, Adam with "
@@ -236,12 +253,20 @@ def card(name: str, artifacts: Path, evaluate: dict | None, why: str = "") -> st
         f"from 1e-3, best epoch on validation kept (validation accuracy "
         f"{100 * r['val_accuracy']:.2f}%), seed {r['seed']}. int8 calibration: 500 "
         "stratified training examples.",
-        ("- Reproduce: `python -m benchmarks.experiments.distill " + name + " --teachers "
-         + " ".join(r["teachers"]) + "` (after the teacher runs)" if r.get("teachers") else
-         "- Reproduce: `python -m benchmarks.experiments.ship run " + name + "`")
+        "- Reproduce: `python -m benchmarks.experiments.ship run " + name + "`"
         + "; the experiments and what each idea bought are in "
         "`benchmarks/results/shipped_model.md`.",
         "",
+    ]
+
+
+def limits_lines(r: dict, split: dict, exp: Experiment | None) -> list[str]:
+    """What the model is not good at, from its own figures."""
+    n, i8 = r["n_test"], r["int8_accuracy"]
+    unknown = r["per_class_int8"].get("_unknown_")
+    weakest = min((lb for lb in r["per_class_int8"] if lb not in ("_unknown_", "_silence_")),
+                  key=lambda lb: r["per_class_int8"][lb])
+    return [
         "## Limits",
         "",
         f"- Trained on {split['counts']['train']} real speakers of the mini set"
@@ -261,6 +286,28 @@ def card(name: str, artifacts: Path, evaluate: dict | None, why: str = "") -> st
         "training set and a different test set).",
         "",
     ]
+
+
+def card(name: str, artifacts: Path, evaluate: dict | None, why: str = "") -> str:
+    """The card of experiment ``name`` shipped in ``artifacts``, section by section."""
+    r = json.loads((WORK / "results" / f"{name}.json").read_text())
+    split = json.loads((artifacts / "split_speakers.json").read_text())
+    m8 = json.loads((artifacts / "kws_int8.manifest.json").read_text())
+    m32 = json.loads((artifacts / "kws_float32.manifest.json").read_text())
+    settings = json.loads((Path(r["model_dir"]) / "model_settings.json").read_text())
+    latency, streaming = load(RESULTS / "latency.json"), load(RESULTS / "streaming.json")
+    exp = EXPERIMENTS.get(name)
+    lines = ["# Model card: kws-edge shipped keyword spotter (`kws_int8.tflite`)", ""]
+    lines += what_it_is_lines(m8, m32, settings, why)
+    lines += data_lines(r, split, exp)
+    lines += split_lines(split)
+    lines += accuracy_lines(r, split, m8["labels"])
+    lines += anchor_lines() + comparison_lines(name)
+    if evaluate is not None:
+        lines += whole_set_lines(evaluate, split)
+    lines += speed_lines(latency, streaming)
+    lines += training_lines(name, r, exp)
+    lines += limits_lines(r, split, exp)
     return "\n".join(lines)
 
 
