@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from functools import partial
 from pathlib import Path
 
 from convert.gate import DEFAULT_MAX_DROP, DEFAULT_MIN_ACCURACY, GATE_EXIT_STATUS
@@ -47,6 +48,10 @@ def add_gate_args(p: argparse.ArgumentParser) -> None:
 
 def add_parser(subparsers) -> None:
     """Add the ``convert`` and ``compare`` sub-commands."""
+    from convert.convert import ConvertConfig
+    from edge_runtime.cmdline import field_default
+
+    default = partial(field_default, ConvertConfig)
     p = subparsers.add_parser(
         "convert", help="Keras -> float32 + int8 TFLite, compared and gated",
         description="Convert a trained model to a true float32 and a full-integer int8 "
@@ -60,15 +65,16 @@ def add_parser(subparsers) -> None:
                              "model of its run) or an artifact URI holding model.keras")
     p.add_argument("--data", type=Path, required=True, help="Speech Commands folder")
     add_gate_args(p)
-    p.add_argument("--calibration", type=_positive_int, default=500,
+    p.add_argument("--calibration", type=_positive_int, default=default("calibration"),
                    help="training examples for int8 calibration (stratified by class)")
-    p.add_argument("--out", type=Path, default=Path("artifacts"), help="output folder")
+    p.add_argument("--out", type=Path, default=default("out_dir"), help="output folder")
     p.add_argument("--force", action="store_true",
                    help="replace a model of the same --name in --out (its files are moved "
                         "to <out>-replaced/ first)")
-    p.add_argument("--name", default="kws", help="file stem: <name>_int8.tflite, ...")
+    p.add_argument("--name", default=default("name"), help="file stem: <name>_int8.tflite, ...")
     p.add_argument("--dynamic", action="store_true", help="also a dynamic-range model")
-    p.add_argument("--seed", type=_seed, default=0, help="seed of the calibration sample")
+    p.add_argument("--seed", type=_seed, default=default("seed"),
+                   help="seed of the calibration sample")
     p.add_argument("--tracking-uri", help="MLflow tracking URI (default: sqlite ./mlflow.db)")
     p.add_argument("--no-mlflow", action="store_true", help="do not log to MLflow")
     p.add_argument("--no-register", action="store_true",

@@ -228,19 +228,6 @@ def dataset_test_set(dataset, frontend) -> ClipSet:
     return ClipSet([dataset.example_id(e) for e in test], [e.label for e in test], waves)
 
 
-def data_config(data: dict | None, data_dir: Path):
-    """The training run's split settings (``settings.data``) applied to ``data_dir``.
-
-    Synthetic clips and extra folders only ever join the training split, so they are left
-    out here (the test split does not depend on them).
-    """
-    from train.data import DataConfig
-
-    raw = (data or {}).get("config") or data or {}
-    known = set(DataConfig.__dataclass_fields__) - {"data_dir", "synth_dir", "extra_dirs"}
-    return DataConfig(data_dir=Path(data_dir), **{k: v for k, v in raw.items() if k in known})
-
-
 def convert_model(config: ConvertConfig) -> ConvertResult:
     """Convert, evaluate, gate and file a trained model (see the module docstring)."""
     from train.data import load_dataset
@@ -259,8 +246,10 @@ def convert_model(config: ConvertConfig) -> ConvertResult:
             raise KwsError(f"{folder}: no model_settings.json beside model.keras") from None
         keras_model = load_keras(folder)
     source_run = from_run or settings.run_id
-    dataset = load_dataset(data_config(settings.data, config.data_dir))
-    trained_on = (settings.data or {}).get("files_sha256")
+    # the training-only folders (synthetic, extra speech) are left out: the test split does
+    # not depend on them
+    dataset = load_dataset(settings.data.split_config(config.data_dir))
+    trained_on = settings.data.files_sha256
     if trained_on and dataset.manifest()["files_sha256"] != trained_on:
         log(f"warning: {config.data_dir} does not give the splits the model was trained on: "
             "its test accuracy may include training clips")

@@ -6,12 +6,14 @@ and the runner that maps :class:`~edge_runtime.errors.KwsError` to exit status 2
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from edge_runtime.errors import KwsError
 
@@ -77,6 +79,17 @@ def float_range(low: float, high: float | None = None, *, above: bool = False,
 
 positive_float = float_range(0, above=True)
 percent = float_range(0, 100)
+
+
+def field_default(cls: type, name: str) -> Any:
+    """The default of field ``name`` of dataclass ``cls``: command-line defaults are the
+    configs' own, declared once."""
+    f = cls.__dataclass_fields__[name]
+    if f.default is not dataclasses.MISSING:
+        return f.default
+    if f.default_factory is not dataclasses.MISSING:
+        return f.default_factory()
+    raise TypeError(f"{cls.__name__}.{name} has no default")
 
 
 class DefaultsFormatter(argparse.ArgumentDefaultsHelpFormatter):

@@ -10,9 +10,10 @@ import argparse
 import json
 import os
 import sys
+from functools import partial
 from pathlib import Path
 
-from edge_runtime.cmdline import float_range
+from edge_runtime.cmdline import field_default, float_range
 
 _ms = float_range(0, 3_600_000, unit=" ms")  # up to an hour
 _seconds = float_range(0, unit=" s")
@@ -32,15 +33,17 @@ def _device(text: str) -> int | str:
 
 def _add_detector_args(p: argparse.ArgumentParser) -> None:
     from edge_runtime.cmdline import add_model_args
+    from edge_runtime.stream import DetectorConfig
 
+    default = partial(field_default, DetectorConfig)
     add_model_args(p)
-    p.add_argument("--hop-ms", type=_ms, default=100.0,
+    p.add_argument("--hop-ms", type=_ms, default=default("hop_ms"),
                    help="run the model every HOP ms (a multiple of the front-end hop)")
-    p.add_argument("--smooth-ms", type=_ms, default=300.0,
+    p.add_argument("--smooth-ms", type=_ms, default=default("smooth_ms"),
                    help="average the posteriors of the last SMOOTH ms")
-    p.add_argument("--threshold", type=_probability, default=0.7,
+    p.add_argument("--threshold", type=_probability, default=default("threshold"),
                    help="smoothed probability that fires a keyword")
-    p.add_argument("--refractory-ms", type=_ms, default=1000.0,
+    p.add_argument("--refractory-ms", type=_ms, default=default("refractory_ms"),
                    help="no further event for this long after one")
     p.add_argument("--json", action="store_true", help="JSON output")
 
@@ -177,8 +180,11 @@ def cmd_make_stream(args: argparse.Namespace) -> int:
 
 
 def add_parser(subparsers) -> None:
+    from edge_runtime.actions import ActionConfig
     from edge_runtime.cmdline import positive_int, seed_int
+    from edge_runtime.stream_gen import StreamSpec
 
+    action, spec = partial(field_default, ActionConfig), partial(field_default, StreamSpec)
     p = subparsers.add_parser("listen", help="detect keywords in a live or recorded stream")
     _add_detector_args(p)
     p.add_argument("--device", type=_device, default=None,
@@ -198,14 +204,15 @@ def add_parser(subparsers) -> None:
     g.add_argument("--exec", dest="exec_cmd", metavar="CMD", default=None,
                    help="run CMD per detection (split like a shell, not run by one) with "
                         "KWS_LABEL, KWS_PROBABILITY, KWS_TIME_S, KWS_TIMESTAMP, KWS_MODEL set")
-    g.add_argument("--exec-timeout", type=_timeout, default=30.0,
+    g.add_argument("--exec-timeout", type=_timeout, default=action("exec_timeout_s"),
                    help="kill the command after this many seconds")
     g.add_argument("--post", metavar="URL", default=None,
                    help="POST each detection as JSON to URL")
-    g.add_argument("--post-timeout", type=_timeout, default=5.0, help="seconds per try")
-    g.add_argument("--post-retries", type=_retries, default=2,
+    g.add_argument("--post-timeout", type=_timeout, default=action("post_timeout_s"),
+                   help="seconds per try")
+    g.add_argument("--post-retries", type=_retries, default=action("post_retries"),
                    help="tries after a failed post (network error or HTTP 5xx)")
-    g.add_argument("--action-interval", type=_seconds, default=1.0,
+    g.add_argument("--action-interval", type=_seconds, default=action("min_interval_s"),
                    help="run each action at most once per this many seconds of audio")
     p.set_defaults(func=cmd_listen)
 
@@ -225,10 +232,12 @@ def add_parser(subparsers) -> None:
     p.add_argument("--data", type=Path, required=True, help="Speech Commands layout folder")
     p.add_argument("--out", type=Path, required=True, help="WAV to write")
     p.add_argument("--labels", type=Path, required=True, help="CSV to write")
-    p.add_argument("--minutes", type=float, default=10.0)
-    p.add_argument("--seed", type=seed_int, default=0)
+    p.add_argument("--minutes", type=float, default=spec("minutes"))
+    p.add_argument("--seed", type=seed_int, default=spec("seed"))
     p.add_argument("--keywords", default=None,
                    help="comma-separated keywords (default: the ten Speech Commands ones)")
-    p.add_argument("--rate", type=positive_int, default=16000, help="sample rate of the WAV")
-    p.add_argument("--noise-rms", type=float, default=0.01, help="background noise level")
+    p.add_argument("--rate", type=positive_int, default=spec("sample_rate"),
+                   help="sample rate of the WAV")
+    p.add_argument("--noise-rms", type=float, default=spec("noise_rms"),
+                   help="background noise level")
     p.set_defaults(func=cmd_make_stream)

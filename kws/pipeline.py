@@ -13,61 +13,60 @@ import datetime as dt
 import json
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 
 from convert.convert import DEFAULT_CALIBRATION
 from convert.gate import DEFAULT_MAX_DROP, DEFAULT_MIN_ACCURACY, GATE_EXIT_STATUS
-from edge_runtime.cmdline import float_range, positive_int, seed_int
+from edge_runtime.cmdline import field_default, positive_int, seed_int
 from edge_runtime.errors import KwsError
-from train.data import STANDARD_WORDS
-from train.models import ARCHITECTURES
-from train.tracking import DEFAULT_EXPERIMENT
+from train.cli import add_training_args, data_default, train_default
+from train.data import STANDARD_WORDS, DataConfig
+from train.train import TrainConfig
 
 DEMO_UNKNOWN_WORDS = ("bed", "bird", "cat", "dog", "house", "tree", "wow", "happy")
+DEMO_BATCH_SIZE = 32
+DEMO_DATA = "demo_data"  # the folder in out_dir that --demo synthesizes the data into
 
 
 @dataclass
 class PipelineConfig:
-    data_dir: Path | None  # None with demo: synthesize the data
+    """The training run (with ``demo``, its data folder is where the data is synthesized;
+    the pipeline sets its output folder, tracking store and run name), then the conversion,
+    gate and benchmark settings. The data seed also seeds synthesis and calibration."""
+
     out_dir: Path
+    train: TrainConfig
     demo: bool = False
-    arch: str = "ds_cnn_s"
-    task: str = "12"
-    epochs: int = 40
-    batch_size: int = 100
-    lr: float = 1e-3
-    patience: int = 10
     calibration: int = DEFAULT_CALIBRATION
-    experiment: str = DEFAULT_EXPERIMENT
     max_drop: float = DEFAULT_MAX_DROP
     min_accuracy: float = DEFAULT_MIN_ACCURACY
-    synth_dir: Path | None = None
-    extra_dirs: tuple[Path, ...] = ()  # more real speech, training split only
     demo_voices: int = 80  # clips per word in the demo data (one voice each)
-    tracking_uri: str | None = None
-    seed: int = 0
     bench_runs: int = 200
-    extra: dict = field(default_factory=dict)
+
+    @property
+    def data_dir(self) -> Path:
+        return self.train.data.data_dir
 
 
 def log(message: str) -> None:
     print(f"[pipeline] {message}", file=sys.stderr, flush=True)
 
 
-def make_demo_data(config: PipelineConfig) -> Path:
-    """Synthetic Speech-Commands-layout data: the 10 words plus a few unknown words."""
+def make_demo_data(folder: Path, voices: int, seed: int) -> Path:
+    """Synthetic Speech-Commands-layout data in ``folder``: the 10 words plus a few unknown
+    words, ``voices`` clips of each."""
     from train.espeak import espeak
     from train.synth import SynthConfig, synthesize
 
-    folder = config.out_dir / "demo_data"
     if (folder / "synth_manifest.json").is_file():
         log(f"demo data already at {folder}")
         return folder
     log(f"synthesizing demo speech into {folder} (espeak-ng {espeak().name}, "
-        f"{config.demo_voices} voices)")
+        f"{voices} voices)")
     synthesize(SynthConfig(words=tuple(STANDARD_WORDS), unknown_words=DEMO_UNKNOWN_WORDS,
-                           out=folder, per_word=config.demo_voices, seed=config.seed))
+                           out=folder, per_word=voices, seed=seed))
     return folder
 
 
@@ -169,7 +168,7 @@ def run_pipeline(config: PipelineConfig) -> int:
         from train.espeak import espeak
 
         espeak()  # no synthesiser: stop before anything is made
-    elif config.data_dir is None or not Path(config.data_dir).is_dir():
+    elif not config.data_dir.is_dir():
         raise KwsError(f"{config.data_dir}: data folder not found (or use --demo)")
     made = not config.out_dir.exists()
     try:
@@ -183,32 +182,31 @@ def _run_pipeline(config: PipelineConfig) -> int:
     from convert.convert import ConvertConfig, convert_model
     from train.data import load_dataset
     from train.tracking import default_tracking_uri
-    from train.train import TrainConfig, train
+    from train.train import train
 
     start = time.perf_counter()
     config.out_dir.mkdir(parents=True, exist_ok=True)
-    data_dir = make_demo_data(config) if config.demo else config.data_dir
-    tracking_uri = config.tracking_uri or default_tracking_uri()
+    data_dir, seed = config.data_dir, config.train.data.seed
+    if config.demo:
+        make_demo_data(data_dir, config.demo_voices, seed)
+    tracking_uri = config.train.tracking_uri or default_tracking_uri()
 
-    log(f"training {config.arch} on {data_dir} (tracked in {tracking_uri})")
-    result = train(TrainConfig(data_dir=Path(data_dir), arch=config.arch, task=config.task,
-                               epochs=config.epochs, batch_size=config.batch_size,
-                               lr=config.lr, patience=config.patience,
-                               experiment=config.experiment, seed=config.seed,
-                               synth_dir=config.synth_dir, extra_dirs=config.extra_dirs,
-                               out_dir=config.out_dir / "model", tracking_uri=tracking_uri,
-                               run_name=f"pipeline-{config.out_dir.name}"))
+    log(f"training {config.train.arch} on {data_dir} (tracked in {tracking_uri})")
+    result = train(replace(config.train, out_dir=config.out_dir / "model",
+                           tracking_uri=tracking_uri,
+                           run_name=f"pipeline-{config.out_dir.name}"))
     log(f"converting and gating (max drop {config.max_drop} points)")
     converted = convert_model(ConvertConfig(
-        data_dir=Path(data_dir), keras_path=result.model_dir / "model.keras",
+        data_dir=data_dir, keras_path=result.model_dir / "model.keras",
         out_dir=config.out_dir / "models", max_drop=config.max_drop,
         min_accuracy=config.min_accuracy,
         widen_max_drop=config.demo, calibration=config.calibration, tracking_uri=tracking_uri,
-        seed=config.seed))
+        seed=seed))
     comparison = converted.comparison
     report: dict = {
         "data": {"dir": str(data_dir), "demo": config.demo},
-        "train": {"run_id": result.run_id, "tracking_uri": tracking_uri, "arch": config.arch,
+        "train": {"run_id": result.run_id, "tracking_uri": tracking_uri,
+                  "arch": config.train.arch,
                   "model_dir": str(result.model_dir), "epochs_run": result.epochs_run,
                   "seconds_per_epoch": result.seconds_per_epoch,
                   "test_accuracy": result.test_accuracy, "val_accuracy": result.val_accuracy},
@@ -220,8 +218,7 @@ def _run_pipeline(config: PipelineConfig) -> int:
                                    if converted.registration else None),
                     "reports": {k: str(p) for k, p in converted.reports.items()}},
     }
-    dataset = load_dataset(TrainConfig(data_dir=Path(data_dir), task=config.task,
-                                       seed=config.seed).data_config())
+    dataset = load_dataset(config.train.data.without_train_only())  # the data folder's own
     report["data"]["counts"] = {s: len(dataset.split(s)) for s in ("train", "val", "test")}
     if not converted.passed:
         report["seconds"] = time.perf_counter() - start
@@ -251,19 +248,23 @@ def cmd_pipeline(args: argparse.Namespace) -> int:
         raise KwsError("give either --data DIR or --demo")
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     out = args.out or Path("runs") / f"pipeline-{'demo' if args.demo else 'data'}-{stamp}"
-    batch_size = args.batch_size or (32 if args.demo else 100)
+    batch_size = args.batch_size or (DEMO_BATCH_SIZE if args.demo else
+                                     train_default("batch_size"))
+    data = DataConfig(out / DEMO_DATA if args.demo else args.data, task=args.task,
+                      synth_dir=args.synth, seed=args.seed, extra_dirs=tuple(args.extra))
+    train = TrainConfig(data, arch=args.arch, epochs=args.epochs, batch_size=batch_size,
+                        lr=args.lr, patience=args.patience, experiment=args.experiment,
+                        tracking_uri=args.tracking_uri)
     return run_pipeline(PipelineConfig(
-        data_dir=args.data, out_dir=out, demo=args.demo, arch=args.arch, task=args.task,
-        epochs=args.epochs, batch_size=batch_size, lr=args.lr, patience=args.patience,
-        calibration=args.calibration, experiment=args.experiment, max_drop=args.max_drop,
-        min_accuracy=args.min_accuracy,
-        synth_dir=args.synth, extra_dirs=tuple(args.extra), tracking_uri=args.tracking_uri,
-        seed=args.seed, demo_voices=args.demo_voices, bench_runs=args.bench_runs))
+        out, train, demo=args.demo, calibration=args.calibration, max_drop=args.max_drop,
+        min_accuracy=args.min_accuracy, demo_voices=args.demo_voices,
+        bench_runs=args.bench_runs))
 
 
 def add_parser(subparsers) -> None:
     from convert.cli import add_gate_args
 
+    default = partial(field_default, PipelineConfig)
     p = subparsers.add_parser(
         "pipeline", help="data -> train -> convert -> gate -> benchmarks -> report",
         description="data -> features -> train (MLflow) -> convert -> gate -> registry -> "
@@ -272,33 +273,22 @@ def add_parser(subparsers) -> None:
     p.add_argument("--data", type=Path, help="Speech Commands folder")
     p.add_argument("--demo", action="store_true",
                    help="make synthetic speech and run on it (offline, a few minutes)")
-    p.add_argument("--arch", default="ds_cnn_s", choices=list(ARCHITECTURES),
-                   help="model architecture")
-    p.add_argument("--task", default="12",
-                   help="'12' (10 words + silence + unknown), 'all' words, or a word list")
-    p.add_argument("--epochs", type=positive_int, default=40, help="training epochs")
+    add_training_args(p)
     p.add_argument("--batch-size", type=positive_int,
-                   help="examples per batch (32 with --demo, else 100)")
-    p.add_argument("--lr", type=float_range(0, above=True), default=1e-3,
-                   help="peak learning rate")
-    p.add_argument("--patience", type=positive_int, default=10,
-                   help="stop after this many epochs without a better validation accuracy")
-    p.add_argument("--calibration", type=positive_int, default=DEFAULT_CALIBRATION,
+                   help=f"examples per batch ({DEMO_BATCH_SIZE} with --demo, else "
+                        f"{train_default('batch_size')})")
+    p.add_argument("--calibration", type=positive_int, default=default("calibration"),
                    help="training examples for int8 calibration")
-    p.add_argument("--experiment", default=DEFAULT_EXPERIMENT,
+    p.add_argument("--experiment", default=train_default("experiment"),
                    help="MLflow experiment of the training run")
     add_gate_args(p)  # --max-drop, --min-accuracy
-    p.add_argument("--synth", type=Path, help="extra synthetic speech for training")
-    p.add_argument("--extra", type=Path, action="append", default=[], metavar="DIR",
-                   help="more real speech (WAV or FLAC) for the training split only; "
-                        "repeatable")
     p.add_argument("--out", type=Path, help="output folder (runs/pipeline-<time> if not given)")
     p.add_argument("--tracking-uri",
                    help="MLflow tracking URI (sqlite:///mlflow.db here if not given)")
-    p.add_argument("--seed", type=seed_int, default=0,
+    p.add_argument("--seed", type=seed_int, default=data_default("seed"),
                    help="seed of data, training and synthesis")
-    p.add_argument("--demo-voices", type=positive_int, default=80,
+    p.add_argument("--demo-voices", type=positive_int, default=default("demo_voices"),
                    help="demo: clips per word (one voice each)")
-    p.add_argument("--bench-runs", type=positive_int, default=200,
+    p.add_argument("--bench-runs", type=positive_int, default=default("bench_runs"),
                    help="timed runs per model in the latency benchmark")
     p.set_defaults(func=cmd_pipeline)

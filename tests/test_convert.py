@@ -38,7 +38,7 @@ def trained(tmp_path_factory) -> dict:
 
     from train.data import DataConfig, load_dataset
     from train.features import cached_features
-    from train.settings import ModelSettings
+    from train.settings import DataSummary, ModelSettings
 
     root = tmp_path_factory.mktemp("convert")
     data = make_fake_dataset(root / "data", WORDS, speakers=8, per_speaker=3, with_lists=True,
@@ -56,7 +56,7 @@ def trained(tmp_path_factory) -> dict:
     folder.mkdir()
     model.save(folder / "model.keras")
     ModelSettings(arch="tiny_test", labels=list(dataset.labels), frontend=EDGE_FRONTEND,
-                  data=dataset.config.to_dict()).save(folder)
+                  data=DataSummary(dataset.config)).save(folder)
     return {"root": root, "data": data, "folder": folder, "model": model, "dataset": dataset,
             "tracking": f"sqlite:///{root / 'mlflow.db'}"}
 

@@ -14,7 +14,8 @@ import pytest
 import requests
 
 from tests.fixtures_data import make_fake_dataset
-from train.settings import ModelSettings
+from train.data import DataConfig
+from train.settings import DataSummary, ModelSettings
 
 pytestmark = pytest.mark.slow
 
@@ -72,7 +73,7 @@ def test_training_run_logged_to_a_server_reads_back(mlflow_server, tmp_path, mon
     data = make_fake_dataset(tmp_path / "sc", ["yes", "no", "cat"], speakers=4, per_speaker=2,
                              with_lists=True)
     monkeypatch.chdir(tmp_path)
-    result = train(TrainConfig(data_dir=data, task="yes,no", epochs=1, batch_size=8,
+    result = train(TrainConfig(DataConfig(data, task="yes,no"), epochs=1, batch_size=8,
                                tracking_uri=url, experiment="server-test",
                                cache_dir=tmp_path / "cache", out_dir=tmp_path / "model"))
     assert not (tmp_path / "mlflow.db").exists()  # nothing went to the default store
@@ -107,7 +108,7 @@ def test_registry_and_export_through_a_server(mlflow_server, tmp_path, monkeypat
     from convert.registry import CHAMPION, export, keras_folder, registered_name
     from edge_runtime.frontend import EDGE_FRONTEND
     from tests.model_factory import tiny_keras_model
-    from train.data import DataConfig, load_dataset
+    from train.data import load_dataset
 
     url, server_root = mlflow_server
     data = make_fake_dataset(tmp_path / "sc", ["yes", "no", "cat"], speakers=6, per_speaker=2,
@@ -116,7 +117,7 @@ def test_registry_and_export_through_a_server(mlflow_server, tmp_path, monkeypat
     folder = tmp_path / "model_dir"
     folder.mkdir()
     ModelSettings(arch="tiny_test", labels=list(dataset.labels), frontend=EDGE_FRONTEND,
-                  data=dataset.config.to_dict()).save(folder)
+                  data=DataSummary(dataset.config)).save(folder)
     tiny_keras_model(EDGE_FRONTEND, len(dataset.labels)).save(folder / "model.keras")
     monkeypatch.chdir(tmp_path)
     result = convert_model(ConvertConfig(data_dir=data, keras_path=folder / "model.keras",

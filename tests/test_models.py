@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from edge_runtime.errors import KwsError
 from edge_runtime.frontend import EDGE_FRONTEND, LOG_MEL_FRONTEND, SEED_FRONTEND
+from train.data import DataConfig
 from train.models import ARCHITECTURES, FeatureStats, build_model, frontend_for
-from train.settings import ModelSettings
+from train.settings import DataSummary, ModelSettings
 
 
 def summary_text(model) -> str:
@@ -98,7 +100,10 @@ def test_normalisation_layer_adds_no_parameters_and_survives_saving(tmp_path):
 
 def test_model_settings_round_trip(tmp_path):
     settings = ModelSettings("ds_cnn_s", ["_silence_", "_unknown_", "yes"], EDGE_FRONTEND,
-                             run_id="abc", metrics={"test_accuracy": 0.5}, data={"task": "12"})
+                             run_id="abc", metrics={"test_accuracy": 0.5},
+                             data=DataSummary(DataConfig(Path("sc"), extra_dirs=(Path("x"),)),
+                                              "hash", {"train": 8, "val": 1, "test": 1},
+                                              "ab" * 32, normalized=True))
     path = settings.save(tmp_path)
     raw = json.loads(path.read_text())
     assert raw["frontend"] == EDGE_FRONTEND.to_dict() and raw["test_accuracy"] == 0.5

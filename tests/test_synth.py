@@ -29,9 +29,8 @@ from train.synth import SynthConfig, expand_voices, piper_available, synthesize,
 
 SYNTH_ARGS = ("data", "synth", "--words", "yes,hey_pi", "--unknown-words", "bed",
               "--per-word", "24", "--quiet")
-DEMO_SYNTH = ("import sys; from pathlib import Path; from kws.pipeline import PipelineConfig, "
-              "make_demo_data; make_demo_data(PipelineConfig(None, Path(sys.argv[1]), demo=True, "
-              "demo_voices=6))")
+DEMO_SYNTH = ("import sys; from pathlib import Path; from kws.pipeline import DEMO_DATA, "
+              "make_demo_data; make_demo_data(Path(sys.argv[1]) / DEMO_DATA, voices=6, seed=0)")
 
 
 def no_espeak_env() -> dict[str, str]:

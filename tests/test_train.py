@@ -33,13 +33,14 @@ def fake_data(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def trained(fake_data, tmp_path_factory):
     """One epoch of ds_cnn_s with the default tracking store, in a fresh working directory."""
+    from train.data import DataConfig
     from train.train import TrainConfig, train
 
     work = tmp_path_factory.mktemp("work")
     old = Path.cwd()
     os.chdir(work)
     try:
-        result = train(TrainConfig(data_dir=fake_data, task=TASK, epochs=1, batch_size=8,
+        result = train(TrainConfig(DataConfig(fake_data, task=TASK), epochs=1, batch_size=8,
                                    normalize=True, cache_dir=work / "cache",
                                    run_name="test-run"))
     finally:
@@ -64,7 +65,10 @@ def test_training_writes_a_model_folder_the_converter_can_use(trained):
     assert settings.labels == ["_silence_", "_unknown_", "yes", "no", "up"]
     assert settings.run_id == result.run_id
     assert settings.metrics["test_accuracy"] == pytest.approx(result.test_accuracy, abs=1e-6)
-    assert settings.data["task"] == TASK and settings.data["normalized"] is True
+    assert settings.data.config.task == TASK and settings.data.normalized is True
+    assert settings.data.config.data_dir == fake_data
+    assert settings.data.totals == json.loads((folder / "model_settings.json").read_text())[
+        "data"]["totals"]
     assert result.epochs_run == 1 and result.seconds_per_epoch > 0
     model = keras.saving.load_model(folder / "model.keras")
     probs = model.predict(np.zeros((3, 49, 10, 1), np.float32), verbose=0)
@@ -105,11 +109,11 @@ def test_the_run_is_in_the_default_sqlite_store_with_everything_logged(trained):
 
 
 def test_augmented_batches_are_repeatable_and_fresh_each_epoch(fake_data):
-    from train.data import load_dataset
+    from train.data import DataConfig, load_dataset
     from train.train import TrainConfig, augmented_batches, load_splits
 
-    config = TrainConfig(data_dir=fake_data, task=TASK, batch_size=4, seed=3, track=False)
-    dataset = load_dataset(config.data_config())
+    config = TrainConfig(DataConfig(fake_data, task=TASK, seed=3), batch_size=4, track=False)
+    dataset = load_dataset(config.data)
     splits = load_splits(dataset, EDGE_FRONTEND, config)
     first = augmented_batches(splits, dataset, EDGE_FRONTEND, config)
     again = augmented_batches(splits, dataset, EDGE_FRONTEND, config)
@@ -128,7 +132,7 @@ def test_augmented_batches_are_repeatable_and_fresh_each_epoch(fake_data):
 def test_augmented_copies_rotate_and_balance_weights_follow_the_labels(fake_data):
     from dataclasses import replace
 
-    from train.data import load_dataset
+    from train.data import DataConfig, load_dataset
     from train.train import (
         TrainConfig,
         augmented_batches,
@@ -137,10 +141,10 @@ def test_augmented_copies_rotate_and_balance_weights_follow_the_labels(fake_data
         word_weights,
     )
 
-    config = TrainConfig(data_dir=fake_data, task=TASK, batch_size=4, seed=3, track=False,
-                         augment_copies=2, balance=1.0, word_balance=1.0,
-                         train_unknown_pct=100.0)
-    dataset = load_dataset(config.data_config())
+    config = TrainConfig(DataConfig(fake_data, task=TASK, seed=3, train_unknown_pct=100.0),
+                         batch_size=4, track=False, augment_copies=2, balance=1.0,
+                         word_balance=1.0)
+    dataset = load_dataset(config.data)
     unknown = [e for e in dataset.train if e.word]
     assert unknown and {e.label for e in unknown} == {"_unknown_"}
     unknown[0].word = "rare"  # one word with one clip among the others: factors differ

@@ -4,11 +4,54 @@ from __future__ import annotations
 
 import argparse
 import sys
+from functools import partial
 from pathlib import Path
 
-from edge_runtime.cmdline import float_range, percent, positive_float, positive_int, seed_int
+from edge_runtime.cmdline import (
+    field_default,
+    float_range,
+    percent,
+    positive_float,
+    positive_int,
+    seed_int,
+)
 from edge_runtime.errors import KwsError
-from train.models import ARCHITECTURES
+from train.augment import AugmentConfig
+from train.data import DataConfig
+from train.models import ARCHITECTURES, architecture
+from train.speech_windows import SpeechWindowConfig
+from train.train import TrainConfig
+
+train_default = partial(field_default, TrainConfig)
+data_default = partial(field_default, DataConfig)
+
+
+def arch_name(text: str) -> str:
+    """An argparse type: the name of an architecture of the zoo."""
+    try:
+        architecture(text)
+    except KwsError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
+def add_training_args(p: argparse.ArgumentParser) -> None:
+    """The training options of ``kws train`` and ``kws pipeline``, with TrainConfig's and
+    DataConfig's defaults."""
+    p.add_argument("--arch", type=arch_name, default=train_default("arch"), metavar="ARCH",
+                   help=f"architecture: {', '.join(ARCHITECTURES)}")
+    p.add_argument("--task", default=data_default("task"),
+                   help="'12' (10 words + silence + unknown), 'all' words, or a word list")
+    p.add_argument("--epochs", type=positive_int, default=train_default("epochs"),
+                   help="training epochs")
+    p.add_argument("--lr", type=positive_float, default=train_default("lr"),
+                   help="peak learning rate")
+    p.add_argument("--patience", type=positive_int, default=train_default("patience"),
+                   help="stop after this many epochs without a better validation accuracy")
+    p.add_argument("--synth", type=Path, help="synthetic speech folder (training split only)")
+    p.add_argument("--extra", type=Path, action="append", default=[], metavar="DIR",
+                   help="more real speech, WAV or FLAC, for the training split only (speakers "
+                        "of the validation/test split are dropped); repeatable")
 
 
 def add_train_parser(subparsers) -> None:
@@ -18,29 +61,19 @@ def add_train_parser(subparsers) -> None:
                     "model.keras + model_settings.json into --out and logs the run (params, "
                     "per-epoch metrics, model, reports) to MLflow.")
     p.add_argument("--data", type=Path, required=True, help="Speech Commands folder")
-    p.add_argument("--arch", default="ds_cnn_s",
-                   help=f"architecture: {', '.join(ARCHITECTURES)}")
-    p.add_argument("--task", default="12",
-                   help="'12' (10 words + silence + unknown), 'all' words, or a word list")
-    p.add_argument("--epochs", type=positive_int, default=40)
-    p.add_argument("--batch-size", type=positive_int, default=100)
-    p.add_argument("--lr", type=positive_float, default=1e-3, help="peak learning rate")
-    p.add_argument("--patience", type=positive_int, default=10,
-                   help="stop after this many epochs without a better validation accuracy")
-    p.add_argument("--seed", type=seed_int, default=0)
-    p.add_argument("--synth", type=Path, help="synthetic speech folder (training split only)")
-    p.add_argument("--extra", type=Path, action="append", default=[], metavar="DIR",
-                   help="more real speech, WAV or FLAC, for the training split only (speakers "
-                        "of the validation/test split are dropped); repeatable")
+    add_training_args(p)
+    p.add_argument("--batch-size", type=positive_int, default=train_default("batch_size"))
+    p.add_argument("--seed", type=seed_int, default=data_default("seed"))
     p.add_argument("--train-unknown-pct", type=float_range(0, 1000),
                    help="the training split's --unknown-pct (default: the same)")
-    p.add_argument("--balance", type=float_range(0, 1), default=0.0,
+    p.add_argument("--balance", type=float_range(0, 1), default=train_default("balance"),
                    help="class loss weights ~ 1/count**BALANCE (0: none, 1: equal classes)")
-    p.add_argument("--word-balance", type=float_range(0, 1), default=0.0,
+    p.add_argument("--word-balance", type=float_range(0, 1),
+                   default=train_default("word_balance"),
                    help="within _unknown_, weights ~ 1/count(word)**WORD_BALANCE (0: none, "
                         "1: every other word counts the same)")
     for name in ("val", "test", "silence", "unknown"):
-        p.add_argument(f"--{name}-pct", type=percent, default=10.0)
+        p.add_argument(f"--{name}-pct", type=percent, default=data_default(f"{name}_pct"))
     p.add_argument("--out", type=Path, help="model folder (default runs/<arch>-<run id>)")
     p.add_argument("--cache-dir", type=Path, help="feature cache folder")
     p.add_argument("--normalize", action="store_true",
@@ -50,19 +83,21 @@ def add_train_parser(subparsers) -> None:
     g.add_argument("--no-augment", action="store_true", help="no augmentation at all")
     for name in ("noise", "shift", "gain", "specaugment"):
         g.add_argument(f"--no-{name}", action="store_true", help=f"no {name} augmentation")
-    g.add_argument("--running-speech", type=float_range(0, 1), default=0.0,
+    windows = partial(field_default, SpeechWindowConfig)
+    g.add_argument("--running-speech", type=float_range(0, 1), default=windows("running_speech"),
                    help="share of each batch replaced by 1-s windows of joined non-keyword "
                         "clips, labelled _unknown_")
-    g.add_argument("--cut-keywords", type=float_range(0, 1), default=0.0,
+    g.add_argument("--cut-keywords", type=float_range(0, 1), default=windows("cut_keywords"),
                    help="share of each batch replaced by keywords cut to 15-50%% at a window "
                         "edge, labelled _unknown_")
-    g.add_argument("--augment-copies", type=int, default=0,
+    g.add_argument("--augment-copies", type=int, default=train_default("augment_copies"),
                    help="0: augment every batch afresh; N: make N augmented copies once and "
                         "train epoch e on copy e %% N (faster on small CPUs)")
     g = p.add_argument_group("tracking")
     g.add_argument("--tracking-uri",
                    help="MLflow tracking URI (default sqlite:///mlflow.db in this folder)")
-    g.add_argument("--experiment", default="kws-edge", help="MLflow experiment name")
+    g.add_argument("--experiment", default=train_default("experiment"),
+                   help="MLflow experiment name")
     g.add_argument("--run-name", help="MLflow run name")
     g.add_argument("--no-mlflow", action="store_true", help="do not track the run")
     g.add_argument("--no-log-model", action="store_true",
@@ -71,11 +106,7 @@ def add_train_parser(subparsers) -> None:
     p.set_defaults(func=cmd_train)
 
 
-def train_config(args: argparse.Namespace):
-    from train.augment import AugmentConfig
-    from train.speech_windows import SpeechWindowConfig
-    from train.train import TrainConfig
-
+def train_config(args: argparse.Namespace) -> TrainConfig:
     augment = None if args.no_augment else AugmentConfig(
         noise=not args.no_noise, shift=not args.no_shift, gain=not args.no_gain,
         specaugment=not args.no_specaugment)
@@ -84,14 +115,14 @@ def train_config(args: argparse.Namespace):
                                      cut_keywords=args.cut_keywords)
     except ValueError as exc:
         raise KwsError(str(exc)) from None
+    data = DataConfig(args.data, task=args.task, val_pct=args.val_pct, test_pct=args.test_pct,
+                      silence_pct=args.silence_pct, unknown_pct=args.unknown_pct,
+                      synth_dir=args.synth, seed=args.seed, extra_dirs=tuple(args.extra),
+                      train_unknown_pct=args.train_unknown_pct)
     return TrainConfig(
-        data_dir=args.data, arch=args.arch, task=args.task, epochs=args.epochs,
-        batch_size=args.batch_size, lr=args.lr, patience=args.patience, seed=args.seed,
-        synth_dir=args.synth, extra_dirs=tuple(args.extra),
-        train_unknown_pct=args.train_unknown_pct, balance=args.balance,
-        word_balance=args.word_balance, speech_windows=windows, augment_copies=args.augment_copies,
-        val_pct=args.val_pct, test_pct=args.test_pct,
-        silence_pct=args.silence_pct, unknown_pct=args.unknown_pct, augment=augment,
+        data, arch=args.arch, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+        patience=args.patience, balance=args.balance, word_balance=args.word_balance,
+        speech_windows=windows, augment_copies=args.augment_copies, augment=augment,
         normalize=args.normalize, out_dir=args.out, cache_dir=args.cache_dir,
         track=not args.no_mlflow, tracking_uri=args.tracking_uri,
         experiment=args.experiment, run_name=args.run_name,

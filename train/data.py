@@ -16,7 +16,7 @@ import math
 import re
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -50,12 +50,29 @@ class DataConfig:
     extra_dirs: tuple[Path, ...] = ()  # more real speech: added to the training split only
     train_unknown_pct: float | None = None  # the training split's unknown_pct (None: same)
 
+    def __post_init__(self) -> None:  # folders given as strings become paths
+        set_field = object.__setattr__  # frozen
+        set_field(self, "data_dir", Path(self.data_dir))
+        set_field(self, "synth_dir", None if self.synth_dir is None else Path(self.synth_dir))
+        set_field(self, "extra_dirs", tuple(map(Path, self.extra_dirs)))
+
     def to_dict(self) -> dict:
         d = asdict(self)
         d["data_dir"] = str(self.data_dir)
         d["synth_dir"] = None if self.synth_dir is None else str(self.synth_dir)
         d["extra_dirs"] = [str(p) for p in self.extra_dirs]
         return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> DataConfig:
+        """From :meth:`to_dict`; other keys are ignored, missing ones take the defaults."""
+        return cls(**{k: v for k, v in d.items() if k in cls.__dataclass_fields__})
+
+    def without_train_only(self, data_dir: Path | None = None) -> DataConfig:
+        """These split settings without the folders that add training examples only (they
+        never change the validation and test splits), on ``data_dir`` if given."""
+        return replace(self, data_dir=self.data_dir if data_dir is None else Path(data_dir),
+                       synth_dir=None, extra_dirs=())
 
     def unknown_pct_of(self, split: str) -> float:
         if split == "train" and self.train_unknown_pct is not None:
@@ -65,8 +82,7 @@ class DataConfig:
     @property
     def train_only_dirs(self) -> tuple[Path, ...]:
         """Folders that add training examples only (extra speech, then synthetic speech)."""
-        return tuple(map(Path, self.extra_dirs)) + (
-            (Path(self.synth_dir),) if self.synth_dir is not None else ())
+        return self.extra_dirs + ((self.synth_dir,) if self.synth_dir is not None else ())
 
 
 @dataclass

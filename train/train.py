@@ -35,7 +35,7 @@ from train.data_checks import check_training_data, write_skipped
 from train.features import cached_features
 from train.models import architecture
 from train.models.common import FeatureStats
-from train.settings import MODEL_FILENAME, ModelSettings
+from train.settings import MODEL_FILENAME, DataSummary, ModelSettings
 from train.speech_windows import SpeechWindowConfig, mix_in
 
 MODEL_DIR_ARTIFACT = "model_dir"
@@ -43,22 +43,13 @@ MODEL_DIR_ARTIFACT = "model_dir"
 
 @dataclass
 class TrainConfig:
-    data_dir: Path
+    data: DataConfig  # the data, its splits and sampling; its seed seeds training too
     arch: str = "ds_cnn_s"
-    task: str = "12"
     epochs: int = 40
     batch_size: int = 100
     lr: float = 1e-3  # peak learning rate of a cosine decay over all epochs
     min_lr_ratio: float = 0.05  # the decay ends at lr * min_lr_ratio
     patience: int = 10  # epochs without a better validation accuracy before stopping
-    seed: int = 0
-    synth_dir: Path | None = None
-    val_pct: float = 10.0
-    test_pct: float = 10.0
-    silence_pct: float = 10.0
-    unknown_pct: float = 10.0
-    extra_dirs: tuple[Path, ...] = ()  # more real speech for the training split only
-    train_unknown_pct: float | None = None  # unknown_pct of the training split (None: same)
     balance: float = 0.0  # loss weight of a class ~ 1 / count**balance (0: none, 1: equal)
     # within _unknown_, an example's weight ~ 1 / count(its word)**word_balance: the few
     # words with thousands of clips (bed, cat, happy) stop drowning the many rare ones
@@ -92,15 +83,15 @@ class TrainConfig:
                 raise KwsError(f"{name} must be within 0-1, got {getattr(self, name)}")
         if self.speech_windows.enabled and self.augment is None:
             raise KwsError("speech windows are made during augmentation: augmentation is off")
-        data = Path(self.data_dir)
+        data = self.data.data_dir
         if not data.is_dir():
             raise KwsError(f"{data}: no such data folder")
         if not any(data.iterdir()):
             raise KwsError(f"{data}: the data folder is empty")
-        if self.synth_dir is not None and not Path(self.synth_dir).is_dir():
-            raise KwsError(f"{self.synth_dir}: no such synthetic-speech folder")
-        for extra in self.extra_dirs:
-            if not Path(extra).is_dir():
+        if self.data.synth_dir is not None and not self.data.synth_dir.is_dir():
+            raise KwsError(f"{self.data.synth_dir}: no such synthetic-speech folder")
+        for extra in self.data.extra_dirs:
+            if not extra.is_dir():
                 raise KwsError(f"{extra}: no such extra data folder")
         from train.writable import check_tracking_store, check_writable_dir
 
@@ -108,19 +99,13 @@ class TrainConfig:
         if self.track:
             check_tracking_store(self.tracking_uri or tracking.default_tracking_uri())
 
-    def data_config(self) -> DataConfig:
-        return DataConfig(Path(self.data_dir), task=self.task, val_pct=self.val_pct,
-                          test_pct=self.test_pct, silence_pct=self.silence_pct,
-                          unknown_pct=self.unknown_pct,
-                          synth_dir=None if self.synth_dir is None else Path(self.synth_dir),
-                          seed=self.seed, extra_dirs=tuple(map(Path, self.extra_dirs)),
-                          train_unknown_pct=self.train_unknown_pct)
-
     def to_params(self) -> dict:
-        out = {f.name: getattr(self, f.name) for f in fields(self)
-               if f.name not in ("augment", "speech_windows", "extra_dirs")}
-        out = {k: (str(v) if isinstance(v, Path) else v) for k, v in out.items()}
-        out["extra_dirs"] = [str(p) for p in self.extra_dirs]
+        """The MLflow params: the data config's fields, flat, then the others."""
+        out = self.data.to_dict()
+        for f in fields(self):
+            if f.name not in ("data", "augment", "speech_windows"):
+                value = getattr(self, f.name)
+                out[f.name] = str(value) if isinstance(value, Path) else value
         out["augment"] = asdict(self.augment) if self.augment else "off"
         out["speech_windows"] = asdict(self.speech_windows)
         return out
@@ -238,7 +223,7 @@ def augmented_batches(splits: Splits, dataset: Dataset, frontend: FrontendConfig
         ys = np.empty(len(splits.train_y), dtype=splits.train_y.dtype)
         for start in range(0, len(ys), config.batch_size):
             rows = np.arange(start, min(start + config.batch_size, len(ys)))
-            rng = np.random.default_rng([config.seed, c, start, 2**30])
+            rng = np.random.default_rng([config.data.seed, c, start, 2**30])
             feats[rows], ys[rows] = waveforms_to_features(rows, rng)
         copies.append((feats, ys))
         log(f"augmented copy {c + 1}/{config.augment_copies} of the training split ready")
@@ -250,7 +235,7 @@ def augmented_batches(splits: Splits, dataset: Dataset, frontend: FrontendConfig
             self.order = self._order()
 
         def _order(self) -> np.ndarray:
-            rng = np.random.default_rng([config.seed, self.epoch, 2**31 - 1])
+            rng = np.random.default_rng([config.data.seed, self.epoch, 2**31 - 1])
             return rng.permutation(len(splits.train_y))
 
         def __len__(self) -> int:
@@ -258,7 +243,7 @@ def augmented_batches(splits: Splits, dataset: Dataset, frontend: FrontendConfig
 
         def __getitem__(self, i: int):
             rows = self.order[i * config.batch_size : (i + 1) * config.batch_size]
-            rng = np.random.default_rng([config.seed, self.epoch, i])
+            rng = np.random.default_rng([config.data.seed, self.epoch, i])
             if copies:
                 table, labels_of = copies[self.epoch % len(copies)]
                 feats, y = table[rows], labels_of[rows]
@@ -338,32 +323,19 @@ def report(model, x: np.ndarray, y: np.ndarray, labels: list[str]) -> EvalReport
     return EvalReport(list(labels), confusion)
 
 
-def data_summary(dataset: Dataset, config: TrainConfig) -> dict:
-    """For model_settings.json: the DataConfig fields that rebuild the same splits from any
-    copy of the data (not the folders; the synthetic folder is under ``synth``) and counts."""
-    manifest = dataset.manifest()
-    keep = {k: v for k, v in config.data_config().to_dict().items()
-            if k not in ("data_dir", "synth_dir", "extra_dirs")}
-    return {**keep, "data_dir": str(config.data_dir),
-            "synth": None if config.synth_dir is None else str(config.synth_dir),
-            "extra": [str(p) for p in config.extra_dirs],
-            "split_rule": manifest.get("split_rule"), "totals": manifest.get("totals"),
-            "files_sha256": manifest.get("files_sha256")}
-
-
 def train(config: TrainConfig) -> TrainResult:
-    """Train ``config.arch`` on ``config.data_dir``; see the module docstring."""
+    """Train ``config.arch`` on ``config.data``; see the module docstring."""
     config.check()
     import keras
 
 
     arch = architecture(config.arch)
     frontend = arch.frontend
-    dataset = load_dataset(config.data_config())
+    dataset = load_dataset(config.data)
     for name in ("train", "val", "test"):
         if not dataset.split(name):
-            raise KwsError(f"{config.data_dir}: the {name} split is empty (too few speakers "
-                           "or clips; add data or change the split percentages)")
+            raise KwsError(f"{config.data.data_dir}: the {name} split is empty (too few "
+                           "speakers or clips; add data or change the split percentages)")
     manifest = dataset.manifest()
     log(f"data: {len(dataset.labels)} labels, "
         + ", ".join(f"{s} {len(dataset.split(s))}" for s in ("train", "val", "test"))
@@ -375,7 +347,7 @@ def train(config: TrainConfig) -> TrainResult:
     log(f"features: {frontend.describe()} in "
         f"{time.perf_counter() - start:.1f} s")
 
-    keras.utils.set_random_seed(config.seed)
+    keras.utils.set_random_seed(config.data.seed)
     stats = FeatureStats.of(splits.train_x) if config.normalize else None
     model = arch.build(len(dataset.labels), stats=stats)
 
@@ -409,8 +381,8 @@ def train(config: TrainConfig) -> TrainResult:
                    "epochs_run": epochs_run, "seconds_per_epoch": round(per_epoch, 3),
                    "params": int(model.count_params())}
         settings = ModelSettings(config.arch, list(dataset.labels), frontend, run_id=run_id,
-                                 metrics=metrics, data=data_summary(dataset, config))
-        settings.data["normalized"] = stats is not None
+                                 metrics=metrics,
+                                 data=DataSummary.of(dataset, normalized=stats is not None))
         out_dir.mkdir(parents=True, exist_ok=True)
         model.save(out_dir / MODEL_FILENAME)
         settings.save(out_dir)

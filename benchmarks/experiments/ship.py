@@ -152,14 +152,15 @@ def log(message: str) -> None:
 
 
 def train_config(name: str, exp: Experiment, data: Path):
+    from train.data import DataConfig
     from train.train import TrainConfig
 
-    return TrainConfig(data_dir=data, arch=exp.arch, epochs=exp.epochs,
-                       patience=exp.patience or exp.epochs,
-                       seed=exp.seed, synth_dir=(exp.synth_dir or SYNTH) if exp.synth else None,
-                       val_pct=VAL_PCT, test_pct=TEST_PCT, augment=exp.augment,
-                       extra_dirs=(EXTRA,) if exp.extra else (),
-                       train_unknown_pct=exp.train_unknown_pct, balance=exp.balance,
+    return TrainConfig(DataConfig(data, val_pct=VAL_PCT, test_pct=TEST_PCT,
+                                  synth_dir=(exp.synth_dir or SYNTH) if exp.synth else None,
+                                  seed=exp.seed, extra_dirs=(EXTRA,) if exp.extra else (),
+                                  train_unknown_pct=exp.train_unknown_pct),
+                       arch=exp.arch, epochs=exp.epochs, patience=exp.patience or exp.epochs,
+                       augment=exp.augment, balance=exp.balance,
                        word_balance=exp.word_balance,
                        normalize=exp.normalize, speech_windows=exp.windows,
                        augment_copies=exp.augment_copies,
@@ -275,12 +276,13 @@ def table(order: list[str], notes: str = "") -> dict:
 def split_speakers(data: Path, model_dir: Path) -> dict:
     """The model's split: train/val/test speaker ids of the real clips, the synthetic voices
     and the test clips (paths under ``data``), rebuilt with the model's own settings."""
-    from convert.convert import data_config
     from train.data import load_dataset
     from train.settings import ModelSettings
 
     settings = ModelSettings.load(model_dir)
-    dataset = load_dataset(data_config(settings.data, data))
+    dataset = load_dataset(settings.data.split_config(data))
+    trained = settings.data.config
+    synth = None if trained is None or trained.synth_dir is None else str(trained.synth_dir)
     root = Path(data).resolve()
 
     def real(ex) -> bool:
@@ -288,7 +290,7 @@ def split_speakers(data: Path, model_dir: Path) -> dict:
 
     out = {"rule": dataset.split_rule,
            "config": {k: v for k, v in dataset.config.to_dict().items() if k != "data_dir"},
-           "synth_dir": settings.data.get("synth_dir") or settings.data.get("synth"),
+           "synth_dir": synth,
            "files_sha256": dataset.manifest()["files_sha256"]}
     for split in ("train", "val", "test"):
         out[split] = sorted({e.speaker for e in dataset.split(split) if e.speaker and real(e)})
