@@ -17,6 +17,7 @@ import pytest
 from edge_runtime.frontend import EDGE_FRONTEND
 from kws.cli import main
 from tests.fixtures_data import make_fake_dataset
+from train.data import DataConfig
 from train.settings import ModelSettings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -33,7 +34,6 @@ def fake_data(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def trained(fake_data, tmp_path_factory):
     """One epoch of ds_cnn_s with the default tracking store, in a fresh working directory."""
-    from train.data import DataConfig
     from train.train import TrainConfig, train
 
     work = tmp_path_factory.mktemp("work")
@@ -54,7 +54,7 @@ def client_for(work: Path):
     return mlflow.MlflowClient(tracking_uri=f"sqlite:///{work / 'mlflow.db'}")
 
 
-def test_training_writes_a_model_folder_the_converter_can_use(trained):
+def test_training_writes_a_model_folder_the_converter_can_use(trained, fake_data):
     import keras
 
     work, result = trained
@@ -66,9 +66,7 @@ def test_training_writes_a_model_folder_the_converter_can_use(trained):
     assert settings.run_id == result.run_id
     assert settings.metrics["test_accuracy"] == pytest.approx(result.test_accuracy, abs=1e-6)
     assert settings.data.config.task == TASK and settings.data.normalized is True
-    assert settings.data.config.data_dir == fake_data
-    assert settings.data.totals == json.loads((folder / "model_settings.json").read_text())[
-        "data"]["totals"]
+    assert settings.data.config == DataConfig(fake_data, task=TASK)
     assert result.epochs_run == 1 and result.seconds_per_epoch > 0
     model = keras.saving.load_model(folder / "model.keras")
     probs = model.predict(np.zeros((3, 49, 10, 1), np.float32), verbose=0)
@@ -76,7 +74,7 @@ def test_training_writes_a_model_folder_the_converter_can_use(trained):
     assert result.test_report.n == sum(result.test_report.confusion.sum(axis=1))
 
 
-def test_the_run_is_in_the_default_sqlite_store_with_everything_logged(trained):
+def test_the_run_is_in_the_default_sqlite_store_with_everything_logged(trained, fake_data):
     work, result = trained
     assert (work / "mlflow.db").is_file()
     client = client_for(work)
@@ -86,6 +84,8 @@ def test_the_run_is_in_the_default_sqlite_store_with_everything_logged(trained):
     assert params["arch"] == "ds_cnn_s" and params["epochs"] == "1" and params["task"] == TASK
     assert params["frontend.n_mfcc"] == "10" and params["augment.noise"] == "True"
     assert params["normalize"] == "True"
+    assert (params["data_dir"], params["val_pct"], params["seed"], params["extra_dirs"]) == (
+        str(fake_data), "10.0", "0", "[]")  # the data config's fields, flat
     assert len(params["data.files_sha256"]) == 64
     metrics = run.data.metrics
     assert metrics["test_accuracy"] == pytest.approx(result.test_accuracy, abs=1e-6)
@@ -109,7 +109,7 @@ def test_the_run_is_in_the_default_sqlite_store_with_everything_logged(trained):
 
 
 def test_augmented_batches_are_repeatable_and_fresh_each_epoch(fake_data):
-    from train.data import DataConfig, load_dataset
+    from train.data import load_dataset
     from train.train import TrainConfig, augmented_batches, load_splits
 
     config = TrainConfig(DataConfig(fake_data, task=TASK, seed=3), batch_size=4, track=False)
@@ -132,7 +132,7 @@ def test_augmented_batches_are_repeatable_and_fresh_each_epoch(fake_data):
 def test_augmented_copies_rotate_and_balance_weights_follow_the_labels(fake_data):
     from dataclasses import replace
 
-    from train.data import DataConfig, load_dataset
+    from train.data import load_dataset
     from train.train import (
         TrainConfig,
         augmented_batches,
