@@ -33,7 +33,7 @@ def _device(text: str) -> int | str:
 
 def _add_detector_args(p: argparse.ArgumentParser) -> None:
     from edge_runtime.cmdline import add_model_args
-    from edge_runtime.stream import DetectorConfig
+    from edge_runtime.detector import DetectorConfig
 
     default = partial(field_default, DetectorConfig)
     add_model_args(p)

@@ -23,6 +23,7 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from benchmarks.results_io import RESULTS, markdown_table, write_results  # noqa: E402
+from convert.convert import DEFAULT_CALIBRATION  # noqa: E402
 from train.augment import AugmentConfig  # noqa: E402
 from train.speech_windows import SpeechWindowConfig  # noqa: E402
 
@@ -65,7 +66,7 @@ class Experiment:
     normalize: bool = False
     windows: SpeechWindowConfig = field(default_factory=SpeechWindowConfig)
     augment_copies: int = 0  # 0: fresh augmentation per batch (see TrainConfig)
-    calibration: int = 500  # int8 calibration examples (ConvertConfig.calibration)
+    calibration: int = DEFAULT_CALIBRATION  # int8 calibration examples
 
 
 EXPERIMENTS: dict[str, Experiment] = {
@@ -170,7 +171,7 @@ def train_config(name: str, exp: Experiment, data: Path):
 
 
 def convert_and_score(name: str, model_dir: Path, data: Path, extra: dict,
-                      calibration: int = 500) -> dict:
+                      calibration: int = DEFAULT_CALIBRATION) -> dict:
     """Convert ``model_dir`` (float32 + int8, gated) and write ``results/<name>.json``."""
     from convert.convert import ConvertConfig, convert_model
 
