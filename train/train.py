@@ -206,7 +206,8 @@ def augmented_batches(splits: Splits, dataset: Dataset, frontend: FrontendConfig
                              for e in dataset.split("train")], config.word_balance)
 
     def example_weights(rows: np.ndarray, y: np.ndarray) -> np.ndarray:
-        """Class weight times the word factor (speech windows mixed in keep factor 1)."""
+        """Class weight times the word factor of the row's clip (a speech window mixed in
+        over a keyword clip gets factor 1; over an ``_unknown_`` clip, that clip's factor)."""
         return weights[y] * np.where(y == splits.train_y[rows], per_word[rows], 1.0)
 
     def waveforms_to_features(rows: np.ndarray, rng: np.random.Generator):
