@@ -17,7 +17,6 @@ import math
 import sys
 import tempfile
 import time
-from collections import Counter
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
@@ -164,14 +163,14 @@ def class_weights(labels: np.ndarray, n_labels: int, power: float) -> np.ndarray
 
 def word_weights(words: list[str | None], power: float) -> np.ndarray:
     """Per-example factors ``~ 1 / count(word)**power`` averaging 1 over the examples that
-    have a word; 1 for those without (``None``)."""
+    have a word (:func:`class_weights` with the words as classes); 1 for those without
+    (``None``)."""
     out = np.ones(len(words), dtype=np.float32)
     named = [i for i, w in enumerate(words) if w is not None]
-    if not named or power == 0:
-        return out
-    counts = Counter(words[i] for i in named)
-    raw = np.array([counts[words[i]] ** -power for i in named], dtype=np.float64)
-    out[named] = raw / raw.mean()
+    if named:
+        vocabulary = {w: k for k, w in enumerate(sorted({words[i] for i in named}))}
+        ids = np.array([vocabulary[words[i]] for i in named])
+        out[named] = class_weights(ids, len(vocabulary), power)[ids]
     return out
 
 
