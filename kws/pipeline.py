@@ -253,7 +253,9 @@ def cmd_pipeline(args: argparse.Namespace) -> int:
     data = DataConfig(out / DEMO_DATA if args.demo else args.data, task=args.task,
                       synth_dir=args.synth, seed=args.seed, extra_dirs=tuple(args.extra))
     train = TrainConfig(data, arch=args.arch, epochs=args.epochs, batch_size=batch_size,
-                        lr=args.lr, patience=args.patience, experiment=args.experiment,
+                        lr=args.lr, patience=args.patience, train_seed=args.train_seed,
+                        label_smoothing=args.label_smoothing, ema=args.ema,
+                        experiment=args.experiment,
                         tracking_uri=args.tracking_uri)
     return run_pipeline(PipelineConfig(
         out, train, demo=args.demo, calibration=args.calibration, max_drop=args.max_drop,

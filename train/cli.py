@@ -48,6 +48,15 @@ def add_training_args(p: argparse.ArgumentParser) -> None:
                    help="peak learning rate")
     p.add_argument("--patience", type=positive_int, default=train_default("patience"),
                    help="stop after this many epochs without a better validation accuracy")
+    p.add_argument("--train-seed", type=seed_int,
+                   help="seed of weights, augmentation and batch order (default: --seed); "
+                        "the splits stay those of --seed")
+    p.add_argument("--label-smoothing", type=float_range(0, 1),
+                   default=train_default("label_smoothing"),
+                   help="targets (1-S) one-hot + S/classes")
+    p.add_argument("--ema", type=float_range(0, 0.9999), default=train_default("ema"),
+                   help="keep an exponential moving average of the weights with this momentum "
+                        "per step (e.g. 0.999; 0: off)")
     p.add_argument("--synth", type=Path, help="synthetic speech folder (training split only)")
     p.add_argument("--extra", type=Path, action="append", default=[], metavar="DIR",
                    help="more real speech, WAV or FLAC, for the training split only (speakers "
@@ -122,6 +131,7 @@ def train_config(args: argparse.Namespace) -> TrainConfig:
     return TrainConfig(
         data, arch=args.arch, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
         patience=args.patience, balance=args.balance, word_balance=args.word_balance,
+        train_seed=args.train_seed, label_smoothing=args.label_smoothing, ema=args.ema,
         speech_windows=windows, augment_copies=args.augment_copies, augment=augment,
         normalize=args.normalize, out_dir=args.out, cache_dir=args.cache_dir,
         track=not args.no_mlflow, tracking_uri=args.tracking_uri,

@@ -53,6 +53,13 @@ class TrainConfig:
     # within _unknown_, an example's weight ~ 1 / count(its word)**word_balance: the few
     # words with thousands of clips (bed, cat, happy) stop drowning the many rare ones
     word_balance: float = 0.0
+    # seed of the weights, augmentation and batch order (None: the data's seed); another
+    # training seed keeps the same splits, so runs differing only in it stay comparable
+    train_seed: int | None = None
+    label_smoothing: float = 0.0  # targets (1 - s) one-hot + s / classes
+    # momentum of an exponential moving average of the weights, updated every step; the
+    # average is what is validated, checkpointed and kept (0: off)
+    ema: float = 0.0
     augment: AugmentConfig | None = field(default_factory=AugmentConfig)  # None: off
     # 0: every batch is augmented afresh; N: N augmented copies of the training split are
     # made once and epoch e trains on copy e % N (SpecAugment stays fresh): several times
@@ -77,9 +84,13 @@ class TrainConfig:
             raise KwsError("need lr > 0 and 0 <= min_lr_ratio <= 1")
         if self.augment_copies < 0:
             raise KwsError(f"augment_copies must be >= 0, got {self.augment_copies}")
-        for name in ("balance", "word_balance"):
+        for name in ("balance", "word_balance", "label_smoothing"):
             if not 0 <= getattr(self, name) <= 1:
                 raise KwsError(f"{name} must be within 0-1, got {getattr(self, name)}")
+        if not 0 <= self.ema < 1:
+            raise KwsError(f"ema must be within 0-1 (excluded), got {self.ema}")
+        if self.train_seed is not None and not 0 <= self.train_seed < 2**32:
+            raise KwsError(f"train_seed must be within 0-{2**32 - 1}, got {self.train_seed}")
         if self.speech_windows.enabled and self.augment is None:
             raise KwsError("speech windows are made during augmentation: augmentation is off")
         data = self.data.data_dir
@@ -97,6 +108,11 @@ class TrainConfig:
         check_writable_dir(Path(self.out_dir or "runs"))  # before hours of training
         if self.track:
             check_tracking_store(self.tracking_uri or tracking.default_tracking_uri())
+
+    @property
+    def seed(self) -> int:
+        """The training seed: ``train_seed``, else the data's seed."""
+        return self.data.seed if self.train_seed is None else self.train_seed
 
     def to_params(self) -> dict:
         """The MLflow params: the data config's fields, flat, then the others."""
@@ -223,7 +239,7 @@ def augmented_batches(splits: Splits, dataset: Dataset, frontend: FrontendConfig
         ys = np.empty(len(splits.train_y), dtype=splits.train_y.dtype)
         for start in range(0, len(ys), config.batch_size):
             rows = np.arange(start, min(start + config.batch_size, len(ys)))
-            rng = np.random.default_rng([config.data.seed, c, start, 2**30])
+            rng = np.random.default_rng([config.seed, c, start, 2**30])
             feats[rows], ys[rows] = waveforms_to_features(rows, rng)
         copies.append((feats, ys))
         log(f"augmented copy {c + 1}/{config.augment_copies} of the training split ready")
@@ -235,7 +251,7 @@ def augmented_batches(splits: Splits, dataset: Dataset, frontend: FrontendConfig
             self.order = self._order()
 
         def _order(self) -> np.ndarray:
-            rng = np.random.default_rng([config.data.seed, self.epoch, 2**31 - 1])
+            rng = np.random.default_rng([config.seed, self.epoch, 2**31 - 1])
             return rng.permutation(len(splits.train_y))
 
         def __len__(self) -> int:
@@ -243,7 +259,7 @@ def augmented_batches(splits: Splits, dataset: Dataset, frontend: FrontendConfig
 
         def __getitem__(self, i: int):
             rows = self.order[i * config.batch_size : (i + 1) * config.batch_size]
-            rng = np.random.default_rng([config.data.seed, self.epoch, i])
+            rng = np.random.default_rng([config.seed, self.epoch, i])
             if copies:
                 table, labels_of = copies[self.epoch % len(copies)]
                 feats, y = table[rows], labels_of[rows]
@@ -264,14 +280,23 @@ def fit(model, splits: Splits, dataset: Dataset, frontend: FrontendConfig,
     """Train with early stopping; leaves the best-on-validation weights in ``model``."""
     import keras
 
+    from train.losses import SmoothedSparseCrossentropy
+
     steps = math.ceil(len(splits.train_y) / config.batch_size)
     schedule = keras.optimizers.schedules.CosineDecay(
         config.lr, decay_steps=steps * config.epochs, alpha=config.min_lr_ratio)
-    model.compile(optimizer=keras.optimizers.Adam(schedule),
-                  loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    loss = (SmoothedSparseCrossentropy(config.label_smoothing) if config.label_smoothing
+            else "sparse_categorical_crossentropy")
+    optimizer = keras.optimizers.Adam(schedule, use_ema=config.ema > 0,
+                                      ema_momentum=config.ema or 0.99)
+    model.compile(optimizer=optimizer, loss=loss, metrics=["accuracy"])
     best = scratch / "best.weights.h5"
     timer = epoch_timer()
+    # the averaged weights are swapped in for validation and at each epoch's end, so the
+    # checkpoint holds them (the callback must come before ModelCheckpoint)
+    swap = [keras.callbacks.SwapEMAWeights(swap_on_epoch=True)] if config.ema else []
     callbacks = [
+        *swap,
         keras.callbacks.ModelCheckpoint(best, monitor="val_accuracy", save_best_only=True,
                                         save_weights_only=True, mode="max"),
         keras.callbacks.EarlyStopping(monitor="val_accuracy", patience=config.patience,
@@ -347,7 +372,7 @@ def train(config: TrainConfig) -> TrainResult:
     log(f"features: {frontend.describe()} in "
         f"{time.perf_counter() - start:.1f} s")
 
-    keras.utils.set_random_seed(config.data.seed)
+    keras.utils.set_random_seed(config.seed)
     stats = FeatureStats.of(splits.train_x) if config.normalize else None
     model = arch.build(len(dataset.labels), stats=stats)
 

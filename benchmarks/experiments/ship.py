@@ -67,6 +67,9 @@ class Experiment:
     windows: SpeechWindowConfig = field(default_factory=SpeechWindowConfig)
     augment_copies: int = 0  # 0: fresh augmentation per batch (see TrainConfig)
     calibration: int = DEFAULT_CALIBRATION  # int8 calibration examples
+    train_seed: int | None = None  # None: the data seed (the split never changes with it)
+    label_smoothing: float = 0.0
+    ema: float = 0.0
 
 
 EXPERIMENTS: dict[str, Experiment] = {
@@ -127,6 +130,14 @@ EXPERIMENTS: dict[str, Experiment] = {
     "wide_wb_long": Experiment("wide_wordbal trained 45 epochs", arch="ds_cnn_w", extra=True,
                                epochs=45, train_unknown_pct=100.0, balance=0.5,
                                word_balance=0.5, augment_copies=COPIES, normalize=True),
+    "wide_wb_ls": Experiment("wide_wb_long with label smoothing 0.1", arch="ds_cnn_w",
+                             extra=True, epochs=45, train_unknown_pct=100.0, balance=0.5,
+                             word_balance=0.5, augment_copies=COPIES, normalize=True,
+                             label_smoothing=0.1),
+    "wide_wb_ema": Experiment("wide_wb_long with an average of the weights (EMA 0.998 per "
+                              "step)", arch="ds_cnn_w", extra=True, epochs=45,
+                              train_unknown_pct=100.0, balance=0.5, word_balance=0.5,
+                              augment_copies=COPIES, normalize=True, ema=0.998),
     "bc2_reject": Experiment("bc1_reject at twice the width (bc_resnet_2), 20 epochs",
                              arch="bc_resnet_2", extra=True, epochs=20,
                              train_unknown_pct=100.0, balance=0.5, normalize=True,
@@ -162,7 +173,8 @@ def train_config(name: str, exp: Experiment, data: Path):
                                   train_unknown_pct=exp.train_unknown_pct),
                        arch=exp.arch, epochs=exp.epochs, patience=exp.patience or exp.epochs,
                        augment=exp.augment, balance=exp.balance,
-                       word_balance=exp.word_balance,
+                       word_balance=exp.word_balance, train_seed=exp.train_seed,
+                       label_smoothing=exp.label_smoothing, ema=exp.ema,
                        normalize=exp.normalize, speech_windows=exp.windows,
                        augment_copies=exp.augment_copies,
                        out_dir=WORK / "models" / name, cache_dir=WORK / "cache",
