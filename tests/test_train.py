@@ -273,7 +273,7 @@ def test_train_seed_changes_the_weights_not_the_splits(fake_data, tmp_path):
     other, other_settings = _weights_after(fake_data, tmp_path / "b", train_seed=2)
     assert settings.data.files_sha256 == other_settings.data.files_sha256
     assert settings.data.totals == other_settings.data.totals
-    assert any(not np.allclose(a, b) for a, b in zip(base, other))
+    assert any(not np.allclose(a, b) for a, b in zip(base, other, strict=True))
 
 
 def test_ema_keeps_the_average_of_the_weights(fake_data, tmp_path):
@@ -292,6 +292,6 @@ def test_ema_keeps_the_average_of_the_weights(fake_data, tmp_path):
 
     def moved(weights):
         assert [w.shape for w in weights] == [i.shape for i in initial]
-        return sum(float(np.abs(w - i).sum()) for w, i in zip(weights, initial))
+        return sum(float(np.abs(w - i).sum()) for w, i in zip(weights, initial, strict=True))
 
     assert moved(averaged) < 0.4 * moved(plain)  # measured: 227 against 876
