@@ -49,7 +49,7 @@ def add_gate_args(p: argparse.ArgumentParser) -> None:
 def add_parser(subparsers) -> None:
     """Add the ``convert`` and ``compare`` sub-commands."""
     from convert.convert import ConvertConfig
-    from edge_runtime.cmdline import field_default
+    from edge_runtime.cmdline import field_default, float_range
 
     default = partial(field_default, ConvertConfig)
     p = subparsers.add_parser(
@@ -67,6 +67,13 @@ def add_parser(subparsers) -> None:
     add_gate_args(p)
     p.add_argument("--calibration", type=_positive_int, default=default("calibration"),
                    help="training examples for int8 calibration (stratified by class)")
+    clip = p.add_mutually_exclusive_group()
+    clip.add_argument("--clip-percentile", type=float_range(50, 100),
+                      default=default("clip_percentile"), metavar="P",
+                      help="clip each ReLU at the P-th percentile of its calibration outputs, "
+                           "as a rescaled ReLU6: finer int8 steps (default %(default)s)")
+    clip.add_argument("--no-clip", dest="clip_percentile", action="store_const", const=None,
+                      help="keep the ReLUs as trained")
     p.add_argument("--out", type=Path, default=default("out_dir"), help="output folder")
     p.add_argument("--force", action="store_true",
                    help="replace a model of the same --name in --out (its files are moved "
@@ -132,7 +139,7 @@ def cmd_convert(args: argparse.Namespace) -> int:
         data_dir=args.data, keras_path=args.keras, run_id=args.run, model_uri=args.model_uri,
         out_dir=args.out, register=not args.no_register, name=args.name,
         max_drop=args.max_drop, min_accuracy=args.min_accuracy, force=args.force,
-        calibration=args.calibration,
+        calibration=args.calibration, clip_percentile=args.clip_percentile,
         dynamic=args.dynamic, tracking_uri=args.tracking_uri, seed=args.seed,
         mlflow=not args.no_mlflow)
     result = convert_model(config)

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from convert.clip_activations import DEFAULT_PERCENTILE, clip_to_relu6
 from convert.compare import ClipSet, Comparison, compare_models, evaluate_keras
 from convert.gate import (
     DEFAULT_MAX_DROP,
@@ -67,6 +68,9 @@ class ConvertConfig:
     # instead of being refused: for demos on a few hundred generated clips
     widen_max_drop: bool = False
     calibration: int = DEFAULT_CALIBRATION
+    # each ReLU clipped at this percentile of its calibration outputs, as a ReLU6 (finer
+    # int8 steps; see convert.clip_activations); None: the ReLUs as trained
+    clip_percentile: float | None = DEFAULT_PERCENTILE
     dynamic: bool = False
     tracking_uri: str | None = None
     seed: int = 0
@@ -79,6 +83,9 @@ class ConvertConfig:
             raise KwsError("give exactly one of --keras PATH, --run RUN_ID and --model-uri URI")
         if self.calibration <= 0:
             raise KwsError("--calibration must be > 0")
+        if self.clip_percentile is not None and not 50 <= self.clip_percentile <= 100:
+            raise KwsError(f"--clip-percentile must be within 50-100, got "
+                           f"{self.clip_percentile}")
         if not self.name or "/" in self.name:
             raise KwsError(f"--name {self.name!r}: need a plain file-name stem")
         self.max_drop = check_max_drop(self.max_drop)
@@ -301,6 +308,13 @@ def _convert_into(staging: Path, config: ConvertConfig, settings, keras_model, d
     if feature_norm:
         log("normalisation layer moved out of the model into the manifest (feature_norm)")
         calib = normalize(calib, feature_norm)
+    if config.clip_percentile is not None:
+        clipped = clip_to_relu6(core, calib, config.clip_percentile)
+        if clipped is not None:
+            log(f"ReLUs clipped at the {config.clip_percentile:g}th percentile of their "
+                "calibration outputs (ReLU6, rescaled)")
+            core = clipped
+            notes["clip_percentile"] = config.clip_percentile
     from tqdm import tqdm
 
     for quant in tqdm(quantizations, desc="convert", unit=" models", disable=None, leave=False):

@@ -317,3 +317,20 @@ def test_demo_gate_widens_max_drop_to_one_clip(trained, tmp_path, capsys):
     assert result.gate.max_drop == pytest.approx(100 / n_test, abs=0.01)
     assert result.gate.max_drop >= 100 / n_test
     assert f"{n_test} test clips cannot resolve a 0.5-point drop" in capsys.readouterr().err
+
+
+def test_relus_are_clipped_by_default_and_the_manifest_says_so(converted):
+    assert converted.notes["clip_percentile"] == 99.9
+    for path in converted.models.values():
+        notes = load_manifest(manifest_path_for(path)).notes
+        assert notes["clip_percentile"] == 99.9
+        assert {"RELU", "RELU6"}.isdisjoint(op_names(path.read_bytes()))  # fused
+
+
+@pytest.mark.parametrize("value", ["20", "101", "nan"])
+def test_cli_clip_percentile_out_of_range_is_one_error_line(tmp_path, trained, value):
+    done = kws("convert", "--keras", trained["folder"], "--data", trained["data"],
+               "--no-mlflow", "--out", tmp_path / "out", "--clip-percentile", value)
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        f"error: kws convert: argument --clip-percentile: must be within 50-100, got {value}"]

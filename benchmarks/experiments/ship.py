@@ -67,6 +67,10 @@ class Experiment:
     windows: SpeechWindowConfig = field(default_factory=SpeechWindowConfig)
     augment_copies: int = 0  # 0: fresh augmentation per batch (see TrainConfig)
     calibration: int = DEFAULT_CALIBRATION  # int8 calibration examples
+    # ReLUs clipped at this calibration percentile before int8 (None: as trained; the rows
+    # before it was added were converted so)
+    clip_percentile: float | None = None
+    model_from: str | None = None  # score this run's trained model (no training of its own)
     train_seed: int | None = None  # None: the data seed (the split never changes with it)
     label_smoothing: float = 0.0
     ema: float = 0.0
@@ -130,14 +134,22 @@ EXPERIMENTS: dict[str, Experiment] = {
     "wide_wb_long": Experiment("wide_wordbal trained 45 epochs", arch="ds_cnn_w", extra=True,
                                epochs=45, train_unknown_pct=100.0, balance=0.5,
                                word_balance=0.5, augment_copies=COPIES, normalize=True),
+    "wide_wb_long_relu6": Experiment("wide_wb_long's model, its ReLUs clipped at the 99.9th "
+                                     "percentile of calibration outputs (ReLU6) before int8",
+                                     arch="ds_cnn_w", model_from="wide_wb_long",
+                                     clip_percentile=99.9),
+    "wide_wordbal_relu6": Experiment("wide_wordbal's model, ReLUs clipped as wide_wb_long_relu6",
+                                     arch="ds_cnn_w", model_from="wide_wordbal",
+                                     clip_percentile=99.9),
     "wide_wb_ls": Experiment("wide_wb_long with label smoothing 0.1", arch="ds_cnn_w",
                              extra=True, epochs=45, train_unknown_pct=100.0, balance=0.5,
                              word_balance=0.5, augment_copies=COPIES, normalize=True,
-                             label_smoothing=0.1),
+                             label_smoothing=0.1, clip_percentile=99.9),
     "wide_wb_ema": Experiment("wide_wb_long with an average of the weights (EMA 0.998 per "
                               "step)", arch="ds_cnn_w", extra=True, epochs=45,
                               train_unknown_pct=100.0, balance=0.5, word_balance=0.5,
-                              augment_copies=COPIES, normalize=True, ema=0.998),
+                              augment_copies=COPIES, normalize=True, ema=0.998,
+                              clip_percentile=99.9),
     "bc2_reject": Experiment("bc1_reject at twice the width (bc_resnet_2), 20 epochs",
                              arch="bc_resnet_2", extra=True, epochs=20,
                              train_unknown_pct=100.0, balance=0.5, normalize=True,
@@ -183,7 +195,8 @@ def train_config(name: str, exp: Experiment, data: Path):
 
 
 def convert_and_score(name: str, model_dir: Path, data: Path, extra: dict,
-                      calibration: int = DEFAULT_CALIBRATION) -> dict:
+                      calibration: int = DEFAULT_CALIBRATION,
+                      clip_percentile: float | None = None) -> dict:
     """Convert ``model_dir`` (float32 + int8, gated) and write ``results/<name>.json``."""
     from convert.convert import ConvertConfig, convert_model
 
@@ -191,7 +204,8 @@ def convert_and_score(name: str, model_dir: Path, data: Path, extra: dict,
     shutil.rmtree(out, ignore_errors=True)
     result = convert_model(ConvertConfig(data_dir=data, keras_path=model_dir / "model.keras",
                                          out_dir=out, max_drop=MAX_DROP, mlflow=False,
-                                         calibration=calibration))
+                                         calibration=calibration,
+                                         clip_percentile=clip_percentile))
     c = result.comparison
     row = {"name": name, **extra,
            "n_test": c.n,
@@ -202,7 +216,7 @@ def convert_and_score(name: str, model_dir: Path, data: Path, extra: dict,
            "int8_bytes": c.sizes["int8"], "float32_bytes": c.sizes["float32"],
            "gate_passed": result.passed, "fits_60kb": c.sizes["int8"] <= SIZE_LIMIT,
            "agreement_float32_int8": round(c.agreement_float_int8, 6),
-           "calibration": calibration,
+           "calibration": calibration, "clip_percentile": clip_percentile,
            "per_class_float32": c.reports["float32"].per_class(),
            "per_class_int8": c.reports["int8"].per_class(),
            "folder": str(result.folder), "model_dir": str(model_dir)}
@@ -223,7 +237,7 @@ def run(name: str, data: Path) -> dict:
     return convert_and_score(name, result.model_dir, data, {
         "idea": exp.idea, "arch": exp.arch, "seed": exp.seed, "synth": exp.synth,
         "epochs_run": result.epochs_run, "train_minutes": round(minutes, 2),
-        "val_accuracy": result.val_accuracy}, exp.calibration)
+        "val_accuracy": result.val_accuracy}, exp.calibration, exp.clip_percentile)
 
 
 def score(name: str, data: Path) -> dict:
@@ -232,13 +246,13 @@ def score(name: str, data: Path) -> dict:
     from train.settings import ModelSettings
 
     exp = EXPERIMENTS[name]
-    model_dir = WORK / "models" / name
+    model_dir = WORK / "models" / (exp.model_from or name)
     metrics = ModelSettings.load(model_dir).metrics
     minutes = metrics["epochs_run"] * metrics["seconds_per_epoch"] / 60
     return convert_and_score(name, model_dir, data, {
         "idea": exp.idea, "arch": exp.arch, "seed": exp.seed, "synth": exp.synth,
         "epochs_run": metrics["epochs_run"], "train_minutes": round(minutes, 2),
-        "val_accuracy": metrics["val_accuracy"]}, exp.calibration)
+        "val_accuracy": metrics["val_accuracy"]}, exp.calibration, exp.clip_percentile)
 
 
 def earlier_runs() -> dict[str, dict]:

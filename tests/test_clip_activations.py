@@ -1,0 +1,89 @@
+"""ReLUs clipped at a calibration percentile and rescaled to ReLU6 before int8 conversion."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from convert.clip_activations import chain_layers, clip_to_relu6
+from convert.tflite import op_names, to_tflite
+from edge_runtime.frontend import EDGE_FRONTEND
+from tests.model_factory import calibration_features
+
+
+@pytest.fixture(scope="module")
+def model():
+    """ds_cnn_s with random BatchNorm statistics and affine terms (as after training)."""
+    import keras
+
+    from train.models import architecture
+
+    keras.utils.set_random_seed(4)
+    net = architecture("ds_cnn_s").build(12)
+    rng = np.random.default_rng(0)
+    for layer in net.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            n = layer.gamma.shape[0]
+            layer.set_weights([rng.uniform(0.5, 2, n), rng.normal(0, 0.5, n),
+                               rng.normal(0, 0.5, n), rng.uniform(0.5, 3, n)])
+    return net
+
+
+@pytest.fixture(scope="module")
+def features():
+    x = calibration_features(EDGE_FRONTEND, n=48)
+    return (x - x.mean(axis=(0, 1, 3), keepdims=True)) / x.std(axis=(0, 1, 3), keepdims=True)
+
+
+def relu_outputs(net, x) -> list[np.ndarray]:
+    out = []
+    for layer in chain_layers(net):
+        x = np.asarray(layer(x, training=False))
+        if "relu" in layer.name:
+            out.append(x)
+    return out
+
+
+def test_at_the_100th_percentile_the_function_is_unchanged(model, features):
+    import keras
+
+    clipped = clip_to_relu6(model, features, 100.0)
+    kinds = [type(layer).__name__ for layer in clipped.layers]
+    assert "ReLU" not in kinds and kinds.count("Activation") == 9
+    np.testing.assert_allclose(clipped.predict(features, verbose=0),
+                               model.predict(features, verbose=0), atol=2e-5)
+    assert all(isinstance(layer, keras.layers.Layer) for layer in clipped.layers)
+
+
+def test_each_relu_ends_at_six_and_clips_above_the_percentile(model, features):
+    clipped = clip_to_relu6(model, features, 90.0)
+    before, after = relu_outputs(model, features), relu_outputs(clipped, features)
+    assert len(before) == len(after) == 9
+    assert all(a.max() == pytest.approx(6.0) for a in after)
+    c = np.percentile(before[0], 90.0)  # later ReLUs read already clipped inputs
+    np.testing.assert_allclose(after[0], np.minimum(before[0], c) * 6.0 / c, rtol=1e-4,
+                               atol=1e-4)
+    assert not np.allclose(clipped.predict(features, verbose=0),
+                           model.predict(features, verbose=0), atol=1e-3)
+
+
+def test_the_clip_is_fused_into_the_convolutions(model, features):
+    plain = op_names(to_tflite(model, "int8", features))
+    clipped = op_names(to_tflite(clip_to_relu6(model, features), "int8", features))
+    assert clipped == plain
+    assert {"RELU", "RELU6", "MINIMUM", "MAXIMUM"}.isdisjoint(clipped)
+
+
+def test_models_that_are_not_chains_are_left_alone(features):
+    import keras
+
+    from train.models import architecture
+
+    assert clip_to_relu6(architecture("bc_resnet_1").build(12), np.zeros((1, 49, 40))) is None
+    frames, coeffs = EDGE_FRONTEND.feature_shape
+    no_bn = keras.Sequential([keras.Input((frames, coeffs, 1)), keras.layers.Conv2D(4, 3),
+                              keras.layers.ReLU(), keras.layers.Flatten(),
+                              keras.layers.Dense(3)])
+    assert clip_to_relu6(no_bn, features) is None
+    with pytest.raises(ValueError, match="percentile"):
+        clip_to_relu6(no_bn, features, 0.0)
