@@ -39,7 +39,11 @@ ARCHITECTURES: dict[str, Architecture] = {
                              "DS-CNN large (Hello Edge), 49x10 MFCC, 276 filters, 5 blocks"),
     "ds_cnn_w": Architecture("ds_cnn_w", ds_cnn.FRONTEND,
                              partial(ds_cnn.build, spec=ds_cnn.WIDE, name="ds_cnn_w"),
-                             f"DS-CNN small with {ds_cnn.WIDE.filters} filters (~59 KB int8)"),
+                             f"DS-CNN small with {ds_cnn.WIDE.filters} filters (~50 KB int8)"),
+    "ds_cnn_w80": Architecture("ds_cnn_w80", ds_cnn.FRONTEND,
+                               partial(ds_cnn.build, spec=ds_cnn.WIDE_80, name="ds_cnn_w80"),
+                               f"DS-CNN small with {ds_cnn.WIDE_80.filters} filters (~57 KB "
+                               "int8)"),
     "ds_cnn_w_qn": Architecture(
         "ds_cnn_w_qn", ds_cnn.FRONTEND,
         partial(input_noise.with_input_noise,
