@@ -158,6 +158,11 @@ EXPERIMENTS: dict[str, Experiment] = {
                              extra=True, epochs=60, train_unknown_pct=100.0, balance=0.5,
                              word_balance=0.5, augment_copies=COPIES, normalize=True,
                              ema=0.998, clip_percentile=99.9),
+    "seed_ema": Experiment("the seed's 2.1M CNN (99x40 MFCC) without its dropout, on "
+                           "wide_ema_60's data and recipe, 10 epochs", arch="seed_cnn",
+                           extra=True, epochs=10, train_unknown_pct=100.0, balance=0.5,
+                           word_balance=0.5, augment_copies=COPIES, normalize=True,
+                           ema=0.998, clip_percentile=99.9),
     "bc2_reject": Experiment("bc1_reject at twice the width (bc_resnet_2), 20 epochs",
                              arch="bc_resnet_2", extra=True, epochs=20,
                              train_unknown_pct=100.0, balance=0.5, normalize=True,
