@@ -251,8 +251,13 @@ def training_lines(name: str, r: dict, exp: Experiment | None) -> list[str]:
         f"- Recipe: {r['idea']}{augment}; up to {epochs} epochs, batch 100, Adam with "
         "cosine decay "
         f"from 1e-3, best epoch on validation kept (validation accuracy "
-        f"{100 * r['val_accuracy']:.2f}%), seed {r['seed']}. int8 calibration: 500 "
-        "stratified training examples.",
+        f"{100 * r['val_accuracy']:.2f}%), seed {r['seed']}"
+        + (f"; the weights averaged over steps (EMA, momentum {exp.ema:g})"
+           if exp and exp.ema else "")
+        + f". int8 calibration: {r.get('calibration', 500)} stratified training examples"
+        + (f"; ReLUs clipped at the {r['clip_percentile']:g}th percentile of their "
+           "calibration outputs (rescaled ReLU6, see the README's conversion section)"
+           if r.get("clip_percentile") else "") + ".",
         "- Reproduce: `python -m benchmarks.experiments.ship run " + name + "`"
         + "; the experiments and what each idea bought are in "
         "`benchmarks/results/shipped_model.md`.",

@@ -292,17 +292,18 @@ def table(order: list[str], notes: str = "") -> dict:
             rows.append([f"{name} teachers", f"ensemble of {len(r['teachers'])} (float Keras, "
                          f"{len(r['teachers'])}x size; not shippable)",
                          "—", f"{100 * r['teacher_ensemble_accuracy']:.2f}", "—", "—", "—",
-                         "—", "", ""])
+                         "—", "—", "", ""])
         rows.append([name, r["idea"], f"{100 * r['val_accuracy']:.2f}",
                      f"{100 * r['float32_accuracy']:.2f} ± {se:.1f}",
                      f"{100 * r['int8_accuracy']:.2f}", f"{r['drop_points']:+.2f}",
+                     (f"{100 * r['agreement_float32_int8']:.2f}"
+                      if r.get("agreement_float32_int8") is not None else "—"),
                      f"{r['int8_bytes']:,}" + ("" if r["fits_60kb"] else " (over 60 KB)"),
                      "yes" if r["gate_passed"] else "no",
                      r.get("epochs_run", ""), r.get("train_minutes") or "n/a"])
     md = markdown_table(["run", "idea", "val acc % (Keras)", "float32 acc % (± s.e.)",
-                         "int8 acc %",
-                         "int8 drop (pt)", "int8 bytes", "gate ≤0.3 pt", "epochs",
-                         "train min"], rows)
+                         "int8 acc %", "int8 drop (pt)", "float/int8 agree %",
+                         "int8 bytes", "gate ≤0.3 pt", "epochs", "train min"], rows)
     n = data[0]["n_test"] if data else 0
     text = (f"# Shipped-model experiments\n\nData: speech_commands_mini, speaker split "
             f"(salted hash rule, val {VAL_PCT:g}% / test {TEST_PCT:g}% of speakers); all "
