@@ -27,6 +27,20 @@ def tiny_keras_model(config: FrontendConfig, n_labels: int, seed: int = 0):
     ])
 
 
+def trained_looking_batchnorm(model, seed: int = 0):
+    """Give every BatchNorm of ``model`` random statistics and affine terms, as after training
+    (all different: the converter shares identical constant buffers), and return it."""
+    import keras
+
+    rng = np.random.default_rng(seed)
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            n = layer.gamma.shape[0]
+            layer.set_weights([rng.uniform(0.5, 2, n), rng.normal(0, 0.5, n),
+                               rng.normal(0, 0.5, n), rng.uniform(0.5, 3, n)])
+    return model
+
+
 def calibration_features(config: FrontendConfig, n: int = 32, seed: int = 0) -> np.ndarray:
     rng = np.random.default_rng(seed)
     t = np.arange(config.clip_samples) / config.sample_rate

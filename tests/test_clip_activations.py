@@ -8,7 +8,7 @@ import pytest
 from convert.clip_activations import chain_layers, clip_to_relu6
 from convert.tflite import op_names, to_tflite
 from edge_runtime.frontend import EDGE_FRONTEND
-from tests.model_factory import calibration_features
+from tests.model_factory import calibration_features, trained_looking_batchnorm
 
 
 @pytest.fixture(scope="module")
@@ -19,14 +19,7 @@ def model():
     from train.models import architecture
 
     keras.utils.set_random_seed(4)
-    net = architecture("ds_cnn_s").build(12)
-    rng = np.random.default_rng(0)
-    for layer in net.layers:
-        if isinstance(layer, keras.layers.BatchNormalization):
-            n = layer.gamma.shape[0]
-            layer.set_weights([rng.uniform(0.5, 2, n), rng.normal(0, 0.5, n),
-                               rng.normal(0, 0.5, n), rng.uniform(0.5, 3, n)])
-    return net
+    return trained_looking_batchnorm(architecture("ds_cnn_s").build(12))
 
 
 @pytest.fixture(scope="module")
