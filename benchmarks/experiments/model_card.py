@@ -76,8 +76,21 @@ def anchor_lines() -> list[str]:
     return lines
 
 
+def int8_end_to_end_ms(folder: Path, runs: int = 200) -> str:
+    """Median end-to-end time (front-end + int8 invoke, 1 thread) of a run's int8 file,
+    measured now with ``kws-edge bench``'s loop; "n/a" when the file is gone."""
+    from edge_runtime.bench import measure
+    from edge_runtime.model import KwsModel
+
+    path = Path(folder) / "kws_int8.tflite"
+    if not path.is_file():
+        return "n/a"
+    return f"{measure(KwsModel(path, num_threads=1), runs=runs)['end_to_end_ms']['median']:.2f}"
+
+
 def comparison_lines(shipped: str) -> list[str]:
-    """Each architecture's best run on the same held-out clips (from the experiments)."""
+    """Each architecture's best run on the same held-out clips (from the experiments), with
+    the end-to-end time of its int8 file measured on this machine."""
     best: dict[str, dict] = {}
     for path in sorted((WORK / "results").glob("*.json")):
         r = json.loads(path.read_text())
@@ -89,11 +102,14 @@ def comparison_lines(shipped: str) -> list[str]:
     rows = [[f"`{a}`" + (" (shipped)" if r["name"] == shipped else ""), r["name"],
              f"{100 * r['val_accuracy']:.2f}", f"{100 * r['float32_accuracy']:.2f}",
              f"{100 * r['int8_accuracy']:.2f}", f"{r['int8_bytes']:,}",
-             f"{r['float32_bytes']:,}"] for a, r in sorted(best.items())]
+             f"{r['float32_bytes']:,}", int8_end_to_end_ms(Path(r["folder"]))]
+            for a, r in sorted(best.items())]
     return ["## Architectures compared", "",
-            "Best run (on validation) of each architecture, same held-out test clips:", "",
+            "Best run (on validation) of each architecture, same held-out test clips; int8 ms: "
+            "median of 200 front-end + invoke runs on one thread on this build machine (as "
+            "`kws-edge bench`):", "",
             markdown_table(["architecture", "run", "val %", "float32 %", "int8 %",
-                            "int8 bytes", "float32 bytes"], rows), ""]
+                            "int8 bytes", "float32 bytes", "int8 ms"], rows), ""]
 
 
 def what_it_is_lines(m8: dict, m32: dict, settings: dict, why: str) -> list[str]:
