@@ -154,6 +154,11 @@ EXPERIMENTS: dict[str, Experiment] = {
                               epochs=60, train_unknown_pct=100.0, balance=0.5,
                               word_balance=0.5, augment_copies=COPIES, normalize=True,
                               ema=0.998, clip_percentile=99.9),
+    "wide_ema_60_s1": Experiment("wide_ema_60 with training seed 1 (same splits): seed "
+                                 "variance", arch="ds_cnn_w", extra=True, epochs=60,
+                                 train_unknown_pct=100.0, balance=0.5, word_balance=0.5,
+                                 augment_copies=COPIES, normalize=True, ema=0.998,
+                                 clip_percentile=99.9, train_seed=1),
     "w80_ema_60": Experiment("wide_ema_60 with 80 filters (ds_cnn_w80)", arch="ds_cnn_w80",
                              extra=True, epochs=60, train_unknown_pct=100.0, balance=0.5,
                              word_balance=0.5, augment_copies=COPIES, normalize=True,
