@@ -16,7 +16,7 @@ import os
 import shutil
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
@@ -76,6 +76,13 @@ class Experiment:
     ema: float = 0.0
 
 
+# wide_wb_long's recipe; the later runs each change one thing of it
+WORDBAL_45 = Experiment("wide_wordbal trained 45 epochs", arch="ds_cnn_w", extra=True, epochs=45,
+                        train_unknown_pct=100.0, balance=0.5, word_balance=0.5,
+                        augment_copies=COPIES, normalize=True)
+EMA_60 = replace(WORDBAL_45, idea="wide_wb_ema trained 60 epochs", epochs=60, ema=0.998,
+                 clip_percentile=99.9)  # the shipped model's recipe
+
 EXPERIMENTS: dict[str, Experiment] = {
     "baseline": Experiment("ds_cnn_s, default augmentation, 40 epochs"),
     "synth": Experiment("ds_cnn_s + synthetic speech (espeak, 40 voices x 20 words), 40 epochs",
@@ -131,9 +138,7 @@ EXPERIMENTS: dict[str, Experiment] = {
                                  train_unknown_pct=100.0, balance=0.5, word_balance=0.5,
                                  synth=True, synth_dir=SYNTH_WIDE, windows=WINDOWS,
                                  augment_copies=COPIES, normalize=True),
-    "wide_wb_long": Experiment("wide_wordbal trained 45 epochs", arch="ds_cnn_w", extra=True,
-                               epochs=45, train_unknown_pct=100.0, balance=0.5,
-                               word_balance=0.5, augment_copies=COPIES, normalize=True),
+    "wide_wb_long": WORDBAL_45,
     "wide_wb_long_relu6": Experiment("wide_wb_long's model, its ReLUs clipped at the 99.9th "
                                      "percentile of calibration outputs (ReLU6) before int8",
                                      arch="ds_cnn_w", model_from="wide_wb_long",
@@ -141,33 +146,17 @@ EXPERIMENTS: dict[str, Experiment] = {
     "wide_wordbal_relu6": Experiment("wide_wordbal's model, ReLUs clipped as wide_wb_long_relu6",
                                      arch="ds_cnn_w", model_from="wide_wordbal",
                                      clip_percentile=99.9),
-    "wide_wb_ls": Experiment("wide_wb_long with label smoothing 0.1", arch="ds_cnn_w",
-                             extra=True, epochs=45, train_unknown_pct=100.0, balance=0.5,
-                             word_balance=0.5, augment_copies=COPIES, normalize=True,
-                             label_smoothing=0.1, clip_percentile=99.9),
-    "wide_wb_ema": Experiment("wide_wb_long with an average of the weights (EMA 0.998 per "
-                              "step)", arch="ds_cnn_w", extra=True, epochs=45,
-                              train_unknown_pct=100.0, balance=0.5, word_balance=0.5,
-                              augment_copies=COPIES, normalize=True, ema=0.998,
-                              clip_percentile=99.9),
-    "wide_ema_60": Experiment("wide_wb_ema trained 60 epochs", arch="ds_cnn_w", extra=True,
-                              epochs=60, train_unknown_pct=100.0, balance=0.5,
-                              word_balance=0.5, augment_copies=COPIES, normalize=True,
-                              ema=0.998, clip_percentile=99.9),
-    "wide_ema_60_s1": Experiment("wide_ema_60 with training seed 1 (same splits): seed "
-                                 "variance", arch="ds_cnn_w", extra=True, epochs=60,
-                                 train_unknown_pct=100.0, balance=0.5, word_balance=0.5,
-                                 augment_copies=COPIES, normalize=True, ema=0.998,
-                                 clip_percentile=99.9, train_seed=1),
-    "w80_ema_60": Experiment("wide_ema_60 with 80 filters (ds_cnn_w80)", arch="ds_cnn_w80",
-                             extra=True, epochs=60, train_unknown_pct=100.0, balance=0.5,
-                             word_balance=0.5, augment_copies=COPIES, normalize=True,
-                             ema=0.998, clip_percentile=99.9),
-    "seed_ema": Experiment("the seed's 2.1M CNN (99x40 MFCC) without its dropout, on "
-                           "wide_ema_60's data and recipe, 10 epochs", arch="seed_cnn",
-                           extra=True, epochs=10, train_unknown_pct=100.0, balance=0.5,
-                           word_balance=0.5, augment_copies=COPIES, normalize=True,
-                           ema=0.998, clip_percentile=99.9),
+    "wide_wb_ls": replace(WORDBAL_45, idea="wide_wb_long with label smoothing 0.1",
+                          label_smoothing=0.1, clip_percentile=99.9),
+    "wide_wb_ema": replace(WORDBAL_45, idea="wide_wb_long with an average of the weights (EMA "
+                           "0.998 per step)", ema=0.998, clip_percentile=99.9),
+    "wide_ema_60": EMA_60,
+    "wide_ema_60_s1": replace(EMA_60, idea="wide_ema_60 with training seed 1 (same splits): "
+                              "seed variance", train_seed=1),
+    "w80_ema_60": replace(EMA_60, idea="wide_ema_60 with 80 filters (ds_cnn_w80)",
+                          arch="ds_cnn_w80"),
+    "seed_ema": replace(EMA_60, idea="the seed's 2.1M CNN (99x40 MFCC) without its dropout, on "
+                        "wide_ema_60's data and recipe, 10 epochs", arch="seed_cnn", epochs=10),
     "bc2_reject": Experiment("bc1_reject at twice the width (bc_resnet_2), 20 epochs",
                              arch="bc_resnet_2", extra=True, epochs=20,
                              train_unknown_pct=100.0, balance=0.5, normalize=True,
