@@ -201,11 +201,15 @@ def train_config(name: str, exp: Experiment, data: Path):
                        run_name=name, log_keras_model=False, verbose=2)
 
 
-def convert_and_score(name: str, model_dir: Path, data: Path, extra: dict,
-                      calibration: int = DEFAULT_CALIBRATION,
-                      clip_percentile: float | None = None) -> dict:
-    """Convert ``model_dir`` (float32 + int8, gated) and write ``results/<name>.json``."""
+def convert_and_score(name: str, model_dir: Path, data: Path, training: dict) -> dict:
+    """Convert ``model_dir`` (float32 + int8, gated) with experiment ``name``'s settings and
+    write ``results/<name>.json``; ``training``: its epochs, minutes and validation accuracy."""
     from convert.convert import ConvertConfig, convert_model
+
+    exp = EXPERIMENTS[name]
+    calibration, clip_percentile = exp.calibration, exp.clip_percentile
+    extra = {"idea": exp.idea, "arch": exp.arch, "seed": exp.seed, "synth": exp.synth,
+             **training}
 
     out = WORK / "converted" / name
     shutil.rmtree(out, ignore_errors=True)
@@ -242,9 +246,8 @@ def run(name: str, data: Path) -> dict:
     result = train(train_config(name, exp, data))
     minutes = (time.perf_counter() - start) / 60
     return convert_and_score(name, result.model_dir, data, {
-        "idea": exp.idea, "arch": exp.arch, "seed": exp.seed, "synth": exp.synth,
         "epochs_run": result.epochs_run, "train_minutes": round(minutes, 2),
-        "val_accuracy": result.val_accuracy}, exp.calibration, exp.clip_percentile)
+        "val_accuracy": result.val_accuracy})
 
 
 def score(name: str, data: Path) -> dict:
@@ -257,9 +260,8 @@ def score(name: str, data: Path) -> dict:
     metrics = ModelSettings.load(model_dir).metrics
     minutes = metrics["epochs_run"] * metrics["seconds_per_epoch"] / 60
     return convert_and_score(name, model_dir, data, {
-        "idea": exp.idea, "arch": exp.arch, "seed": exp.seed, "synth": exp.synth,
         "epochs_run": metrics["epochs_run"], "train_minutes": round(minutes, 2),
-        "val_accuracy": metrics["val_accuracy"]}, exp.calibration, exp.clip_percentile)
+        "val_accuracy": metrics["val_accuracy"]})
 
 
 def earlier_runs() -> dict[str, dict]:
