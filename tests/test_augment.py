@@ -37,6 +37,26 @@ def test_everything_off_is_identity():
                           feats)
 
 
+def test_speed_moves_pitch_and_duration_together_within_the_limit():
+    sr, n = 16000, 32
+    t = np.arange(sr) / sr
+    tone = np.where(np.abs(t - 0.5) < 0.2, np.sin(2 * np.pi * 500 * t), 0.0)  # 400 ms, 500 Hz
+    x = np.tile(tone.astype(np.float32), (n, 1))
+    cfg = AugmentConfig(**OFF, speed_pct=10)
+    out = augment_waveforms(x, np.random.default_rng(3), [], cfg)
+    assert out.shape == x.shape and out.dtype == np.float32
+    pitch = np.abs(np.fft.rfft(out, axis=1)).argmax(axis=1)  # 1-Hz bins
+    loud = np.abs(out) > 0.5
+    duration = (sr - loud[:, ::-1].argmax(axis=1) - loud.argmax(axis=1)) / sr
+    assert np.all((pitch >= 450 - 2) & (pitch <= 550 + 2))  # 500 Hz x 0.9-1.1
+    assert np.ptp(pitch) > 40  # the factors vary across clips
+    factor = pitch / 500
+    assert np.allclose(duration * factor, 0.4, atol=0.01)  # faster: higher AND shorter
+    centre = (loud.argmax(axis=1) + sr - loud[:, ::-1].argmax(axis=1)) / 2 / sr
+    assert np.allclose(centre, 0.5, atol=0.01)  # stays centred
+    assert np.array_equal(out, augment_waveforms(x, np.random.default_rng(3), [], cfg))
+
+
 def test_shift_moves_each_clip_within_the_limit():
     x = np.zeros((50, 16000), dtype=np.float32)
     x[:, 8000] = 1.0
@@ -111,3 +131,5 @@ def test_bad_config():
         AugmentConfig(noise_colours=("purple",))
     with pytest.raises(ValueError, match="noise_prob"):
         AugmentConfig(noise_prob=2)
+    with pytest.raises(ValueError, match="speed_pct"):
+        AugmentConfig(speed_pct=-1)

@@ -1,6 +1,7 @@
 """Data augmentation on batches, vectorised NumPy, deterministic for a given Generator.
 
-Waveforms (``(N, samples)``): time shift, gain, background-noise mixing at a random SNR
+Waveforms (``(N, samples)``): speed perturbation (tempo and pitch together, as sox
+``speed``), time shift, gain, background-noise mixing at a random SNR
 (recordings from ``_background_noise_`` or ``_silence_`` clips, else generated white / pink /
 brown noise). Features (``(N, frames, n_mfcc)``): SpecAugment time and frequency masks.
 """
@@ -10,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import soxr
 
 COLOURS = {"white": 0.0, "pink": 0.5, "brown": 1.0}  # amplitude ~ 1 / f**exponent
 
@@ -21,6 +23,9 @@ class AugmentConfig:
     noise_snr_db: tuple[float, float] = (5.0, 20.0)  # speech-to-noise ratio range
     noise_colours: tuple[str, ...] = ("white", "pink", "brown")  # used without recordings
     min_level: float = 0.01  # RMS the SNR refers to for (nearly) silent clips
+    # each clip played at a random speed within +-speed_pct %: a speaker's pitch, vocal
+    # tract and tempo all move together, a cheap stand-in for more speakers (0: off)
+    speed_pct: float = 0.0
     shift: bool = True
     shift_ms: float = 100.0  # shift by up to +-shift_ms, zero-filled
     gain: bool = True
@@ -40,6 +45,8 @@ class AugmentConfig:
             raise ValueError("noise_prob must be within 0-1")
         if self.noise_snr_db[0] > self.noise_snr_db[1]:
             raise ValueError("noise_snr_db must be (low, high)")
+        if not 0 <= self.speed_pct < 50:
+            raise ValueError(f"speed_pct must be within 0-50 (excluded), got {self.speed_pct}")
 
 
 def coloured_noise(rng: np.random.Generator, n: int, samples: int, colour: str) -> np.ndarray:
@@ -55,6 +62,23 @@ def coloured_noise(rng: np.random.Generator, n: int, samples: int, colour: str) 
         white = np.fft.irfft(spectrum, samples, axis=1)
     rms = np.sqrt(np.mean(white**2, axis=1, keepdims=True))
     return (white / np.maximum(rms, 1e-12)).astype(np.float32)
+
+
+def change_speed(batch: np.ndarray, rng: np.random.Generator, max_pct: float) -> np.ndarray:
+    """Each row played at a random speed factor within 1 +- max_pct/100 (resampled by soxr,
+    then centred in the original length: cropped when slower, zero-padded when faster)."""
+    n, length = batch.shape
+    factors = 1.0 + rng.uniform(-max_pct, max_pct, size=n) / 100.0
+    out = np.zeros_like(batch, dtype=np.float32)
+    for i, factor in enumerate(factors):
+        played = soxr.resample(batch[i], 1.0, 1.0 / factor).astype(np.float32)
+        if played.size >= length:
+            start = (played.size - length) // 2
+            out[i] = played[start : start + length]
+        else:
+            start = (length - played.size) // 2
+            out[i, start : start + played.size] = played
+    return out
 
 
 def shift(batch: np.ndarray, rng: np.random.Generator, max_samples: int) -> np.ndarray:
@@ -101,6 +125,8 @@ def augment_waveforms(batch: np.ndarray, rng: np.random.Generator, noise: list[n
     n, samples = out.shape
     if n == 0:
         return out
+    if config.speed_pct > 0:
+        out = change_speed(out, rng, config.speed_pct)
     if config.shift and config.shift_ms > 0:
         out = shift(out, rng, round(config.sample_rate * config.shift_ms / 1000))
     if config.gain and config.gain_db > 0:

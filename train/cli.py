@@ -92,6 +92,10 @@ def add_train_parser(subparsers) -> None:
     g.add_argument("--no-augment", action="store_true", help="no augmentation at all")
     for name in ("noise", "shift", "gain", "specaugment"):
         g.add_argument(f"--no-{name}", action="store_true", help=f"no {name} augmentation")
+    g.add_argument("--speed-pct", type=float_range(0, 49.9),
+                   default=field_default(AugmentConfig, "speed_pct"),
+                   help="play each clip at a random speed within +-P%% (pitch and tempo "
+                        "together); 0: off")
     windows = partial(field_default, SpeechWindowConfig)
     g.add_argument("--running-speech", type=float_range(0, 1), default=windows("running_speech"),
                    help="share of each batch replaced by 1-s windows of joined non-keyword "
@@ -118,7 +122,7 @@ def add_train_parser(subparsers) -> None:
 def train_config(args: argparse.Namespace) -> TrainConfig:
     augment = None if args.no_augment else AugmentConfig(
         noise=not args.no_noise, shift=not args.no_shift, gain=not args.no_gain,
-        specaugment=not args.no_specaugment)
+        specaugment=not args.no_specaugment, speed_pct=args.speed_pct)
     try:
         windows = SpeechWindowConfig(running_speech=args.running_speech,
                                      cut_keywords=args.cut_keywords)

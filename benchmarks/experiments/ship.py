@@ -153,6 +153,11 @@ EXPERIMENTS: dict[str, Experiment] = {
     "wide_ema_60": EMA_60,
     "wide_ema_60_s1": replace(EMA_60, idea="wide_ema_60 with training seed 1 (same splits): "
                               "seed variance", train_seed=1),
+    "wide_ema_60_speed": replace(EMA_60, idea="wide_ema_60 with speed perturbation (each clip "
+                                 "played at 0.9-1.1x: pitch and tempo)",
+                                 augment=AugmentConfig(speed_pct=10.0)),
+    "wide_ema_60_speed_s1": replace(EMA_60, idea="wide_ema_60_speed with training seed 1",
+                                    augment=AugmentConfig(speed_pct=10.0), train_seed=1),
     "w80_ema_60": replace(EMA_60, idea="wide_ema_60 with 80 filters (ds_cnn_w80)",
                           arch="ds_cnn_w80"),
     "seed_ema": replace(EMA_60, idea="the seed's 2.1M CNN (99x40 MFCC) without its dropout, on "
