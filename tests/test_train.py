@@ -177,6 +177,7 @@ def test_augmented_copies_rotate_and_balance_weights_follow_the_labels(fake_data
     (["--label-smoothing", "1.5"], "argument --label-smoothing: must be within 0-1"),
     (["--ema", "1"], "argument --ema: must be within 0-0.9999"),
     (["--train-seed", "-3"], "argument --train-seed"),
+    (["--speed-pct", "60"], "argument --speed-pct: must be within 0-49.9"),
     (["--extra", "/nonexistent/x"], "/nonexistent/x: no such extra data folder"),
     (["--running-speech", "0.2", "--no-augment"], "augmentation is off"),
 ])
@@ -184,6 +185,14 @@ def test_bad_arguments_exit_2_with_one_error_line(fake_data, capsys, args, messa
     assert main(["train", "--data", str(fake_data), *args]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: ") and message in err[0]
+
+
+def test_speed_perturbation_reaches_the_augmentation_config(tmp_path):
+    from kws.cli import build_parser
+    from train.cli import train_config
+
+    args = build_parser().parse_args(["train", "--data", str(tmp_path), "--speed-pct", "12.5"])
+    assert train_config(args).augment.speed_pct == 12.5
 
 
 def test_missing_or_empty_data_folder_exits_2(tmp_path, capsys):

@@ -158,10 +158,13 @@ EXPERIMENTS: dict[str, Experiment] = {
                                  augment=AugmentConfig(speed_pct=10.0)),
     "wide_ema_60_speed_s1": replace(EMA_60, idea="wide_ema_60_speed with training seed 1",
                                     augment=AugmentConfig(speed_pct=10.0), train_seed=1),
+    "wide_ema_90": replace(EMA_60, idea="wide_ema_60 trained 90 epochs", epochs=90),
     "w80_ema_60": replace(EMA_60, idea="wide_ema_60 with 80 filters (ds_cnn_w80)",
                           arch="ds_cnn_w80"),
     "seed_ema": replace(EMA_60, idea="the seed's 2.1M CNN (99x40 MFCC) without its dropout, on "
                         "wide_ema_60's data and recipe, 10 epochs", arch="seed_cnn", epochs=10),
+    "seed_ema_24": replace(EMA_60, idea="seed_ema trained 24 epochs", arch="seed_cnn",
+                           epochs=24),
     "bc2_reject": Experiment("bc1_reject at twice the width (bc_resnet_2), 20 epochs",
                              arch="bc_resnet_2", extra=True, epochs=20,
                              train_unknown_pct=100.0, balance=0.5, normalize=True,
