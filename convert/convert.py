@@ -176,18 +176,6 @@ def model_folder(config: ConvertConfig, scratch: Path) -> tuple[Path, str | None
     return folder, None
 
 
-def load_keras(folder: Path):
-    import keras
-
-    from train.models import custom_objects
-
-    try:
-        return keras.saving.load_model(folder / "model.keras", compile=False,
-                                       custom_objects=custom_objects())
-    except (ValueError, OSError, TypeError) as exc:
-        raise KwsError(f"{folder / 'model.keras'}: cannot load ({exc})") from None
-
-
 def stratified(labels: list[str], n: int, seed: int) -> list[int]:
     """Indices of ``n`` items (all if fewer): each class in proportion to its share (largest
     remainders), at least one per class when ``n`` allows, chosen at random with ``seed``."""
@@ -251,6 +239,8 @@ def convert_model(config: ConvertConfig) -> ConvertResult:
             settings = ModelSettings.load(folder)
         except FileNotFoundError:
             raise KwsError(f"{folder}: no model_settings.json beside model.keras") from None
+        from train.models import load_keras
+
         keras_model = load_keras(folder)
     source_run = from_run or settings.run_id
     # the training-only folders (synthetic, extra speech) are left out: the test split does

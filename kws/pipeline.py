@@ -255,6 +255,7 @@ def cmd_pipeline(args: argparse.Namespace) -> int:
     train = TrainConfig(data, arch=args.arch, epochs=args.epochs, batch_size=batch_size,
                         lr=args.lr, patience=args.patience, train_seed=args.train_seed,
                         label_smoothing=args.label_smoothing, ema=args.ema,
+                        teachers=tuple(args.teacher), teacher_weight=args.teacher_weight,
                         experiment=args.experiment,
                         tracking_uri=args.tracking_uri)
     return run_pipeline(PipelineConfig(

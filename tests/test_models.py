@@ -198,7 +198,7 @@ def test_a_saved_bc_resnet_loads_in_a_fresh_process(tmp_path):
 
     model = build_model("bc_resnet_1", 4)
     model.save(tmp_path / "model.keras")
-    code = ("import sys; from pathlib import Path; from convert.convert import load_keras; "
+    code = ("import sys; from pathlib import Path; from train.models import load_keras; "
             "m = load_keras(Path(sys.argv[1])); print(m.count_params())")
     out = subprocess.run([sys.executable, "-c", code, str(tmp_path)], cwd=ROOT,
                          capture_output=True, text=True, timeout=300)

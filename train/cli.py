@@ -57,6 +57,12 @@ def add_training_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ema", type=float_range(0, 0.9999), default=train_default("ema"),
                    help="keep an exponential moving average of the weights with this momentum "
                         "per step (e.g. 0.999; 0: off)")
+    p.add_argument("--teacher", type=Path, action="append", default=[], metavar="DIR",
+                   help="distil from this trained model folder (same labels and front-end); "
+                        "repeatable: the teachers' mean prediction is the soft target")
+    p.add_argument("--teacher-weight", type=float_range(0, 1),
+                   default=train_default("teacher_weight"),
+                   help="share of the teachers' prediction in each training target")
     p.add_argument("--synth", type=Path, help="synthetic speech folder (training split only)")
     p.add_argument("--extra", type=Path, action="append", default=[], metavar="DIR",
                    help="more real speech, WAV or FLAC, for the training split only (speakers "
@@ -136,6 +142,7 @@ def train_config(args: argparse.Namespace) -> TrainConfig:
         data, arch=args.arch, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
         patience=args.patience, balance=args.balance, word_balance=args.word_balance,
         train_seed=args.train_seed, label_smoothing=args.label_smoothing, ema=args.ema,
+        teachers=tuple(args.teacher), teacher_weight=args.teacher_weight,
         speech_windows=windows, augment_copies=args.augment_copies, augment=augment,
         normalize=args.normalize, out_dir=args.out, cache_dir=args.cache_dir,
         track=not args.no_mlflow, tracking_uri=args.tracking_uri,

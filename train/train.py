@@ -31,6 +31,7 @@ from train import tracking
 from train.augment import AugmentConfig, augment_waveforms, spec_augment
 from train.data import DataConfig, Dataset, load_dataset, load_waveforms
 from train.data_checks import check_training_data, write_skipped
+from train.distill import Teachers
 from train.features import cached_features
 from train.models import architecture
 from train.models.common import FeatureStats
@@ -60,6 +61,10 @@ class TrainConfig:
     # momentum of an exponential moving average of the weights, updated every step; the
     # average is what is validated, checkpointed and kept (0: off)
     ema: float = 0.0
+    # distillation: model folders of trained teachers (same labels and front-end) whose mean
+    # prediction makes teacher_weight of each training target (see train.distill)
+    teachers: tuple[Path, ...] = ()
+    teacher_weight: float = 0.5
     augment: AugmentConfig | None = field(default_factory=AugmentConfig)  # None: off
     # 0: every batch is augmented afresh; N: N augmented copies of the training split are
     # made once and epoch e trains on copy e % N (SpecAugment stays fresh): several times
@@ -84,7 +89,7 @@ class TrainConfig:
             raise KwsError("need lr > 0 and 0 <= min_lr_ratio <= 1")
         if self.augment_copies < 0:
             raise KwsError(f"augment_copies must be >= 0, got {self.augment_copies}")
-        for name in ("balance", "word_balance", "label_smoothing"):
+        for name in ("balance", "word_balance", "label_smoothing", "teacher_weight"):
             if not 0 <= getattr(self, name) <= 1:
                 raise KwsError(f"{name} must be within 0-1, got {getattr(self, name)}")
         if not 0 <= self.ema < 1:
@@ -103,6 +108,9 @@ class TrainConfig:
         for extra in self.data.extra_dirs:
             if not extra.is_dir():
                 raise KwsError(f"{extra}: no such extra data folder")
+        for teacher in self.teachers:
+            if not (Path(teacher) / MODEL_FILENAME).is_file():
+                raise KwsError(f"{teacher}: no {MODEL_FILENAME} there (teacher)")
         from train.writable import check_tracking_store, check_writable_dir
 
         check_writable_dir(Path(self.out_dir or "runs"))  # before hours of training
@@ -120,6 +128,8 @@ class TrainConfig:
         for f in fields(self):
             if f.name not in ("data", "augment", "speech_windows"):
                 value = getattr(self, f.name)
+                if isinstance(value, tuple):
+                    value = [str(v) for v in value]
                 out[f.name] = str(value) if isinstance(value, Path) else value
         out["augment"] = asdict(self.augment) if self.augment else "off"
         out["speech_windows"] = asdict(self.speech_windows)
@@ -191,7 +201,7 @@ def word_weights(words: list[str | None], power: float) -> np.ndarray:
 
 
 def augmented_batches(splits: Splits, dataset: Dataset, frontend: FrontendConfig,
-                      config: TrainConfig):
+                      config: TrainConfig, teachers: Teachers | None = None):
     """A ``keras.utils.PyDataset`` of augmented training batches, reshuffled per epoch, with
     per-example loss weights (class balance) and the speech windows mixed in; made afresh for
     every batch or, with ``augment_copies``, taken from copies made once.
@@ -265,8 +275,10 @@ def augmented_batches(splits: Splits, dataset: Dataset, frontend: FrontendConfig
                 feats, y = table[rows], labels_of[rows]
             else:
                 feats, y = waveforms_to_features(rows, rng)
-            return (spec_augment(feats, rng, augment)[..., None], y,
-                    example_weights(rows, y).astype(np.float32))
+            weights = example_weights(rows, y).astype(np.float32)
+            if teachers is not None:  # they see the batch before SpecAugment
+                y = teachers.targets(feats[..., None], y, len(labels))
+            return spec_augment(feats, rng, augment)[..., None], y, weights
 
         def on_epoch_end(self) -> None:
             self.epoch += 1
@@ -276,8 +288,10 @@ def augmented_batches(splits: Splits, dataset: Dataset, frontend: FrontendConfig
 
 
 def fit(model, splits: Splits, dataset: Dataset, frontend: FrontendConfig,
-        config: TrainConfig, scratch: Path, extra_callbacks: list) -> tuple[int, list[float]]:
-    """Train with early stopping; leaves the best-on-validation weights in ``model``."""
+        config: TrainConfig, scratch: Path, extra_callbacks: list,
+        teachers: Teachers | None = None) -> tuple[int, list[float]]:
+    """Train with early stopping; leaves the best-on-validation weights in ``model``. With
+    ``teachers`` the targets are soft (probability vectors), validation's one-hot."""
     import keras
 
     from train.losses import SmoothedSparseCrossentropy
@@ -285,8 +299,15 @@ def fit(model, splits: Splits, dataset: Dataset, frontend: FrontendConfig,
     steps = math.ceil(len(splits.train_y) / config.batch_size)
     schedule = keras.optimizers.schedules.CosineDecay(
         config.lr, decay_steps=steps * config.epochs, alpha=config.min_lr_ratio)
-    loss = (SmoothedSparseCrossentropy(config.label_smoothing) if config.label_smoothing
-            else "sparse_categorical_crossentropy")
+    n_labels = len(dataset.labels)
+    val_y = splits.val_y if teachers is None else np.eye(n_labels, dtype=np.float32)[
+        splits.val_y]
+    if teachers is not None:
+        loss = keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing)
+    elif config.label_smoothing:
+        loss = SmoothedSparseCrossentropy(config.label_smoothing)
+    else:
+        loss = "sparse_categorical_crossentropy"
     optimizer = keras.optimizers.Adam(schedule, use_ema=config.ema > 0,
                                       ema_momentum=config.ema or 0.99)
     model.compile(optimizer=optimizer, loss=loss, metrics=["accuracy"])
@@ -306,13 +327,15 @@ def fit(model, splits: Splits, dataset: Dataset, frontend: FrontendConfig,
     verbose = config.verbose if config.verbose is not None else (
         1 if sys.stdout.isatty() else 2)
     if config.augment is not None:
-        train_data = augmented_batches(splits, dataset, frontend, config)
+        train_data = augmented_batches(splits, dataset, frontend, config, teachers)
         extra = {}
     else:
         train_data = splits.train_x
-        extra = {"y": splits.train_y, "batch_size": config.batch_size, "shuffle": True}
+        y = splits.train_y if teachers is None else teachers.targets(
+            splits.train_x, splits.train_y, n_labels)
+        extra = {"y": y, "batch_size": config.batch_size, "shuffle": True}
     history = model.fit(train_data, **extra, epochs=config.epochs,
-                        validation_data=(splits.val_x, splits.val_y), callbacks=callbacks,
+                        validation_data=(splits.val_x, val_y), callbacks=callbacks,
                         verbose=verbose)
     if best.is_file():
         model.load_weights(best)
@@ -372,6 +395,11 @@ def train(config: TrainConfig) -> TrainResult:
     log(f"features: {frontend.describe()} in "
         f"{time.perf_counter() - start:.1f} s")
 
+    teachers = None
+    if config.teachers:
+        teachers = Teachers.load(config.teachers, config.teacher_weight, dataset.labels,
+                                 frontend)
+        log(f"distillation: {len(config.teachers)} teachers, weight {config.teacher_weight:g}")
     keras.utils.set_random_seed(config.seed)
     stats = FeatureStats.of(splits.train_x) if config.normalize else None
     model = arch.build(len(dataset.labels), stats=stats)
@@ -397,7 +425,7 @@ def train(config: TrainConfig) -> TrainResult:
         with (tracking.sigterm_deferred() if run is not None else contextlib.nullcontext(),
               contextlib.redirect_stdout(sys.stderr)):  # Keras progress is not the result
             epochs_run, seconds = fit(model, splits, dataset, frontend, config,
-                                      Path(scratch), callbacks)
+                                      Path(scratch), callbacks, teachers)
         val_report = report(model, splits.val_x, splits.val_y, dataset.labels)
         test_report = report(model, splits.test_x, splits.test_y, dataset.labels)
         per_epoch = float(np.median(seconds)) if seconds else 0.0

@@ -74,6 +74,8 @@ class Experiment:
     train_seed: int | None = None  # None: the data seed (the split never changes with it)
     label_smoothing: float = 0.0
     ema: float = 0.0
+    teachers: tuple[str, ...] = ()  # experiments whose trained models are distilled
+    teacher_weight: float = 0.5
 
 
 # wide_wb_long's recipe; the later runs each change one thing of it
@@ -82,6 +84,11 @@ WORDBAL_45 = Experiment("wide_wordbal trained 45 epochs", arch="ds_cnn_w", extra
                         augment_copies=COPIES, normalize=True)
 EMA_60 = replace(WORDBAL_45, idea="wide_wb_ema trained 60 epochs", epochs=60, ema=0.998,
                  clip_percentile=99.9)  # the shipped model's recipe
+
+# every model of the shipped recipe's family trained so far: their mean prediction validates
+# at 92.0% (best single 90.7%, mean 89.5%)
+TEACHERS = ("wide_ema_60", "wide_ema_60_s1", "wide_ema_60_speed", "wide_ema_60_speed_s1",
+            "w80_ema_60")
 
 EXPERIMENTS: dict[str, Experiment] = {
     "baseline": Experiment("ds_cnn_s, default augmentation, 40 epochs"),
@@ -159,6 +166,9 @@ EXPERIMENTS: dict[str, Experiment] = {
     "wide_ema_60_speed_s1": replace(EMA_60, idea="wide_ema_60_speed with training seed 1",
                                     augment=AugmentConfig(speed_pct=10.0), train_seed=1),
     "wide_ema_90": replace(EMA_60, idea="wide_ema_60 trained 90 epochs", epochs=90),
+    "distill_5": replace(EMA_60, idea="wide_ema_60 distilled from the mean prediction of five "
+                         "trained models (the two seeds of wide_ema_60 and of "
+                         "wide_ema_60_speed, w80_ema_60), weight 0.5", teachers=TEACHERS),
     "w80_ema_60": replace(EMA_60, idea="wide_ema_60 with 80 filters (ds_cnn_w80)",
                           arch="ds_cnn_w80"),
     "seed_ema": replace(EMA_60, idea="the seed's 2.1M CNN (99x40 MFCC) without its dropout, on "
@@ -202,8 +212,9 @@ def train_config(name: str, exp: Experiment, data: Path):
                        augment=exp.augment, balance=exp.balance,
                        word_balance=exp.word_balance, train_seed=exp.train_seed,
                        label_smoothing=exp.label_smoothing, ema=exp.ema,
-                       normalize=exp.normalize, speech_windows=exp.windows,
-                       augment_copies=exp.augment_copies,
+                       teachers=tuple(WORK / "models" / t for t in exp.teachers),
+                       teacher_weight=exp.teacher_weight, normalize=exp.normalize,
+                       speech_windows=exp.windows, augment_copies=exp.augment_copies,
                        out_dir=WORK / "models" / name, cache_dir=WORK / "cache",
                        tracking_uri=f"sqlite:///{WORK / 'mlflow.db'}", experiment="kws-ship",
                        run_name=name, log_keras_model=False, verbose=2)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
+from pathlib import Path
 
 from edge_runtime.errors import KwsError
 from edge_runtime.frontend import FrontendConfig
@@ -77,6 +78,17 @@ def custom_objects() -> dict[str, type]:
     return dict(bc_resnet.custom_layers())
 
 
+def load_keras(folder: Path):
+    """The Keras model ``folder/model.keras`` (uncompiled); KwsError when it cannot load."""
+    import keras
+
+    try:
+        return keras.saving.load_model(folder / "model.keras", compile=False,
+                                       custom_objects=custom_objects())
+    except (ValueError, OSError, TypeError) as exc:
+        raise KwsError(f"{folder / 'model.keras'}: cannot load ({exc})") from None
+
+
 def build_model(arch: str, n_labels: int, stats: FeatureStats | None = None):
     """A fresh Keras model of ``arch`` with ``n_labels`` softmax outputs."""
     if n_labels < 2:
@@ -85,4 +97,4 @@ def build_model(arch: str, n_labels: int, stats: FeatureStats | None = None):
 
 
 __all__ = ["ARCHITECTURES", "Architecture", "FeatureStats", "architecture", "build_model",
-           "custom_objects", "frontend_for"]
+           "custom_objects", "frontend_for", "load_keras"]
