@@ -19,6 +19,8 @@ from edge_runtime.frontend import FrontendConfig
 from train.models import load_keras
 from train.settings import ModelSettings
 
+PREDICT_BATCH = 1000
+
 
 @dataclass
 class Teachers:
@@ -47,9 +49,7 @@ class Teachers:
 
     def probabilities(self, features: np.ndarray) -> np.ndarray:
         """The teachers' mean probabilities ``(N, labels)`` for features ``(N, T, F, 1)``."""
-        from keras import ops
-
-        out = [ops.convert_to_numpy(m(features, training=False)) for m in self.models]
+        out = [m.predict(features, batch_size=PREDICT_BATCH, verbose=0) for m in self.models]
         return np.mean(np.asarray(out, dtype=np.float64), axis=0)
 
     def targets(self, features: np.ndarray, labels: np.ndarray, n_labels: int) -> np.ndarray:

@@ -251,7 +251,9 @@ def augmented_batches(splits: Splits, dataset: Dataset, frontend: FrontendConfig
             rows = np.arange(start, min(start + config.batch_size, len(ys)))
             rng = np.random.default_rng([config.seed, c, start, 2**30])
             feats[rows], ys[rows] = waveforms_to_features(rows, rng)
-        copies.append((feats, ys))
+        # the teachers score each copy once, as the student sees it before SpecAugment
+        soft = None if teachers is None else teachers.targets(feats[..., None], ys, len(labels))
+        copies.append((feats, ys, soft))
         log(f"augmented copy {c + 1}/{config.augment_copies} of the training split ready")
 
     class AugmentedBatches(keras.utils.PyDataset):
@@ -271,14 +273,15 @@ def augmented_batches(splits: Splits, dataset: Dataset, frontend: FrontendConfig
             rows = self.order[i * config.batch_size : (i + 1) * config.batch_size]
             rng = np.random.default_rng([config.seed, self.epoch, i])
             if copies:
-                table, labels_of = copies[self.epoch % len(copies)]
+                table, labels_of, soft = copies[self.epoch % len(copies)]
                 feats, y = table[rows], labels_of[rows]
+                target = y if soft is None else soft[rows]
             else:
                 feats, y = waveforms_to_features(rows, rng)
+                target = y if teachers is None else teachers.targets(feats[..., None], y,
+                                                                     len(labels))
             weights = example_weights(rows, y).astype(np.float32)
-            if teachers is not None:  # they see the batch before SpecAugment
-                y = teachers.targets(feats[..., None], y, len(labels))
-            return spec_augment(feats, rng, augment)[..., None], y, weights
+            return spec_augment(feats, rng, augment)[..., None], target, weights
 
         def on_epoch_end(self) -> None:
             self.epoch += 1
