@@ -66,13 +66,14 @@ def test_teachers_must_share_labels_and_front_end(fake_data, teacher, tmp_path):
         Teachers.load((tmp_path,), 0.5, labels, EDGE_FRONTEND)
 
 
+@pytest.mark.parametrize("copies", [0, 1])  # fresh batches; copies scored once
 def test_training_batches_carry_the_teachers_targets_of_what_the_student_sees(fake_data,
-                                                                              teacher):
+                                                                              teacher, copies):
     from train.augment import AugmentConfig
     from train.train import TrainConfig, augmented_batches, load_splits
 
     config = TrainConfig(DataConfig(fake_data, task=TASK), batch_size=4, track=False,
-                         augment=AugmentConfig(specaugment=False), augment_copies=1)
+                         augment=AugmentConfig(specaugment=False), augment_copies=copies)
     dataset = load_dataset(config.data)
     splits = load_splits(dataset, EDGE_FRONTEND, config)
     teachers = Teachers.load((teacher,), 0.6, dataset.labels, EDGE_FRONTEND)
