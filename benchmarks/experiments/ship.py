@@ -165,7 +165,6 @@ EXPERIMENTS: dict[str, Experiment] = {
                                  augment=AugmentConfig(speed_pct=10.0)),
     "wide_ema_60_speed_s1": replace(EMA_60, idea="wide_ema_60_speed with training seed 1",
                                     augment=AugmentConfig(speed_pct=10.0), train_seed=1),
-    "wide_ema_90": replace(EMA_60, idea="wide_ema_60 trained 90 epochs", epochs=90),
     "distill_5": replace(EMA_60, idea="wide_ema_60 distilled from the mean prediction of five "
                          "trained models (the two seeds of wide_ema_60 and of "
                          "wide_ema_60_speed, w80_ema_60), weight 0.5", teachers=TEACHERS),
