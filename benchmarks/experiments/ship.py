@@ -303,9 +303,11 @@ def table(order: list[str], notes: str = "") -> dict:
         data.append({k: v for k, v in r.items() if k not in ("folder", "model_dir")})
         se = 100 * (r["float32_accuracy"] * (1 - r["float32_accuracy"]) / r["n_test"]) ** 0.5
         if "teacher_ensemble_accuracy" in r:
-            rows.append([f"{name} teachers", f"ensemble of {len(r['teachers'])} (float Keras, "
+            val = r.get("teacher_ensemble_val_accuracy")
+            rows.append([f"{name} teachers", f"ensemble of {len(r['teachers'])} (float, "
                          f"{len(r['teachers'])}x size; not shippable)",
-                         "—", f"{100 * r['teacher_ensemble_accuracy']:.2f}", "—", "—", "—",
+                         "—" if val is None else f"{100 * val:.2f}",
+                         f"{100 * r['teacher_ensemble_accuracy']:.2f}", "—", "—", "—",
                          "—", "—", "", ""])
         rows.append([name, r["idea"], f"{100 * r['val_accuracy']:.2f}",
                      f"{100 * r['float32_accuracy']:.2f} ± {se:.1f}",
