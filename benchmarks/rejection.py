@@ -25,6 +25,7 @@ import argparse
 import json
 import os
 import sys
+from collections import Counter
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -117,6 +118,23 @@ def sweep(model, posteriors: dict, streams: dict, config: DetectorConfig) -> lis
     return points
 
 
+def false_accepts_by_keyword(model, posteriors: dict, streams: dict, config: DetectorConfig
+                             ) -> dict[str, float]:
+    """False accepts per hour on the two non-keyword streams at the detector's threshold, by
+    the keyword that fired (every event there is a false accept)."""
+    counts: Counter[str] = Counter()
+    hours = 0.0
+    for name, (times, smoothed) in posteriors.items():
+        if name == "keywords":
+            continue
+        events = gate_events(times, smoothed, model.labels, config.threshold,
+                             config.refractory_ms / 1000)
+        counts.update(e.label for e in events)
+        hours += streams[name].samples.size / streams[name].sample_rate / 3600
+    keywords = [x for x in model.labels if x not in BACKGROUND_LABELS]
+    return {k: round(counts[k] / hours, 2) for k in keywords} if hours else {}
+
+
 def operating_point(points: list[OperatingPoint]) -> OperatingPoint | None:
     ok = [p for p in points if p.false_reject_rate <= MAX_FRR]
     if not ok:
@@ -136,6 +154,8 @@ def evaluate(name: str, model, streams: dict, config: DetectorConfig, reference:
     at_default = next((p for p in points if abs(p.threshold - config.threshold) < 1e-9), None)
     return {"name": name, "operating_point": asdict(best) if best else None,
             "at_default_threshold": asdict(at_default) if at_default else None,
+            "false_accepts_per_hour_by_keyword": false_accepts_by_keyword(
+                model, posteriors, streams, config),
             "sweep": [asdict(p) for p in points]}
 
 
@@ -209,6 +229,11 @@ def main(argv: list[str] | None = None) -> int:
         ["model", "threshold at ≤10% FRR", "FRR %", "FA/h isolated other words",
          "FA/h running speech", f"FRR % at {config.threshold:g}",
          f"FA/h (both) at {config.threshold:g}"], rows)
+    keywords_fired = list(results[0]["false_accepts_per_hour_by_keyword"])
+    by_keyword = markdown_table(
+        ["model", *keywords_fired],
+        [[r["name"], *(r["false_accepts_per_hour_by_keyword"].get(k, "—")
+                       for k in keywords_fired)] for r in results])
     meta = {"data": args.data.name, "split": str(args.split.relative_to(ROOT))
             if args.split.is_relative_to(ROOT) else args.split.name,
             "held_out_speakers": len(speakers), "minutes_per_stream": args.minutes,
@@ -224,7 +249,9 @@ def main(argv: list[str] | None = None) -> int:
             "accepts). Detector: hop {hop_ms:g} ms, smoothing {smooth_ms:g} ms, refractory "
             "{refractory_ms:g} ms; the operating point is the threshold with the fewest false "
             "accepts per hour at ≤ 10 % false rejects.\n\n".format(**asdict(config))
-            + f"{table}\n\n![DET curves](rejection.png)")
+            + f"{table}\n\nFalse accepts per hour on the two non-keyword streams at threshold "
+            f"{config.threshold:g}, by the keyword that fired:\n\n{by_keyword}\n\n"
+            "![DET curves](rejection.png)")
     return publish("rejection", {**meta, "models": results}, text, table, args.json, args.out)
 
 

@@ -130,6 +130,11 @@ def test_rejection_benchmark_scores_streams_of_held_out_speakers(tmp_path):
     assert all(a <= b for a, b in zip(frr, frr[1:], strict=False))
     op = model["operating_point"]
     assert op is None or op["false_reject_rate"] <= rejection.MAX_FRR
+    by_keyword = model["false_accepts_per_hour_by_keyword"]
+    assert list(by_keyword) == ["yes", "no"]
+    total = model["at_default_threshold"]["non_keyword_fa_per_hour"]
+    assert total > 0 and sum(by_keyword.values()) == pytest.approx(total, abs=0.05)
+    assert "by the keyword that fired" in (out / "rejection.md").read_text()
 
 
 def test_reference_front_end_and_model_when_present(tmp_path):
