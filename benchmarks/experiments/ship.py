@@ -168,6 +168,10 @@ EXPERIMENTS: dict[str, Experiment] = {
     "distill_5": replace(EMA_60, idea="wide_ema_60 distilled from the mean prediction of five "
                          "trained models (the two seeds of wide_ema_60 and of "
                          "wide_ema_60_speed, w80_ema_60), weight 0.5", teachers=TEACHERS),
+    "distill_5_w09": replace(EMA_60, idea="distill_5 with the teachers' weight 0.9",
+                             teachers=TEACHERS, teacher_weight=0.9),
+    "distill_5_w09_s1": replace(EMA_60, idea="distill_5_w09 with training seed 1",
+                                teachers=TEACHERS, teacher_weight=0.9, train_seed=1),
     "w80_ema_60": replace(EMA_60, idea="wide_ema_60 with 80 filters (ds_cnn_w80)",
                           arch="ds_cnn_w80"),
     "seed_ema": replace(EMA_60, idea="the seed's 2.1M CNN (99x40 MFCC) without its dropout, on "
