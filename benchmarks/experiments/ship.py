@@ -89,6 +89,13 @@ EMA_60 = replace(WORDBAL_45, idea="wide_wb_ema trained 60 epochs", epochs=60, em
 # at 92.0% (best single 90.7%, mean 89.5%)
 TEACHERS = ("wide_ema_60", "wide_ema_60_s1", "wide_ema_60_speed", "wide_ema_60_speed_s1",
             "w80_ema_60")
+SPEED_60 = replace(EMA_60, idea="wide_ema_60 with speed perturbation (each clip played at "
+                   "0.9-1.1x: pitch and tempo)", augment=AugmentConfig(speed_pct=10.0))
+DISTILL_5 = replace(EMA_60, idea="wide_ema_60 distilled from the mean prediction of five trained "
+                    "models (the two seeds of wide_ema_60 and of wide_ema_60_speed, w80_ema_60), "
+                    "weight 0.5", teachers=TEACHERS)
+DISTILL_5_W09 = replace(DISTILL_5, idea="distill_5 with the teachers' weight 0.9",
+                        teacher_weight=0.9)
 
 EXPERIMENTS: dict[str, Experiment] = {
     "baseline": Experiment("ds_cnn_s, default augmentation, 40 epochs"),
@@ -160,18 +167,13 @@ EXPERIMENTS: dict[str, Experiment] = {
     "wide_ema_60": EMA_60,
     "wide_ema_60_s1": replace(EMA_60, idea="wide_ema_60 with training seed 1 (same splits): "
                               "seed variance", train_seed=1),
-    "wide_ema_60_speed": replace(EMA_60, idea="wide_ema_60 with speed perturbation (each clip "
-                                 "played at 0.9-1.1x: pitch and tempo)",
-                                 augment=AugmentConfig(speed_pct=10.0)),
-    "wide_ema_60_speed_s1": replace(EMA_60, idea="wide_ema_60_speed with training seed 1",
-                                    augment=AugmentConfig(speed_pct=10.0), train_seed=1),
-    "distill_5": replace(EMA_60, idea="wide_ema_60 distilled from the mean prediction of five "
-                         "trained models (the two seeds of wide_ema_60 and of "
-                         "wide_ema_60_speed, w80_ema_60), weight 0.5", teachers=TEACHERS),
-    "distill_5_w09": replace(EMA_60, idea="distill_5 with the teachers' weight 0.9",
-                             teachers=TEACHERS, teacher_weight=0.9),
-    "distill_5_w09_s1": replace(EMA_60, idea="distill_5_w09 with training seed 1",
-                                teachers=TEACHERS, teacher_weight=0.9, train_seed=1),
+    "wide_ema_60_speed": SPEED_60,
+    "wide_ema_60_speed_s1": replace(SPEED_60, idea="wide_ema_60_speed with training seed 1",
+                                    train_seed=1),
+    "distill_5": DISTILL_5,
+    "distill_5_w09": DISTILL_5_W09,
+    "distill_5_w09_s1": replace(DISTILL_5_W09, idea="distill_5_w09 with training seed 1",
+                                train_seed=1),
     "w80_ema_60": replace(EMA_60, idea="wide_ema_60 with 80 filters (ds_cnn_w80)",
                           arch="ds_cnn_w80"),
     "seed_ema": replace(EMA_60, idea="the seed's 2.1M CNN (99x40 MFCC) without its dropout, on "
