@@ -212,15 +212,16 @@ def calibration_features(dataset, frontend, n: int, seed: int) -> np.ndarray:
     return compute_features(dataset, picked, frontend)
 
 
-def dataset_test_set(dataset, frontend) -> ClipSet:
-    """The data set's test split as waveforms at the front-end's rate."""
+def dataset_test_set(dataset, frontend, split: str = "test") -> ClipSet:
+    """The data set's test (or another) split as waveforms at the front-end's rate."""
     from train.data import load_waveforms
 
-    test = dataset.split("test")
-    if not test:
-        raise KwsError("the test split is empty: nothing to evaluate on")
-    waves = load_waveforms(dataset, test, frontend.sample_rate, frontend.clip_samples)
-    return ClipSet([dataset.example_id(e) for e in test], [e.label for e in test], waves)
+    examples = dataset.split(split)
+    if not examples:
+        raise KwsError(f"the {split} split is empty: nothing to evaluate on")
+    waves = load_waveforms(dataset, examples, frontend.sample_rate, frontend.clip_samples)
+    return ClipSet([dataset.example_id(e) for e in examples], [e.label for e in examples],
+                   waves)
 
 
 def convert_model(config: ConvertConfig) -> ConvertResult:

@@ -251,7 +251,8 @@ def cmd_pipeline(args: argparse.Namespace) -> int:
     batch_size = args.batch_size or (DEMO_BATCH_SIZE if args.demo else
                                      train_default("batch_size"))
     data = DataConfig(out / DEMO_DATA if args.demo else args.data, task=args.task,
-                      synth_dir=args.synth, seed=args.seed, extra_dirs=tuple(args.extra))
+                      synth_dir=args.synth, seed=args.seed, extra_dirs=tuple(args.extra),
+                      extra_val_pct=args.extra_val_pct)
     train = TrainConfig(data, arch=args.arch, epochs=args.epochs, batch_size=batch_size,
                         lr=args.lr, patience=args.patience, train_seed=args.train_seed,
                         label_smoothing=args.label_smoothing, ema=args.ema,

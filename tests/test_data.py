@@ -309,6 +309,39 @@ def test_extra_flac_folder_joins_training_only_and_keeps_speakers_disjoint(tmp_p
     np.testing.assert_allclose(wave, original, atol=2 / 32768)
 
 
+def test_extra_val_pct_moves_a_share_of_extra_speakers_into_validation(tmp_path, fake):
+    base = load_dataset(DataConfig(fake))
+    new = [f"e{i:07d}" for i in range(40)]
+    extra = make_fake_dataset(tmp_path / "extra", ["yes", "left", "happy"], new, 2)
+    cfg = DataConfig(fake, extra_dirs=(extra,), extra_val_pct=25.0)
+    ds = load_dataset(cfg)
+
+    def from_extra(examples: list[Example]) -> list[Example]:
+        return [e for e in examples if e.path and extra in e.path.parents]
+
+    val_speakers, train_speakers = speakers(from_extra(ds.val)), speakers(from_extra(ds.train))
+    assert 4 <= len(val_speakers) <= 18 and val_speakers | train_speakers == set(new)
+    assert not val_speakers & train_speakers  # a speaker's clips all go one way
+    assert_disjoint(ds)
+    assert [ds.example_id(e) for e in ds.val[:len(base.val)]] == [
+        base.example_id(e) for e in base.val]  # the main folder's validation unchanged
+    assert [ds.example_id(e) for e in ds.test] == [base.example_id(e) for e in base.test]
+    added = ds.val[len(base.val):]
+    keywords = [e for e in added if e.label in ("yes", "left")]
+    assert {e.speaker for e in keywords} == val_speakers
+    assert sum(e.label == UNKNOWN for e in added) == math.ceil(len(keywords) * 0.1)
+    assert all(e.path and extra in e.path.parents for e in added)  # no silence: main folder's
+    assert "extra folders" in ds.split_rule and "25% of their speakers" in ds.split_rule
+    again = load_dataset(cfg)
+    assert [again.example_id(e) for e in again.val] == [ds.example_id(e) for e in ds.val]
+    assert cfg.without_train_only() == DataConfig(fake)  # the test split's settings alone
+    for bad, message in ((100.0, "extra_val_pct"), (-1.0, "extra_val_pct")):
+        with pytest.raises(KwsError, match=message):
+            load_dataset(DataConfig(fake, extra_dirs=(extra,), extra_val_pct=bad))
+    with pytest.raises(KwsError, match="needs extra folders"):
+        load_dataset(DataConfig(fake, extra_val_pct=10.0))
+
+
 def word_sound_of(example: Example) -> np.ndarray:
     from tests.fixtures_data import word_sound
 

@@ -179,6 +179,8 @@ def test_augmented_copies_rotate_and_balance_weights_follow_the_labels(fake_data
     (["--train-seed", "-3"], "argument --train-seed"),
     (["--speed-pct", "60"], "argument --speed-pct: must be within 0-49.9"),
     (["--extra", "/nonexistent/x"], "/nonexistent/x: no such extra data folder"),
+    (["--extra-val-pct", "100"], "argument --extra-val-pct: must be within 0-99.9"),
+    (["--extra-val-pct", "10"], "extra_val_pct needs extra folders"),
     (["--running-speech", "0.2", "--no-augment"], "augmentation is off"),
 ])
 def test_bad_arguments_exit_2_with_one_error_line(fake_data, capsys, args, message):
@@ -193,6 +195,22 @@ def test_speed_perturbation_reaches_the_augmentation_config(tmp_path):
 
     args = build_parser().parse_args(["train", "--data", str(tmp_path), "--speed-pct", "12.5"])
     assert train_config(args).augment.speed_pct == 12.5
+
+
+def test_extra_val_pct_reaches_the_data_config(tmp_path):
+    from kws.cli import build_parser
+    from train.cli import train_config
+
+    args = build_parser().parse_args(["train", "--data", str(tmp_path), "--extra",
+                                      str(tmp_path), "--extra-val-pct", "12.5"])
+    assert train_config(args).data.extra_val_pct == 12.5
+
+
+def test_pipeline_passes_extra_val_pct_to_the_data(fake_data, tmp_path, capsys):
+    assert main(["pipeline", "--data", str(fake_data), "--out", str(tmp_path / "p"),
+                 "--extra-val-pct", "10"]) == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        "error: extra_val_pct needs extra folders (--extra) to take speakers from")
 
 
 def test_missing_or_empty_data_folder_exits_2(tmp_path, capsys):

@@ -67,6 +67,10 @@ def add_training_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--extra", type=Path, action="append", default=[], metavar="DIR",
                    help="more real speech, WAV or FLAC, for the training split only (speakers "
                         "of the validation/test split are dropped); repeatable")
+    p.add_argument("--extra-val-pct", type=float_range(0, 99.9),
+                   default=data_default("extra_val_pct"), metavar="P",
+                   help="validate on P%% of the --extra folders' speakers instead of training "
+                        "on them (a larger validation than the --data folder's alone)")
 
 
 def add_train_parser(subparsers) -> None:
@@ -137,7 +141,8 @@ def train_config(args: argparse.Namespace) -> TrainConfig:
     data = DataConfig(args.data, task=args.task, val_pct=args.val_pct, test_pct=args.test_pct,
                       silence_pct=args.silence_pct, unknown_pct=args.unknown_pct,
                       synth_dir=args.synth, seed=args.seed, extra_dirs=tuple(args.extra),
-                      train_unknown_pct=args.train_unknown_pct)
+                      train_unknown_pct=args.train_unknown_pct,
+                      extra_val_pct=args.extra_val_pct)
     return TrainConfig(
         data, arch=args.arch, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
         patience=args.patience, balance=args.balance, word_balance=args.word_balance,

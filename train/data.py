@@ -4,8 +4,10 @@ Reads the data set's layout (v0.01, v0.02) and the canonical test-set layout of
 speech_commands_mini (``_silence_/``, ``_unknown_/<word>_<speaker>_nohash_<n>.wav``) with
 :func:`edge_runtime.dataset.list_clips`, WAV or FLAC. Splits come from ``validation_list.txt``
 / ``testing_list.txt`` when present, else from the data set's speaker-hash rule. Extra folders
-(``extra_dirs``) add training examples only: their clips of speakers who are in the validation
-or test split are dropped, so every split stays speaker-disjoint. Unknown and silence examples
+(``extra_dirs``) add training examples: their clips of speakers who are in the validation
+or test split are dropped, so every split stays speaker-disjoint; ``extra_val_pct`` of their
+speakers (salted hash) validate instead of training, for a validation of more speakers than the
+main folder can spare. Unknown and silence examples
 are sampled per split as TensorFlow's ``speech_commands/input_data.py`` does.
 """
 
@@ -32,6 +34,7 @@ VAL_LIST, TEST_LIST = "validation_list.txt", "testing_list.txt"
 SPLITS = ("train", "val", "test")
 IO_THREADS = 4
 SPLIT_SALT = "kws-edge/"  # used only when the plain rule leaves a split empty (see load_dataset)
+EXTRA_VAL_SALT = "kws-edge/extra-val/"  # which extra folders' speakers validate
 AUDIO_SUFFIXES = (".wav", ".flac")  # training reads FLAC too (soundfile); the device WAV only
 
 
@@ -49,6 +52,7 @@ class DataConfig:
     seed: int = 0
     extra_dirs: tuple[Path, ...] = ()  # more real speech: added to the training split only
     train_unknown_pct: float | None = None  # the training split's unknown_pct (None: same)
+    extra_val_pct: float = 0.0  # share of the extra folders' speakers that validate, not train
 
     def __post_init__(self) -> None:  # folders given as strings become paths
         set_field = object.__setattr__  # frozen
@@ -69,10 +73,11 @@ class DataConfig:
         return cls(**{k: v for k, v in d.items() if k in cls.__dataclass_fields__})
 
     def without_train_only(self, data_dir: Path | None = None) -> DataConfig:
-        """These split settings without the folders that add training examples only (they
-        never change the validation and test splits), on ``data_dir`` if given."""
+        """These split settings without the folders that add training examples (they never
+        change the test split; validation loses their ``extra_val_pct`` speakers), on
+        ``data_dir`` if given."""
         return replace(self, data_dir=self.data_dir if data_dir is None else Path(data_dir),
-                       synth_dir=None, extra_dirs=())
+                       synth_dir=None, extra_dirs=(), extra_val_pct=0.0)
 
     def unknown_pct_of(self, split: str) -> float:
         if split == "train" and self.train_unknown_pct is not None:
@@ -176,6 +181,14 @@ def split_name(clip: Clip) -> str:
     return re.sub(r"_nohash_.*$", "", clip.path.name)
 
 
+def _extra_split(clip: Clip, val_pct: float) -> str:
+    """``"val"`` for the extra folders' clips of ``val_pct`` % of their speakers, else
+    ``"train"`` (speaker-less clips always train)."""
+    if clip.speaker is None or clip.word == SILENCE:
+        return "train"
+    return which_set(clip.speaker, val_pct, 0.0, EXTRA_VAL_SALT)
+
+
 def _split(clips: list[Clip], rule) -> dict[str, list[Clip]]:
     by_split: dict[str, list[Clip]] = {s: [] for s in SPLITS}
     for clip in clips:
@@ -196,8 +209,13 @@ def _check_config(config: DataConfig) -> None:
     for name in ("val_pct", "test_pct", "silence_pct", "unknown_pct"):
         if not 0 <= getattr(config, name) <= 100:
             raise KwsError(f"{name} must be within 0-100, got {getattr(config, name)}")
+    if not 0 <= config.extra_val_pct < 100:
+        raise KwsError(f"extra_val_pct must be within 0-100 (excluded), got "
+                       f"{config.extra_val_pct}")
     if config.train_unknown_pct is not None and not 0 <= config.train_unknown_pct <= 1000:
         raise KwsError(f"train_unknown_pct must be within 0-1000, got {config.train_unknown_pct}")
+    if config.extra_val_pct > 0 and not config.extra_dirs:
+        raise KwsError("extra_val_pct needs extra folders (--extra) to take speakers from")
     for folder in config.extra_dirs:
         if not Path(folder).is_dir():
             raise KwsError(f"{folder}: no such data folder")
@@ -333,14 +351,21 @@ def load_dataset(config: DataConfig) -> Dataset:
             by_split = _split(clips, lambda c: which_set(split_name(c), config.val_pct,
                                                           config.test_pct, SPLIT_SALT))
     eval_speakers = {c.speaker for s in ("val", "test") for c in by_split[s] if c.speaker}
-    for folder in config.train_only_dirs:  # their speakers never reach val/test
+    extra_val: list[Clip] = []  # validated apart: the main folder's val split stays as it is
+    for folder in config.train_only_dirs:  # the main folder's val/test speakers are dropped
         extra = _usable_clips(folder, skipped, skipped_files)
         kept = [c for c in extra if c.speaker is None or c.speaker not in eval_speakers]
         if len(kept) < len(extra):
             skipped["speaker_in_eval_split"] += len(extra) - len(kept)
+        if folder in config.extra_dirs and config.extra_val_pct > 0:
+            held = _split(kept, lambda c: _extra_split(c, config.extra_val_pct))
+            kept, extra_val = held["train"], extra_val + held["val"]
         by_split["train"] += kept
     if config.extra_dirs:
         rule += "; extra folders: training split only, minus speakers of val/test"
+        if config.extra_val_pct > 0:
+            rule += (f", and {config.extra_val_pct:g}% of their speakers (hash salted with "
+                     f"{EXTRA_VAL_SALT!r}) in validation instead")
     noise, noise_names = _load_noise([root], skipped)
     own_noise = len(noise)  # validation and test silence come from the main folder alone
     more = _load_noise(list(map(Path, config.extra_dirs)), skipped)
@@ -357,24 +382,29 @@ def load_dataset(config: DataConfig) -> Dataset:
     labels = ([SILENCE] if has_silence or with_unknown else []) + (
         [UNKNOWN] if with_unknown else []) + words
     wanted = set(words)
-    splits: dict[str, list[Example]] = {}
-    for index, name in enumerate(SPLITS):
-        # one generator per split: what the training side holds (extra folders, its unknown
-        # percentage) never changes which unknown and silence clips validation and test get
-        rng = np.random.default_rng([config.seed, index])
-        part = by_split[name]
+    def examples(rng: np.random.Generator, part: list[Clip], unknown_pct: float,
+                 noise: list[np.ndarray], silence: bool = True) -> list[Example]:
         keep = [Example(c.path, c.word, c.speaker) for c in part if c.word in wanted]
         n = len(keep)
         if with_unknown:
             pool = [c for c in part if c.word not in wanted and c.word != SILENCE]
-            count = math.ceil(n * config.unknown_pct_of(name) / 100)
             keep += [Example(c.path, UNKNOWN, c.speaker, word=c.word)
-                     for c in _sample(rng, pool, count)]
-        if SILENCE in labels:
+                     for c in _sample(rng, pool, math.ceil(n * unknown_pct / 100))]
+        if SILENCE in labels and silence:
             pool = [c for c in part if c.word == SILENCE]
-            keep += _silence(rng, pool, noise if name == "train" else noise[:own_noise],
-                             math.ceil(n * config.silence_pct / 100))
-        splits[name] = keep
+            keep += _silence(rng, pool, noise, math.ceil(n * config.silence_pct / 100))
+        return keep
+
+    # one generator per split: what the training side holds (extra folders, its unknown
+    # percentage) never changes which unknown and silence clips validation and test get
+    splits = {name: examples(np.random.default_rng([config.seed, index]), by_split[name],
+                             config.unknown_pct_of(name),
+                             noise if name == "train" else noise[:own_noise])
+              for index, name in enumerate(SPLITS)}
+    if extra_val:  # words and unknown words as the main folder's validation (which holds the
+        # silence examples), with a generator of its own
+        splits["val"] += examples(np.random.default_rng([config.seed, len(SPLITS)]),
+                                  extra_val, config.unknown_pct, [], silence=False)
     return Dataset(labels, splits["train"], splits["val"], splits["test"], noise,
                    dict(skipped), config, noise_names, skipped_files,
                    rule)
