@@ -183,6 +183,9 @@ EXPERIMENTS: dict[str, Experiment] = {
     **{f"wide_ema_60_xv_s{s}": replace(EMA_60, idea=f"wide_ema_60_xv with training seed {s}",
                                        extra_val_pct=10.0, train_seed=s) for s in (1, 2, 3)},
     "light_ema_60": LIGHT_60,
+    **{f"light_ema_60_xv{'' if s == 0 else f'_s{s}'}": replace(
+        LIGHT_60, idea=f"light_ema_60 validated as wide_ema_60_xv, training seed {s}",
+        extra_val_pct=10.0, train_seed=s or None) for s in range(4)},
     "light_ema_60_s1": replace(LIGHT_60, idea="light_ema_60 with training seed 1", train_seed=1),
     "distill_5_w09": DISTILL_5_W09,
     "distill_5_w09_s1": replace(DISTILL_5_W09, idea="distill_5_w09 with training seed 1",
