@@ -102,6 +102,9 @@ DISTILL_5_W09 = replace(DISTILL_5, idea="distill_5 with the teachers' weight 0.9
 LIGHT_60 = replace(EMA_60, idea="wide_ema_60 with lighter augmentation (noise at 10-30 dB SNR "
                    "instead of 5-20, no SpecAugment frequency mask)",
                    augment=AugmentConfig(noise_snr_db=(10.0, 30.0), freq_masks=0))
+NOSPEC_60 = replace(LIGHT_60, idea="light_ema_60 without SpecAugment (no time masks either), "
+                    "validated as wide_ema_60_xv", extra_val_pct=10.0,
+                    augment=AugmentConfig(noise_snr_db=(10.0, 30.0), specaugment=False))
 
 EXPERIMENTS: dict[str, Experiment] = {
     "baseline": Experiment("ds_cnn_s, default augmentation, 40 epochs"),
@@ -183,6 +186,9 @@ EXPERIMENTS: dict[str, Experiment] = {
     **{f"wide_ema_60_xv_s{s}": replace(EMA_60, idea=f"wide_ema_60_xv with training seed {s}",
                                        extra_val_pct=10.0, train_seed=s) for s in (1, 2, 3)},
     "light_ema_60": LIGHT_60,
+    "nospec_ema_60_xv": NOSPEC_60,
+    "nospec_ema_60_xv_s1": replace(NOSPEC_60, idea="nospec_ema_60_xv with training seed 1",
+                                   train_seed=1),
     **{f"light_ema_60_xv{'' if s == 0 else f'_s{s}'}": replace(
         LIGHT_60, idea=f"light_ema_60 validated as wide_ema_60_xv, training seed {s}",
         extra_val_pct=10.0, train_seed=s or None) for s in range(4)},
