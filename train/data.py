@@ -362,10 +362,11 @@ def load_dataset(config: DataConfig) -> Dataset:
             kept, extra_val = held["train"], extra_val + held["val"]
         by_split["train"] += kept
     if config.extra_dirs:
-        rule += "; extra folders: training split only, minus speakers of val/test"
-        if config.extra_val_pct > 0:
-            rule += (f", and {config.extra_val_pct:g}% of their speakers (hash salted with "
-                     f"{EXTRA_VAL_SALT!r}) in validation instead")
+        rule += ("; extra folders: training split only, minus speakers of val/test"
+                 if config.extra_val_pct == 0 else
+                 f"; extra folders: training split minus speakers of val/test, but "
+                 f"{config.extra_val_pct:g}% of their speakers (hash salted with "
+                 f"{EXTRA_VAL_SALT!r}) validate")
     noise, noise_names = _load_noise([root], skipped)
     own_noise = len(noise)  # validation and test silence come from the main folder alone
     more = _load_noise(list(map(Path, config.extra_dirs)), skipped)
