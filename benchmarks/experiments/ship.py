@@ -279,7 +279,7 @@ def convert_and_score(name: str, model_dir: Path, data: Path, training: dict) ->
            "per_class_int8": c.reports["int8"].per_class(),
            "folder": str(result.folder), "model_dir": str(model_dir)}
     if exp.extra_val_pct:
-        row.update(validation_parts(model_dir, result.models["int8"]))
+        row.update(validation_parts(model_dir, result.models))
     (WORK / "results").mkdir(parents=True, exist_ok=True)
     (WORK / "results" / f"{name}.json").write_text(json.dumps(row, indent=2) + "\n")
     log(f"{name}: float32 {row['float32_accuracy']:.4f} int8 {row['int8_accuracy']:.4f} "
@@ -287,12 +287,13 @@ def convert_and_score(name: str, model_dir: Path, data: Path, training: dict) ->
     return row
 
 
-def validation_parts(model_dir: Path, int8: Path) -> dict:
-    """The int8 model's accuracy on the whole validation split and on its two parts (the
-    main folder's speakers, the extra folder's held-out speakers), through the runtime."""
+def validation_parts(model_dir: Path, models: dict[str, Path]) -> dict:
+    """The converted models' accuracy on the whole validation split and on its two parts (the
+    main folder's speakers, the extra folder's held-out speakers), and their float32/int8
+    agreement there, through the runtime: figures to choose by without the test clips."""
     import numpy as np
 
-    from convert.compare import ClipSet, evaluate_tflite
+    from convert.compare import ClipSet, agreement, evaluate_tflite
     from convert.convert import dataset_test_set
     from edge_runtime.model import KwsModel
     from train.data import load_dataset
@@ -301,15 +302,18 @@ def validation_parts(model_dir: Path, int8: Path) -> dict:
     settings = ModelSettings.load(model_dir)
     clips = dataset_test_set(load_dataset(settings.data.config), settings.frontend, "val")
     extra = np.array([r.startswith("extra:") for r in clips.rels])
-    model, out = KwsModel(int8), {}
+    out = {}
     for part, keep in (("all", np.ones_like(extra)), ("main", ~extra), ("extra", extra)):
         rows = np.flatnonzero(keep)
-        report = evaluate_tflite(model, ClipSet([clips.rels[i] for i in rows],
-                                                [clips.truths[i] for i in rows],
-                                                clips.waveforms[rows]))
-        out[f"val_{part}_int8_accuracy"] = report.accuracy
+        part_clips = ClipSet([clips.rels[i] for i in rows], [clips.truths[i] for i in rows],
+                             clips.waveforms[rows])
+        reports = {q: evaluate_tflite(KwsModel(models[q]), part_clips) for q in models}
         out[f"n_val_{part}"] = len(rows)
-        out[f"val_{part}_per_class_int8"] = report.per_class()
+        for q, report in reports.items():
+            out[f"val_{part}_{q}_accuracy"] = report.accuracy
+        out[f"val_{part}_per_class_int8"] = reports["int8"].per_class()
+        out[f"val_{part}_agreement_float32_int8"] = agreement(reports["float32"],
+                                                              reports["int8"])
     return out
 
 
