@@ -147,7 +147,9 @@ def data_lines(r: dict, split: dict, exp: Experiment | None) -> list[str]:
         lines.append("- More real speech, training split only: `speech_commands_extra` "
                      "(10,120 FLAC clips of 1,762 other speakers: 8 of the keywords, `bed`/"
                      "`cat`/`happy` and a few other words as `_unknown_`, and the six "
-                     "`_background_noise_` recordings used for noise augmentation).")
+                     "`_background_noise_` recordings used for noise augmentation)"
+                     + (f"; {exp.extra_val_pct:g}% of its speakers validate instead of "
+                        "training" if exp.extra_val_pct else "") + ".")
     if r.get("synth"):
         lines.append(f"- Synthetic speech (training split only): {synth_text(split, exp)}; "
                      "none of it is in validation or test.")
@@ -258,16 +260,20 @@ def training_lines(name: str, r: dict, exp: Experiment | None) -> list[str]:
     augment = ("" if aug is None else
                f"; augmentation: time shift ±{aug.shift_ms:g} ms, gain ±{aug.gain_db:g} dB, "
                f"background noise at {aug.noise_snr_db[0]:g}-{aug.noise_snr_db[1]:g} dB SNR on "
-               f"{100 * aug.noise_prob:g}% of clips, SpecAugment {aug.time_masks} time masks "
-               f"(≤{aug.time_mask_frames} frames) + {aug.freq_masks} frequency masks "
-               f"(≤{aug.freq_mask_bins} coefficients)")
+               f"{100 * aug.noise_prob:g}% of clips, " + (
+                   f"SpecAugment {aug.time_masks} time masks (≤{aug.time_mask_frames} frames) "
+                   f"+ {aug.freq_masks} frequency masks (≤{aug.freq_mask_bins} coefficients)"
+                   if aug.specaugment else "no SpecAugment"))
     return [
         "## Training",
         "",
         f"- Recipe: {r['idea']}{augment}; up to {epochs} epochs, batch 100, Adam with "
         "cosine decay "
         f"from 1e-3, best epoch on validation kept (validation accuracy "
-        f"{100 * r['val_accuracy']:.2f}%), seed {r['seed']}"
+        f"{100 * r['val_accuracy']:.2f}%" + (
+            f" on {r['n_val_all']:,} clips: the main folder's {r['n_val_main']} and "
+            f"{r['n_val_extra']} of the extra folder's held-out speakers"
+            if "n_val_all" in r else "") + f"), seed {r['seed']}"
         + (f"; the weights averaged over steps (EMA, momentum {exp.ema:g})"
            if exp and exp.ema else "")
         + f". int8 calibration: {r.get('calibration', 500)} stratified training examples"
