@@ -297,8 +297,10 @@ def limits_lines(r: dict, split: dict, exp: Experiment | None) -> list[str]:
         "## Limits",
         "",
         f"- Trained on {split['counts']['train']} real speakers of the mini set"
-        + (" and 1,762 of `speech_commands_extra` (~13,000 real clips)" if exp and exp.extra
-           else " (a few thousand clips)") + ": "
+        + (" (a few thousand clips)" if not (exp and exp.extra) else
+           " and 1,762 of `speech_commands_extra` (~13,000 real clips)" if not exp.extra_val_pct
+           else f" and those of `speech_commands_extra` but the {exp.extra_val_pct:g}% that "
+           "validate (~12,000 real clips)") + ": "
         "accuracy on new voices, accents, children, far-field or noisy rooms is lower "
         f"than on clean close-talk clips; the held-out figure has a ±{se_points(i8, n):.1f} "
         "point standard error.",
