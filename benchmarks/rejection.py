@@ -61,11 +61,12 @@ def stream_specs(minutes: float, speakers: frozenset[str], keywords: tuple[str, 
     }
 
 
-def held_out_speakers(split_file: Path) -> frozenset[str]:
+def held_out_speakers(split_file: Path, which: str = "test") -> frozenset[str]:
+    """The ``which`` ("test" or "val") speaker list of a split file."""
     try:
-        return frozenset(json.loads(split_file.read_text())["test"])
+        return frozenset(json.loads(split_file.read_text())[which])
     except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise KwsError(f"{split_file}: not a split file with a test speaker list ({exc})"
+        raise KwsError(f"{split_file}: not a split file with a {which} speaker list ({exc})"
                        ) from None
 
 
@@ -188,6 +189,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", type=Path, default=DATA, help="Speech Commands folder")
     parser.add_argument("--split", type=Path, default=SPLIT,
                         help="split file whose test speakers make the streams")
+    parser.add_argument("--speakers", choices=("test", "val"), default="test",
+                        help="which of its speaker lists: the held-out test speakers, or the "
+                             "validation speakers (to compare candidate models without the "
+                             "test speakers)")
     parser.add_argument("--minutes", type=float, default=20.0, help="length of each stream")
     parser.add_argument("--no-reference", action="store_true", help="skip the reference")
     parser.add_argument("--out", type=Path, default=RESULTS)
@@ -196,7 +201,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         path = args.model or default_model()
         model = KwsModel(path)
-        speakers = held_out_speakers(args.split)
+        speakers = held_out_speakers(args.split, args.speakers)
         config = DetectorConfig()
         keywords = tuple(x for x in model.labels if x not in BACKGROUND_LABELS)
         streams = {name: generate(args.data, spec)
@@ -236,6 +241,7 @@ def main(argv: list[str] | None = None) -> int:
                        for k in keywords_fired)] for r in results])
     meta = {"data": args.data.name, "split": str(args.split.relative_to(ROOT))
             if args.split.is_relative_to(ROOT) else args.split.name,
+            "speaker_list": args.speakers,
             "held_out_speakers": len(speakers), "minutes_per_stream": args.minutes,
             "detector": asdict(config), "max_frr": MAX_FRR, "reference_skipped": skipped,
             "streams": {n: {"keywords": len(s.keyword_rows()), "words": len(s.placements)}
@@ -243,7 +249,9 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     plot(results, args.out / "rejection.png")
     text = (f"# Rejection of non-keyword speech on long streams\n\nThree {args.minutes:g}-min "
-            f"streams from the {len(speakers)} held-out test speakers of `{meta['split']}` "
+            f"streams from the {len(speakers)} "
+            f"{'held-out test' if args.speakers == 'test' else 'validation'} speakers of "
+            f"`{meta['split']}` "
             f"(`{args.data.name}`): keywords among other words (false rejects), isolated "
             "non-keyword words, and non-keyword words joined into running speech (false "
             "accepts). Detector: hop {hop_ms:g} ms, smoothing {smooth_ms:g} ms, refractory "

@@ -105,14 +105,14 @@ def test_rejection_benchmark_scores_streams_of_held_out_speakers(tmp_path):
     from benchmarks import rejection
     from tests.model_factory import build_models
 
-    model = build_models(tmp_path / "m", labels=["_silence_", "_unknown_", "yes", "no"])["int8"]
+    tflite = build_models(tmp_path / "m", labels=["_silence_", "_unknown_", "yes", "no"])["int8"]
     data = make_fake_dataset(tmp_path / "sc", ["yes", "no", "bed", "cat"], speakers=4,
                              per_speaker=2, mini_layout=True, silence_clips=2)
     held_out = sorted({p.name.split("_")[0] for p in (data / "yes").glob("*.wav")})[:2]
     split = tmp_path / "split.json"
     split.write_text(json.dumps({"test": held_out}))
     out = tmp_path / "results"
-    status = rejection.main(["--model", str(model), "--data", str(data),
+    status = rejection.main(["--model", str(tflite), "--data", str(data),
                              "--split", str(split), "--minutes", "0.5", "--no-reference",
                              "--out", str(out), "--json"])
     assert status == 0
@@ -135,6 +135,14 @@ def test_rejection_benchmark_scores_streams_of_held_out_speakers(tmp_path):
     total = model["at_default_threshold"]["non_keyword_fa_per_hour"]
     assert total > 0 and sum(by_keyword.values()) == pytest.approx(total, abs=0.05)
     assert "by the keyword that fired" in (out / "rejection.md").read_text()
+
+    split.write_text(json.dumps({"test": held_out, "val": held_out[:1]}))
+    assert rejection.main(["--model", str(tflite), "--data", str(data), "--split", str(split),
+                           "--speakers", "val", "--minutes", "0.5", "--no-reference",
+                           "--out", str(out), "--json"]) == 0
+    result = read_result(out, "rejection")
+    assert (result["speaker_list"], result["held_out_speakers"]) == ("val", 1)
+    assert "from the 1 validation speakers" in (out / "rejection.md").read_text()
 
 
 def test_reference_front_end_and_model_when_present(tmp_path):
