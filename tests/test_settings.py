@@ -84,6 +84,14 @@ def test_the_split_config_leaves_the_training_only_folders_out(tmp_path):
                                                         seed=4, train_unknown_pct=50.0)
 
 
+def test_extra_validation_speakers_are_recorded_when_set():
+    config = DataConfig(Path("/d"), extra_dirs=(Path("/e"),), extra_val_pct=10.0)
+    written = DataSummary(config).to_dict()
+    assert written["extra_val_pct"] == 10.0
+    assert DataSummary.from_dict(written).config == config
+    assert "extra_val_pct" not in DataSummary(DataConfig(Path("/d"))).to_dict()  # as before
+
+
 def test_a_summary_that_is_not_an_object_is_a_bad_settings_file(tmp_path):
     from edge_runtime.errors import KwsError
 

@@ -383,29 +383,30 @@ def load_dataset(config: DataConfig) -> Dataset:
     labels = ([SILENCE] if has_silence or with_unknown else []) + (
         [UNKNOWN] if with_unknown else []) + words
     wanted = set(words)
+
     def examples(rng: np.random.Generator, part: list[Clip], unknown_pct: float,
-                 noise: list[np.ndarray], silence: bool = True) -> list[Example]:
+                 silence_pct: float, noise: list[np.ndarray]) -> list[Example]:
         keep = [Example(c.path, c.word, c.speaker) for c in part if c.word in wanted]
         n = len(keep)
         if with_unknown:
             pool = [c for c in part if c.word not in wanted and c.word != SILENCE]
             keep += [Example(c.path, UNKNOWN, c.speaker, word=c.word)
                      for c in _sample(rng, pool, math.ceil(n * unknown_pct / 100))]
-        if SILENCE in labels and silence:
+        if SILENCE in labels:
             pool = [c for c in part if c.word == SILENCE]
-            keep += _silence(rng, pool, noise, math.ceil(n * config.silence_pct / 100))
+            keep += _silence(rng, pool, noise, math.ceil(n * silence_pct / 100))
         return keep
 
     # one generator per split: what the training side holds (extra folders, its unknown
     # percentage) never changes which unknown and silence clips validation and test get
     splits = {name: examples(np.random.default_rng([config.seed, index]), by_split[name],
-                             config.unknown_pct_of(name),
+                             config.unknown_pct_of(name), config.silence_pct,
                              noise if name == "train" else noise[:own_noise])
               for index, name in enumerate(SPLITS)}
     if extra_val:  # words and unknown words as the main folder's validation (which holds the
         # silence examples), with a generator of its own
         splits["val"] += examples(np.random.default_rng([config.seed, len(SPLITS)]),
-                                  extra_val, config.unknown_pct, [], silence=False)
+                                  extra_val, config.unknown_pct, 0.0, [])
     return Dataset(labels, splits["train"], splits["val"], splits["test"], noise,
                    dict(skipped), config, noise_names, skipped_files,
                    rule)

@@ -19,6 +19,9 @@ FILENAME = "model_settings.json"
 MODEL_FILENAME = "model.keras"
 # the folders of a DataConfig and their names in the file (older files: the same names)
 FOLDER_KEYS = {"data_dir": "data_dir", "synth_dir": "synth", "extra_dirs": "extra"}
+# split settings added after model files were written: left out at their default, so that an
+# earlier file is written again as it was
+LATER_DEFAULTS = {"extra_val_pct": 0.0}
 
 
 @dataclass(frozen=True)
@@ -48,7 +51,8 @@ class DataSummary:
         out = {}
         if self.config is not None:
             d = self.config.to_dict()
-            out = {k: v for k, v in d.items() if k not in FOLDER_KEYS}
+            out = {k: v for k, v in d.items() if k not in FOLDER_KEYS
+                   and not (k in LATER_DEFAULTS and v == LATER_DEFAULTS[k])}
             out.update({name: d[key] for key, name in FOLDER_KEYS.items()})
         rest = {"split_rule": self.split_rule, "totals": self.totals,
                 "files_sha256": self.files_sha256, "normalized": self.normalized}
