@@ -188,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", type=Path, help="TFLite model (default: the shipped int8)")
     parser.add_argument("--data", type=Path, default=DATA, help="Speech Commands folder")
     parser.add_argument("--split", type=Path, default=SPLIT,
-                        help="split file whose test speakers make the streams")
+                        help="split file whose speakers (see --speakers) make the streams")
     parser.add_argument("--speakers", choices=("test", "val"), default="test",
                         help="which of its speaker lists: the held-out test speakers, or the "
                              "validation speakers (to compare candidate models without the "
