@@ -49,6 +49,7 @@ def add_gate_args(p: argparse.ArgumentParser) -> None:
 def add_parser(subparsers) -> None:
     """Add the ``convert`` and ``compare`` sub-commands."""
     from convert.convert import ConvertConfig
+    from convert.logit_offset import MAX_OFFSET
     from edge_runtime.cmdline import field_default, float_range
 
     default = partial(field_default, ConvertConfig)
@@ -74,6 +75,11 @@ def add_parser(subparsers) -> None:
                            "as a rescaled ReLU6: finer int8 steps (default %(default)s)")
     clip.add_argument("--no-clip", dest="clip_percentile", action="store_const", const=None,
                       help="keep the ReLUs as trained")
+    p.add_argument("--unknown-bias", type=float_range(-MAX_OFFSET, MAX_OFFSET),
+                   default=default("unknown_bias"), metavar="B",
+                   help="add B to the _unknown_ logit before conversion (prior correction): "
+                        "B > 0 fires less on other speech and misses more keywords; choose "
+                        "it on validation speakers (default %(default)s)")
     p.add_argument("--out", type=Path, default=default("out_dir"), help="output folder")
     p.add_argument("--force", action="store_true",
                    help="replace a model of the same --name in --out (its files are moved "
@@ -140,8 +146,8 @@ def cmd_convert(args: argparse.Namespace) -> int:
         out_dir=args.out, register=not args.no_register, name=args.name,
         max_drop=args.max_drop, min_accuracy=args.min_accuracy, force=args.force,
         calibration=args.calibration, clip_percentile=args.clip_percentile,
-        dynamic=args.dynamic, tracking_uri=args.tracking_uri, seed=args.seed,
-        mlflow=not args.no_mlflow)
+        unknown_bias=args.unknown_bias, dynamic=args.dynamic, tracking_uri=args.tracking_uri,
+        seed=args.seed, mlflow=not args.no_mlflow)
     result = convert_model(config)
     where = "models" if result.passed else "REJECTED models (beside --out, not in it)"
     extra = {where: {k: str(p) for k, p in result.models.items()},

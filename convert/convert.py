@@ -32,6 +32,7 @@ from convert.gate import (
     check_test_size,
     min_test_clips,
 )
+from convert.logit_offset import check_offset, shift_logit
 from convert.registry import Registration, keras_folder, register, test_split_sha256
 from convert.report import write_report
 from convert.tflite import (
@@ -42,6 +43,7 @@ from convert.tflite import (
     to_tflite,
     unfolded_batchnorm,
 )
+from edge_runtime.dataset import UNKNOWN
 from edge_runtime.errors import KwsError
 from edge_runtime.manifest import manifest_path_for, write_manifest
 from edge_runtime.model import KwsModel
@@ -71,6 +73,8 @@ class ConvertConfig:
     # each ReLU clipped at this percentile of its calibration outputs, as a ReLU6 (finer
     # int8 steps; see convert.clip_activations); None: the ReLUs as trained
     clip_percentile: float | None = DEFAULT_PERCENTILE
+    # added to the _unknown_ logit before conversion (see convert.logit_offset); 0: as trained
+    unknown_bias: float = 0.0
     dynamic: bool = False
     tracking_uri: str | None = None
     seed: int = 0
@@ -88,6 +92,7 @@ class ConvertConfig:
                            f"{self.clip_percentile}")
         if not self.name or "/" in self.name:
             raise KwsError(f"--name {self.name!r}: need a plain file-name stem")
+        self.unknown_bias = check_offset(self.unknown_bias)
         self.max_drop = check_max_drop(self.max_drop)
         self.min_accuracy = check_min_accuracy(self.min_accuracy)
 
@@ -212,8 +217,9 @@ def calibration_features(dataset, frontend, n: int, seed: int) -> np.ndarray:
     return compute_features(dataset, picked, frontend)
 
 
-def dataset_test_set(dataset, frontend, split: str = "test") -> ClipSet:
-    """The data set's test (or another) split as waveforms at the front-end's rate."""
+def split_clips(dataset, frontend, split: str = "test") -> ClipSet:
+    """The clips of one split (the test split unless told) as waveforms at the front-end's
+    rate."""
     from train.data import load_waveforms
 
     examples = dataset.split(split)
@@ -254,6 +260,11 @@ def convert_model(config: ConvertConfig) -> ConvertResult:
     if list(dataset.labels) != list(settings.labels):
         raise KwsError(f"{config.data_dir}: labels {dataset.labels} differ from the model's "
                        f"{settings.labels}")
+    if config.unknown_bias:
+        if UNKNOWN not in settings.labels:
+            raise KwsError(f"--unknown-bias: the model has no {UNKNOWN} class")
+        shift_logit(keras_model, list(settings.labels).index(UNKNOWN), config.unknown_bias)
+        log(f"{UNKNOWN} logit shifted by {config.unknown_bias:+g} (prior correction)")
 
     if dataset.skipped_files:
         from train.data_checks import skipped_message
@@ -295,6 +306,8 @@ def _convert_into(staging: Path, config: ConvertConfig, settings, keras_model, d
     quantizations = config.quantizations
     paths: dict[str, Path] = {}
     notes: dict = {"calibration_examples": int(len(calib)), "calibration_seed": config.seed}
+    if config.unknown_bias:
+        notes["unknown_bias"] = config.unknown_bias
     core, feature_norm = split_normalization(keras_model)
     if feature_norm:
         log("normalisation layer moved out of the model into the manifest (feature_norm)")
@@ -326,7 +339,7 @@ def _convert_into(staging: Path, config: ConvertConfig, settings, keras_model, d
     for quant, path in paths.items():
         write_manifest(path, quantization=quant, **manifest_fields)
 
-    test = dataset_test_set(dataset, settings.frontend)
+    test = split_clips(dataset, settings.frontend)
     log(f"evaluating keras on {len(test)} test clips")
     keras_report = evaluate_keras(keras_model, settings.labels, settings.frontend, test)
     models = {quant: KwsModel(path) for quant, path in paths.items()}
@@ -411,6 +424,7 @@ def log_to_mlflow(result: ConvertResult, config: ConvertConfig, source_run: str 
             "convert.gate": "passed" if result.passed else "failed",
             "convert.max_drop": str(config.max_drop),
             "convert.calibration": str(config.calibration),
+            "convert.unknown_bias": str(config.unknown_bias),
             "convert.source_run_id": source_run or "",
             "convert.folder": str(result.folder),
         })

@@ -10,7 +10,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from convert.convert import ConvertConfig, convert_model, rejected_dir, stratified
+from convert.convert import (
+    ConvertConfig,
+    convert_model,
+    rejected_dir,
+    split_clips,
+    stratified,
+)
 from convert.gate import GATE_EXIT_STATUS
 from convert.tflite import op_names, quantized_tensors, to_tflite, unfolded_batchnorm
 from edge_runtime.frontend import EDGE_FRONTEND
@@ -327,10 +333,71 @@ def test_relus_are_clipped_by_default_and_the_manifest_says_so(converted):
         assert {"RELU", "RELU6"}.isdisjoint(op_names(path.read_bytes()))  # fused
 
 
-@pytest.mark.parametrize("value", ["20", "101", "nan"])
-def test_cli_clip_percentile_out_of_range_is_one_error_line(tmp_path, trained, value):
+@pytest.mark.parametrize(("option", "value", "wanted"), [
+    *[("--clip-percentile", v, "50-100") for v in ("20", "101", "nan")],
+    *[("--unknown-bias", v, "-10-10") for v in ("11", "-10.5", "nan", "inf")]])
+def test_cli_option_out_of_range_is_one_error_line(tmp_path, trained, option, value, wanted):
     done = kws("convert", "--keras", trained["folder"], "--data", trained["data"],
-               "--no-mlflow", "--out", tmp_path / "out", "--clip-percentile", value)
+               "--no-mlflow", "--out", tmp_path / "out", option, value)
     assert done.returncode == 2
     assert done.stderr.strip().splitlines() == [
-        f"error: kws convert: argument --clip-percentile: must be within 50-100, got {value}"]
+        f"error: kws convert: argument {option}: must be within {wanted}, got {value}"]
+
+
+def test_unknown_bias_multiplies_the_unknown_odds_and_the_manifest_says_so(trained, converted,
+                                                                          tmp_path):
+    """``--unknown-bias B`` (prior correction): through the converted float32 file, every
+    class's odds against ``_unknown_`` fall by exactly ``e**B``; int8 follows; the manifest
+    and the MLflow run record B, and a conversion without it records nothing."""
+    from mlflow.tracking import MlflowClient
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    config = ConvertConfig(data_dir=trained["data"], keras_path=trained["folder"],
+                           out_dir=tmp_path / "out", max_drop=100.0, min_accuracy=0,
+                           calibration=40, tracking_uri=uri, register=False,
+                           unknown_bias=1.5)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(tmp_path)  # MLflow puts a new experiment's artifacts in ./mlruns
+        shifted = convert_model(config)
+    tags = MlflowClient(uri).get_run(shifted.mlflow_run_id).data.tags
+    assert tags["convert.unknown_bias"] == "1.5"
+    labels = trained["dataset"].labels
+    unk = labels.index("_unknown_")
+    clips = split_clips(trained["dataset"], EDGE_FRONTEND).waveforms
+
+    def probabilities(path: Path) -> np.ndarray:
+        model = KwsModel(path)
+        return np.stack([model.predict_samples(w) for w in clips]).astype(np.float64)
+
+    before = probabilities(converted.models["float32"])
+    after = probabilities(shifted.models["float32"])
+    odds = np.log(after / after[:, [unk]]) - np.log(before / before[:, [unk]])
+    measurable = (np.minimum(before, after) > 1e-6) & (np.arange(len(labels)) != unk)
+    assert measurable.sum() > len(clips)
+    np.testing.assert_allclose(odds[measurable], -1.5, atol=1e-3)
+    assert (after[:, unk] > before[:, unk]).all()
+    int8 = probabilities(shifted.models["int8"])
+    assert (int8.argmax(1) == after.argmax(1)).mean() >= 0.9
+    for path in shifted.models.values():
+        assert load_manifest(manifest_path_for(path)).notes["unknown_bias"] == 1.5
+    assert "unknown_bias" not in converted.notes
+    # the trained model on disk is untouched: a later conversion starts from it again
+    import keras
+
+    from train.models import load_keras
+
+    fresh = load_keras(trained["folder"])
+    assert isinstance(fresh.layers[-1], keras.layers.Dense)
+    np.testing.assert_array_equal(fresh.layers[-1].get_weights()[1],
+                                  trained["model"].layers[-1].get_weights()[1])
+
+
+def test_shift_logit_refuses_a_model_without_a_softmax_dense_last():
+    import keras
+
+    from convert.logit_offset import shift_logit
+    from edge_runtime.errors import KwsError
+
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, activation="relu")])
+    with pytest.raises(KwsError, match="not a softmax Dense"):
+        shift_logit(model, 0, 1.0)

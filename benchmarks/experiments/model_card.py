@@ -89,13 +89,15 @@ def int8_end_to_end_ms(folder: Path, runs: int = 200) -> str:
 
 
 def comparison_lines(shipped: str) -> list[str]:
-    """Each architecture's best run on the same held-out clips (from the experiments), with
-    the end-to-end time of its int8 file measured on this machine."""
+    """Each architecture's best run on the same held-out clips (from the experiments; the
+    shipped run for its own), with the end-to-end time of its int8 file measured on this
+    machine."""
     best: dict[str, dict] = {}
-    for path in sorted((WORK / "results").glob("*.json")):
-        r = json.loads(path.read_text())
+    runs = [json.loads(p.read_text()) for p in sorted((WORK / "results").glob("*.json"))]
+    for r in sorted(runs, key=lambda r: r["name"] == shipped):  # the shipped run last
         arch = r.get("arch")
-        if arch and (arch not in best or r["val_accuracy"] > best[arch]["val_accuracy"]):
+        if arch and (arch not in best or r["name"] == shipped
+                     or r["val_accuracy"] > best[arch]["val_accuracy"]):
             best[arch] = r
     if len(best) < 2:
         return []
@@ -105,7 +107,8 @@ def comparison_lines(shipped: str) -> list[str]:
              f"{r['float32_bytes']:,}", int8_end_to_end_ms(Path(r["folder"]))]
             for a, r in sorted(best.items())]
     return ["## Architectures compared", "",
-            "Best run (on validation) of each architecture, same held-out test clips; int8 ms: "
+            "Best run (on validation, Keras) of each other architecture, same held-out test "
+            "clips; int8 ms: "
             "median of 200 front-end + invoke runs on one thread on this build machine (as "
             "`kws-edge bench`):", "",
             markdown_table(["architecture", "run", "val %", "float32 %", "int8 %",
@@ -256,6 +259,10 @@ def speed_lines(latency: dict | None, streaming: dict | None) -> list[str]:
 def training_lines(name: str, r: dict, exp: Experiment | None) -> list[str]:
     """The recipe (with its augmentation) and the command that reproduces the run."""
     epochs = exp.epochs if exp else r.get("epochs_run")
+    base = exp.model_from if exp else None  # a conversion of another run's trained model
+    idea = EXPERIMENTS[base].idea if base else r["idea"]
+    reproduce = (f"run {base}` then `python -m benchmarks.experiments.ship score {name}"
+                 if base else f"run {name}")
     aug = exp.augment if exp else None
     augment = ("" if aug is None else
                f"; augmentation: time shift ±{aug.shift_ms:g} ms, gain ±{aug.gain_db:g} dB, "
@@ -267,20 +274,26 @@ def training_lines(name: str, r: dict, exp: Experiment | None) -> list[str]:
     return [
         "## Training",
         "",
-        f"- Recipe: {r['idea']}{augment}; up to {epochs} epochs, batch 100, Adam with "
+        f"- Recipe: {idea}{augment}; up to {epochs} epochs, batch 100, Adam with "
         "cosine decay "
         f"from 1e-3, best epoch on validation kept (validation accuracy "
         f"{100 * r['val_accuracy']:.2f}%" + (
             f" on {r['n_val_all']:,} clips: the main folder's {r['n_val_main']} and "
             f"{r['n_val_extra']} of the extra folder's held-out speakers"
-            if "n_val_all" in r else "") + f"), seed {r['seed']}"
+            if r.get("n_val_extra") else "")
+        + (f"; {100 * r['val_all_int8_accuracy']:.2f}% int8 through the runtime after the "
+           "prior correction below" if r.get("unknown_bias") else "")
+        + f"), seed {r['seed']}"
         + (f"; the weights averaged over steps (EMA, momentum {exp.ema:g})"
            if exp and exp.ema else "")
         + f". int8 calibration: {r.get('calibration', 500)} stratified training examples"
         + (f"; ReLUs clipped at the {r['clip_percentile']:g}th percentile of their "
            "calibration outputs (rescaled ReLU6, see the README's conversion section)"
-           if r.get("clip_percentile") else "") + ".",
-        "- Reproduce: `python -m benchmarks.experiments.ship run " + name + "`"
+           if r.get("clip_percentile") else "")
+        + (f"; the `_unknown_` logit raised by {r['unknown_bias']:g} before conversion (prior "
+           "correction chosen on the validation speakers)" if r.get("unknown_bias") else "")
+        + ".",
+        f"- Reproduce: `python -m benchmarks.experiments.ship {reproduce}`"
         + "; the experiments and what each idea bought are in "
         "`benchmarks/results/shipped_model.md`.",
         "",

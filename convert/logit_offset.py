@@ -1,0 +1,39 @@
+"""Prior correction of one class: add a constant to its logit before conversion.
+
+Training weighs classes against their counts (``--balance``), which lowers the prior of the
+large ``_unknown_`` class; adding ``b`` to its logit multiplies its probability by ``e**b``
+before the softmax normalises (logit adjustment, Menon et al., ICLR 2021). ``b > 0`` trades
+keyword recall for fewer false accepts of other speech; choose ``b`` on validation speakers.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from edge_runtime.errors import KwsError
+
+MAX_OFFSET = 10.0
+
+
+def check_offset(offset: float) -> float:
+    if not math.isfinite(offset) or abs(offset) > MAX_OFFSET:
+        raise KwsError(f"--unknown-bias must be within -{MAX_OFFSET:g}-{MAX_OFFSET:g}, "
+                       f"got {offset}")
+    return offset
+
+
+def shift_logit(model, index: int, offset: float) -> None:
+    """Add ``offset`` to logit ``index`` of ``model``'s last layer (a softmax Dense, in
+    place)."""
+    layer = model.layers[-1]
+    activation = getattr(getattr(layer, "activation", None), "__name__", "")
+    if not (layer.__class__.__name__ == "Dense" and activation == "softmax"
+            and layer.use_bias):
+        raise KwsError(f"cannot shift a logit: the model's last layer {layer.name!r} is not "
+                       "a softmax Dense with a bias")
+    kernel, bias = layer.get_weights()
+    bias = np.array(bias, copy=True)
+    bias[index] += offset
+    layer.set_weights([kernel, bias])
