@@ -118,7 +118,8 @@ def test_install_script_help():
 
 
 def test_compare_results(tmp_path):
-    """The x86/arm64 comparison: one int8 step passes, two fail, ties may swap labels."""
+    """The x86/arm64 comparison: one int8 step passes, two fail, ties (on either machine) may
+    swap labels."""
     scale = 1 / 256
     manifest = {"quantization": "int8", "output": {"scale": scale, "zero_point": -128}}
     (tmp_path / "m.json").write_text(json.dumps(manifest))
@@ -134,7 +135,13 @@ def test_compare_results(tmp_path):
                 pred("/b/data/no/2.wav", {"yes": 0.3 + scale, "no": 0.3})]
     two_steps = [pred("/b/data/yes/1.wav", {"yes": 0.5 + 2 * scale, "no": 0.25}),
                  ref[1]]
-    for name, data in {"ref": ref, "one": one_step, "two": two_steps}.items():
+    # an exact tie on the second machine, broken the other way: apart by 2 steps on the first
+    ref_apart = [ref[0], pred("/a/data/no/2.wav", {"yes": 0.5, "no": 0.5 - 2 * scale})]
+    got_tie = [ref[0], pred("/b/data/no/2.wav", {"no": 0.5 - scale, "yes": 0.5 - scale})]
+    # the same labels swapped, 2 and 3 steps apart: no tie within one step on either side
+    got_swap = [ref[0], pred("/b/data/no/2.wav", {"no": 0.5 - scale, "yes": 0.5 - 3 * scale})]
+    for name, data in {"ref": ref, "one": one_step, "two": two_steps, "ref_apart": ref_apart,
+                       "got_tie": got_tie, "got_swap": got_swap}.items():
         (tmp_path / f"{name}.json").write_text(json.dumps(data))
     script = str(DEPLOY / "compare_results.py")
     base = [sys.executable, script, "--manifest", str(tmp_path / "m.json"), "--predict",
@@ -145,6 +152,13 @@ def test_compare_results(tmp_path):
     bad = run([*base, str(tmp_path / "two.json")])
     assert bad.returncode == 1
     assert "MISMATCH" in bad.stderr
+    apart = [*base[:-1], str(tmp_path / "ref_apart.json")]
+    tie = run([*apart, str(tmp_path / "got_tie.json")])
+    assert tie.returncode == 0, tie.stdout + tie.stderr
+    assert "label ties 1" in tie.stdout
+    swap = run([*apart, str(tmp_path / "got_swap.json")])
+    assert swap.returncode == 1
+    assert "label 'no' != 'yes'" in swap.stderr
 
 
 def test_deploy_makefile_targets():
