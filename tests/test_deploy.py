@@ -144,22 +144,15 @@ def test_compare_results(tmp_path):
                        "got_tie": got_tie, "got_swap": got_swap}.items():
         (tmp_path / f"{name}.json").write_text(json.dumps(data))
     script = str(DEPLOY / "compare_results.py")
-    base = [sys.executable, script, "--manifest", str(tmp_path / "m.json"), "--predict",
-            str(tmp_path / "ref.json")]
-    ok = run([*base, str(tmp_path / "one.json")])
-    assert ok.returncode == 0, ok.stdout + ok.stderr
-    assert "label ties 1" in ok.stdout
-    bad = run([*base, str(tmp_path / "two.json")])
-    assert bad.returncode == 1
-    assert "MISMATCH" in bad.stderr
-    apart = [*base[:-1], str(tmp_path / "ref_apart.json")]
-    tie = run([*apart, str(tmp_path / "got_tie.json")])
-    assert tie.returncode == 0, tie.stdout + tie.stderr
-    assert "label ties 1" in tie.stdout
-    swap = run([*apart, str(tmp_path / "got_swap.json")])
-    assert swap.returncode == 1
-    assert "label 'no' != 'yes'" in swap.stderr
-
+    cases = [("ref", "one", 0, "label ties 1"), ("ref", "two", 1, "MISMATCH"),
+             ("ref_apart", "got_tie", 0, "label ties 1"),
+             ("ref_apart", "got_swap", 1, "label 'no' != 'yes'")]
+    for ref_name, got_name, status, said in cases:
+        done = run([sys.executable, script, "--manifest", str(tmp_path / "m.json"),
+                    "--predict", str(tmp_path / f"{ref_name}.json"),
+                    str(tmp_path / f"{got_name}.json")])
+        assert done.returncode == status, (got_name, done.stdout + done.stderr)
+        assert said in (done.stdout if status == 0 else done.stderr), got_name
 
 def test_deploy_makefile_targets():
     text = (DEPLOY / "deploy.mk").read_text()

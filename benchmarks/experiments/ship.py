@@ -215,19 +215,6 @@ EXPERIMENTS: dict[str, Experiment] = {
     **{f"speech_ema_60_xv{'' if s == 0 else f'_s{s}'}": replace(
         SPEECH_60, idea=f"{SPEECH_60.idea}, training seed {s}", train_seed=s or None)
        for s in range(2)},
-    # the trained models above with their _unknown_ logit raised before conversion
-    **{f"{run}_ub{str(b).replace('.', '')}": replace(
-        exp, idea=f"{run}'s model with its _unknown_ logit raised by {b:g} before conversion "
-        "(prior correction)", model_from=run, unknown_bias=b)
-       for run, exp, biases in (("wide_ema_60", EMA_60, (0.5, 1.0, 1.5)),
-                                ("reject_ema_60_xv", REJECT_60, (0.5, 1.0)),
-                                ("windows_ema_60_xv", WINDOWS_60, (0.5,)),
-                                ("speech_ema_60_xv", SPEECH_60, (0.5,)),
-                                ("speech_ema_60_xv_s1", replace(SPEECH_60, train_seed=1),
-                                 (0.5,)),
-                                ("windows_ema_60_xv_s1", replace(WINDOWS_60, train_seed=1),
-                                 (0.5,)))
-       for b in biases},
     "light_ema_60_s1": replace(LIGHT_60, idea="light_ema_60 with training seed 1", train_seed=1),
     "distill_5_w09": DISTILL_5_W09,
     "distill_5_w09_s1": replace(DISTILL_5_W09, idea="distill_5_w09 with training seed 1",
@@ -253,6 +240,16 @@ EXPERIMENTS: dict[str, Experiment] = {
     "wide_qn": Experiment("wider DS-CNN + input noise for int8 (quantisation-robust)",
                           arch="ds_cnn_w_qn", synth=True, epochs=60, augment=STRONG),
 }
+
+# trained models above converted again with their _unknown_ logit raised (prior correction)
+EXPERIMENTS.update({
+    f"{run}_ub{str(b).replace('.', '')}": replace(
+        EXPERIMENTS[run], idea=f"{run}'s model with its _unknown_ logit raised by {b:g} before "
+        "conversion (prior correction)", model_from=run, unknown_bias=b)
+    for run, biases in (("wide_ema_60", (0.5, 1.0, 1.5)), ("reject_ema_60_xv", (0.5, 1.0)),
+                        ("windows_ema_60_xv", (0.5,)), ("windows_ema_60_xv_s1", (0.5,)),
+                        ("speech_ema_60_xv", (0.5,)), ("speech_ema_60_xv_s1", (0.5,)))
+    for b in biases})
 
 # With ~30 steps per epoch the BatchNorm moving statistics (momentum 0.99) need ~10 epochs to
 # settle; until then validation accuracy sits at the all-_silence_ level, and the trainer's
