@@ -261,9 +261,7 @@ def convert_model(config: ConvertConfig) -> ConvertResult:
         raise KwsError(f"{config.data_dir}: labels {dataset.labels} differ from the model's "
                        f"{settings.labels}")
     if config.unknown_bias:
-        if UNKNOWN not in settings.labels:
-            raise KwsError(f"--unknown-bias: the model has no {UNKNOWN} class")
-        shift_logit(keras_model, list(settings.labels).index(UNKNOWN), config.unknown_bias)
+        shift_logit(keras_model, settings.labels, UNKNOWN, config.unknown_bias)
         log(f"{UNKNOWN} logit shifted by {config.unknown_bias:+g} (prior correction)")
 
     if dataset.skipped_files:

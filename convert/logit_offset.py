@@ -24,9 +24,11 @@ def check_offset(offset: float) -> float:
     return offset
 
 
-def shift_logit(model, index: int, offset: float) -> None:
-    """Add ``offset`` to logit ``index`` of ``model``'s last layer (a softmax Dense, in
-    place)."""
+def shift_logit(model, labels: list[str], label: str, offset: float) -> None:
+    """Add ``offset`` to the logit of class ``label`` (one of the model's ``labels``) in
+    ``model``'s last layer (a softmax Dense, in place)."""
+    if label not in labels:
+        raise KwsError(f"--unknown-bias: the model has no {label} class")
     layer = model.layers[-1]
     activation = getattr(getattr(layer, "activation", None), "__name__", "")
     if not (layer.__class__.__name__ == "Dense" and activation == "softmax"
@@ -35,5 +37,5 @@ def shift_logit(model, index: int, offset: float) -> None:
                        "a softmax Dense with a bias")
     kernel, bias = layer.get_weights()
     bias = np.array(bias, copy=True)
-    bias[index] += offset
+    bias[list(labels).index(label)] += offset
     layer.set_weights([kernel, bias])

@@ -392,7 +392,7 @@ def test_unknown_bias_multiplies_the_unknown_odds_and_the_manifest_says_so(train
                                   trained["model"].layers[-1].get_weights()[1])
 
 
-def test_shift_logit_refuses_a_model_without_a_softmax_dense_last():
+def test_shift_logit_refuses_a_model_without_a_softmax_dense_last_or_the_class():
     import keras
 
     from convert.logit_offset import shift_logit
@@ -400,4 +400,9 @@ def test_shift_logit_refuses_a_model_without_a_softmax_dense_last():
 
     model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, activation="relu")])
     with pytest.raises(KwsError, match="not a softmax Dense"):
-        shift_logit(model, 0, 1.0)
+        shift_logit(model, ["yes", "no", "_unknown_"], "_unknown_", 1.0)
+    softmax = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, activation="softmax")])
+    before = softmax.layers[-1].get_weights()[1].copy()
+    with pytest.raises(KwsError, match="has no _unknown_ class"):
+        shift_logit(softmax, ["yes", "no", "up"], "_unknown_", 1.0)
+    np.testing.assert_array_equal(softmax.layers[-1].get_weights()[1], before)  # untouched
