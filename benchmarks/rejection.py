@@ -34,7 +34,7 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 import numpy as np  # noqa: E402
 
 from benchmarks.results_io import RESULTS, markdown_table, publish  # noqa: E402
-from edge_runtime.detector import DetectorConfig  # noqa: E402
+from edge_runtime.detector import DetectorConfig, model_threshold  # noqa: E402
 from edge_runtime.errors import KwsError  # noqa: E402
 from edge_runtime.manifest import BACKGROUND_LABELS  # noqa: E402
 from edge_runtime.model import KwsModel  # noqa: E402
@@ -202,7 +202,7 @@ def main(argv: list[str] | None = None) -> int:
         path = args.model or default_model()
         model = KwsModel(path)
         speakers = held_out_speakers(args.split, args.speakers)
-        config = DetectorConfig()
+        config = DetectorConfig(threshold=model_threshold(model))
         keywords = tuple(x for x in model.labels if x not in BACKGROUND_LABELS)
         streams = {name: generate(args.data, spec)
                    for name, spec in stream_specs(args.minutes, speakers, keywords).items()}

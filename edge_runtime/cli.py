@@ -72,6 +72,8 @@ def cmd_info(args: argparse.Namespace) -> int:
         print(f"input       {m.input}")
         print(f"output      {m.output}")
         print(f"accuracy    {m.accuracy or 'n/a'}")
+        if m.threshold is not None:
+            print(f"threshold   {m.threshold:g} (the detector's default for this model)")
         print(f"interpreter {info['interpreter']}   sha256 {m.sha256}")
     return 0
 

@@ -196,3 +196,9 @@ def run_detector(detector: StreamingDetector, chunks: Iterable[np.ndarray],
 def chunk_samples(config: DetectorConfig, sample_rate: int) -> int:
     """Samples per detector hop: the chunk size that feeds one hop at a time."""
     return round(sample_rate * config.hop_ms / 1000)
+
+
+def model_threshold(model) -> float:
+    """The threshold in ``model``'s manifest, else :class:`DetectorConfig`'s default."""
+    chosen = model.manifest.threshold
+    return DetectorConfig.threshold if chosen is None else float(chosen)

@@ -41,18 +41,26 @@ def _add_detector_args(p: argparse.ArgumentParser) -> None:
                    help="run the model every HOP ms (a multiple of the front-end hop)")
     p.add_argument("--smooth-ms", type=_ms, default=default("smooth_ms"),
                    help="average the posteriors of the last SMOOTH ms")
-    p.add_argument("--threshold", type=_probability, default=default("threshold"),
-                   help="smoothed probability that fires a keyword")
+    p.add_argument("--threshold", type=_probability, default=None,
+                   help="smoothed probability that fires a keyword (default: the threshold in "
+                        f"the model's manifest, else {default('threshold'):g})")
     p.add_argument("--refractory-ms", type=_ms, default=default("refractory_ms"),
                    help="no further event for this long after one")
     p.add_argument("--json", action="store_true", help="JSON output")
 
 
-def _detector_config(args: argparse.Namespace):
+def _detector_config(args: argparse.Namespace, model):
     from edge_runtime.detector import DetectorConfig
 
     return DetectorConfig(hop_ms=args.hop_ms, smooth_ms=args.smooth_ms,
-                          threshold=args.threshold, refractory_ms=args.refractory_ms)
+                          threshold=_threshold(args, model), refractory_ms=args.refractory_ms)
+
+
+def _threshold(args: argparse.Namespace, model) -> float:
+    """--threshold, else the model's own (its manifest), else the detector's default."""
+    from edge_runtime.detector import model_threshold
+
+    return model_threshold(model) if args.threshold is None else args.threshold
 
 
 def _keywords(text: str) -> tuple[str, ...]:
@@ -69,11 +77,11 @@ def _keyword_threshold(text: str) -> tuple[str, float]:
     return word.strip(), _probability(value)
 
 
-def _listen_config(args: argparse.Namespace):
+def _listen_config(args: argparse.Namespace, model):
     from edge_runtime.detector import DetectorConfig
 
     return DetectorConfig(hop_ms=args.hop_ms, smooth_ms=args.smooth_ms,
-                          threshold=args.threshold, refractory_ms=args.refractory_ms,
+                          threshold=_threshold(args, model), refractory_ms=args.refractory_ms,
                           keywords=args.keywords, thresholds=tuple(args.keyword_threshold))
 
 
@@ -95,7 +103,7 @@ def cmd_listen(args: argparse.Namespace) -> int:
     from edge_runtime.detector import StreamingDetector, chunk_samples, run_detector
 
     model = load_model(args)
-    config = _listen_config(args)
+    config = _listen_config(args, model)
     detector = StreamingDetector(model, config)
     actions = _actions(args, str(model.path))
     chunk = chunk_samples(config, model.sample_rate)
@@ -130,7 +138,7 @@ def cmd_evaluate_stream(args: argparse.Namespace) -> int:
     from edge_runtime.wav import load_audio
 
     model = load_model(args)
-    config = _detector_config(args)
+    config = _detector_config(args, model)
     config.validate(model.manifest.frontend)
     if args.plot is not None:
         import importlib.util

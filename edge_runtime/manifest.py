@@ -30,7 +30,7 @@ MAX_NORM = 1e6  # |mean| and std bounds of feature_norm (MFCCs are within a few 
 FIELD_TYPES = {"labels": list, "quantization": str, "sha256": str, "size_bytes": int,
                "input": dict, "output": dict, "arch": str, "accuracy": dict,
                "source_run_id": (str, type(None)), "created": str, "notes": dict,
-               "feature_norm": dict, "digest": str}
+               "feature_norm": dict, "digest": str, "threshold": (float, int, type(None))}
 
 
 @dataclass
@@ -52,6 +52,9 @@ class Manifest:
     # Per-coefficient normalisation applied to the features before the model's (quantised)
     # input: {"mean": [n_mfcc], "std": [n_mfcc]}; empty when the model takes raw MFCCs.
     feature_norm: dict = field(default_factory=dict)
+    # the streaming detector's threshold chosen for this model (on validation streams); the
+    # detector's own default when None. A recommendation, outside the digest: users may edit it.
+    threshold: float | None = None
     # sha256 over the model's sha256, front-end, labels and feature_norm (see ``digest_of``)
     digest: str = ""
 
@@ -81,6 +84,9 @@ class Manifest:
                            "distinct non-empty strings)")
         if manifest.size_bytes < 0:
             raise KwsError(f"{name}: bad manifest (size_bytes < 0)")
+        if manifest.threshold is not None and not 0.0 <= manifest.threshold <= 1.0:
+            raise KwsError(f"{name}: bad manifest (threshold must be within 0-1, got "
+                           f"{manifest.threshold!r:.40})")
         _check_norm(manifest.feature_norm, manifest.frontend.n_features, name)
         for key in ("sha256", "digest"):
             if not _is_hex64(getattr(manifest, key)):
@@ -101,8 +107,11 @@ def _check_types(body: dict) -> None:
 
 def _type_names(types) -> str:
     names = {list: "a list", str: "a string", int: "an integer", dict: "an object",
-             type(None): "null"}
-    return " or ".join(names[t] for t in (types if isinstance(types, tuple) else (types,)))
+             type(None): "null", float: "a number"}
+    named = [names[t] for t in (types if isinstance(types, tuple) else (types,))]
+    if "a number" in named:  # an integer is a number too
+        named.remove("an integer")
+    return " or ".join(named)
 
 
 def _check_norm(norm: dict, n_features: int, name: str) -> None:

@@ -84,3 +84,34 @@ def test_evaluate_stream_cli_rejects_bad_labels(tone_model_path, tmp_path) -> No
                       tone_model_path)
         assert out.returncode == 2 and message in out.stderr, out.stderr
         assert len(error_lines(out.stderr)) == 1
+
+
+def test_the_models_own_threshold_is_the_default(tone_model_path, tmp_path) -> None:
+    """A threshold in the manifest (chosen for that model) is what the detector uses unless
+    --threshold says otherwise; without one, the detector's default."""
+    import shutil
+    from dataclasses import replace
+
+    from edge_runtime.manifest import load_manifest, manifest_path_for, save_manifest
+
+    x, rows = keyword_stream(seed=2)
+    wav, csv_path = tmp_path / "s.wav", tmp_path / "s.csv"
+    write_wav(wav, x, RATE)
+    write_labels(csv_path, rows)
+    model = tmp_path / "model.tflite"
+    shutil.copy(tone_model_path, model)
+    manifest = load_manifest(manifest_path_for(tone_model_path))
+    assert manifest.threshold is None
+
+    def threshold_used(*extra) -> float:
+        out = run_cli("evaluate-stream", "--audio", wav, "--labels", csv_path, "--model",
+                      model, "--json", *extra)
+        assert out.returncode == 0, out.stderr
+        return json.loads(out.stdout)["threshold"]
+
+    save_manifest(manifest, manifest_path_for(model))
+    assert threshold_used() == DetectorConfig().threshold
+    save_manifest(replace(manifest, threshold=0.85), manifest_path_for(model))
+    assert threshold_used() == 0.85
+    assert threshold_used("--threshold", "0.6") == 0.6
+    assert "threshold   0.85" in run_cli("info", "--model", model).stdout

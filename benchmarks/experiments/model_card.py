@@ -73,6 +73,14 @@ def anchor_lines() -> list[str]:
                   markdown_table(["model", "threshold", "false rejects %",
                                   "false accepts/h, other words",
                                   "false accepts/h, running speech"], rows), ""]
+        ours_at = rej["models"][0]["at_default_threshold"]
+        if ours_at:
+            lines += [f"At the detector threshold {rej['detector']['threshold']:g} (the "
+                      "manifest's `threshold`, chosen on validation speakers' streams; "
+                      "`kws-edge listen` and `evaluate-stream` use it unless given "
+                      f"`--threshold`): {100 * ours_at['false_reject_rate']:.1f}% false "
+                      f"rejects, {ours_at['non_keyword_fa_per_hour']:g} false accepts per hour "
+                      "(both non-keyword streams).", ""]
     return lines
 
 
