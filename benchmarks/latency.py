@@ -36,7 +36,7 @@ from benchmarks import strides  # noqa: E402
 from benchmarks.reference import INT8_FILE, reference_dir  # noqa: E402
 from benchmarks.results_io import RESULTS, markdown_table, write_results  # noqa: E402
 from edge_runtime.bench import measure, test_signal  # noqa: E402
-from edge_runtime.detector import DetectorConfig  # noqa: E402
+from edge_runtime.detector import DetectorConfig, model_threshold  # noqa: E402
 from edge_runtime.errors import KwsError  # noqa: E402
 from edge_runtime.model import KwsModel  # noqa: E402
 from edge_runtime.wav import write_wav  # noqa: E402
@@ -299,7 +299,7 @@ def measure_latency(config: LatencyConfig) -> dict:
     results["librosa"]["same_labels_as_kws_edge"] = (
         results["librosa"]["predicted"] == results["kws_edge"]["predicted"])
     results.update({name: {"skipped": m} for name, m in skipped.items()})
-    detector = DetectorConfig()
+    detector = DetectorConfig(threshold=model_threshold(shipped))
     sweep = strides.stride_sweep(shipped, audio, rows,
                                  strides.strides_for(shipped, detector.hop_ms))
     at_default = next(r for r in sweep if r["hop_ms"] == detector.hop_ms)

@@ -8,14 +8,13 @@ fired; negative when the word is detected before its 1-s clip is over).
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
 from benchmarks.pipelines import shown
 from benchmarks.streaming import run, synthetic_audio
-from edge_runtime.detector import DetectorConfig, Event
+from edge_runtime.detector import DetectorConfig, Event, model_threshold
 from edge_runtime.manifest import BACKGROUND_LABELS
 from edge_runtime.model import KwsModel
 
@@ -57,7 +56,8 @@ def stride_sweep(model: KwsModel, audio: np.ndarray, rows: list[tuple[float, flo
     audio_s = audio.size / model.sample_rate
     out = []
     for hop_ms in strides_ms:
-        r = run(model, audio, chunk, replace(DetectorConfig(), hop_ms=hop_ms))
+        r = run(model, audio, chunk,
+                DetectorConfig(hop_ms=hop_ms, threshold=model_threshold(model)))
         delays = np.asarray(delays_s(r["events"], rows, fe.clip_ms / 1000)) * 1e3
         out.append({
             "hop_ms": hop_ms,
