@@ -445,7 +445,7 @@ MANIFEST_EDITS = {
     "manifest-nested-40-levels": _edit(notes=_nested(40)),
     "manifest-huge-integer": _as_text(('"size_bytes": ', '"size_bytes": ' + "9" * 5000)),
     "manifest-frontend-not-object": _edit(frontend=[1, 2, 3]),
-    "manifest-threshold-1.5": _edit(threshold=1.5),
+    "manifest-threshold-over-1": _edit(threshold=1.5),
     "manifest-threshold-string": _edit(threshold="0.8"),
 }
 UNSEALED = {"manifest-missing", "manifest-not-json", "manifest-foreign",
@@ -489,7 +489,7 @@ BAD_MODELS = {
     "manifest-nested-40-levels": "unreadable manifest .nested more than 32 levels",
     "manifest-huge-integer": "unreadable manifest .Exceeds the limit",
     "manifest-frontend-not-object": "the front-end must be an object",
-    "manifest-threshold-1.5": "threshold must be within 0-1, got 1.5",
+    "manifest-threshold-over-1": "threshold must be within 0-1, got 1.5",
     "manifest-threshold-string": "threshold must be a number or null, got '0.8'",
 }
 

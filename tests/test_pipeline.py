@@ -110,7 +110,8 @@ def test_demo_pipeline_logs_registers_and_measures(tmp_path):
 @pytest.mark.parametrize("module, command, shown", [
     ("kws", "pipeline", ["training epochs (default: 40)", "(default: ds_cnn_s)",
                                "(default: 500)"]),
-    ("edge_runtime.cli", "listen", ["(default: 0.7)", "(default: 1.0)"]),
+    ("edge_runtime.cli", "listen", ["(default: the threshold in the model's manifest, else 0.7)",
+                                    "(default: 1.0)"]),
     ("kws", "export", ["--force"]),
 ])
 def test_help_shows_defaults_once(module, command, shown):
