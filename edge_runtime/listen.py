@@ -10,6 +10,7 @@ import argparse
 import json
 import os
 import sys
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 
@@ -78,11 +79,8 @@ def _keyword_threshold(text: str) -> tuple[str, float]:
 
 
 def _listen_config(args: argparse.Namespace, model):
-    from edge_runtime.detector import DetectorConfig
-
-    return DetectorConfig(hop_ms=args.hop_ms, smooth_ms=args.smooth_ms,
-                          threshold=_threshold(args, model), refractory_ms=args.refractory_ms,
-                          keywords=args.keywords, thresholds=tuple(args.keyword_threshold))
+    return replace(_detector_config(args, model), keywords=args.keywords,
+                   thresholds=tuple(args.keyword_threshold))
 
 
 def _actions(args: argparse.Namespace, model_path: str):

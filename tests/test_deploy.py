@@ -154,6 +154,7 @@ def test_compare_results(tmp_path):
         assert done.returncode == status, (got_name, done.stdout + done.stderr)
         assert said in (done.stdout if status == 0 else done.stderr), got_name
 
+
 def test_deploy_makefile_targets():
     text = (DEPLOY / "deploy.mk").read_text()
     for target in ("verify-arm64:", "image-check:", "lint-deploy:"):

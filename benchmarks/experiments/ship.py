@@ -125,6 +125,15 @@ WINDOWS_60 = replace(EMA_60, idea="wide_ema_60_xv + running-speech and cut-off-k
                      "of the training speakers' own clips (no synthetic speech)", windows=WINDOWS,
                      extra_val_pct=10.0)
 
+
+
+def two_seeds(name: str, recipe: Experiment) -> dict[str, Experiment]:
+    """``name`` (training seed 0) and ``name``_s1 (training seed 1): the same split."""
+    return {f"{name}{'' if s == 0 else f'_s{s}'}": replace(
+        recipe, idea=f"{recipe.idea}, training seed {s}", train_seed=s or None)
+        for s in range(2)}
+
+
 EXPERIMENTS: dict[str, Experiment] = {
     "baseline": Experiment("ds_cnn_s, default augmentation, 40 epochs"),
     "synth": Experiment("ds_cnn_s + synthetic speech (espeak, 40 voices x 20 words), 40 epochs",
@@ -216,18 +225,10 @@ EXPERIMENTS: dict[str, Experiment] = {
     "reject_ema_60_xv": REJECT_60,
     # reject_ema_60_xv's windows alone: its synthetic words, weighted as real ones by the word
     # balance, outweighed the real _unknown_ words (validation _unknown_ recall 69%)
-    **{f"windows_ema_60_xv{'' if s == 0 else f'_s{s}'}": replace(
-        WINDOWS_60, idea=f"{WINDOWS_60.idea}, training seed {s}", train_seed=s or None)
-       for s in range(2)},
-    **{f"speech_ema_60_xv{'' if s == 0 else f'_s{s}'}": replace(
-        SPEECH_60, idea=f"{SPEECH_60.idea}, training seed {s}", train_seed=s or None)
-       for s in range(2)},
-    **{f"speech_ema_90_xv{'' if s == 0 else f'_s{s}'}": replace(
-        SPEECH_90, idea=f"{SPEECH_90.idea}, training seed {s}", train_seed=s or None)
-       for s in range(2)},
-    **{f"speech_c10_90_xv{'' if s == 0 else f'_s{s}'}": replace(
-        SPEECH_90_C10, idea=f"{SPEECH_90_C10.idea}, training seed {s}", train_seed=s or None)
-       for s in range(2)},
+    **two_seeds("windows_ema_60_xv", WINDOWS_60),
+    **two_seeds("speech_ema_60_xv", SPEECH_60),
+    **two_seeds("speech_ema_90_xv", SPEECH_90),
+    **two_seeds("speech_c10_90_xv", SPEECH_90_C10),
     "light_ema_60_s1": replace(LIGHT_60, idea="light_ema_60 with training seed 1", train_seed=1),
     "distill_5_w09": DISTILL_5_W09,
     "distill_5_w09_s1": replace(DISTILL_5_W09, idea="distill_5_w09 with training seed 1",
