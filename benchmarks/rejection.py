@@ -17,6 +17,11 @@ operating point of a model is the threshold with the fewest false accepts per ho
 non-keyword streams together) among those with at most 10 % false rejects. The reference runs
 on 1-s windows at the same hop through its own ``tf.signal`` front-end
 (:mod:`benchmarks.reference`). Writes ``rejection.{json,md,png}`` into ``--out``.
+
+``--speakers val`` builds the streams from the split file's validation speakers instead, to
+compare candidate models without the test speakers; ``--extra DIR`` adds the words of the
+speakers of a training-only folder (e.g. ``speech_commands_extra``, FLAC) who validated the
+model (``--extra-val-pct``, the training's share), for streams of many more voices.
 """
 
 from __future__ import annotations
@@ -68,6 +73,23 @@ def held_out_speakers(split_file: Path, which: str = "test") -> frozenset[str]:
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise KwsError(f"{split_file}: not a split file with a {which} speaker list ({exc})"
                        ) from None
+
+
+def extra_sources(args: argparse.Namespace, speakers: frozenset[str]
+                  ) -> tuple[frozenset[str], dict]:
+    """The validation speakers of ``--extra``'s folders added to ``speakers``, and the
+    stream generator's arguments that read their (FLAC) clips."""
+    if args.speakers != "val":
+        raise KwsError("--extra adds validation speakers: use it with --speakers val")
+    if not 0 < args.extra_val_pct < 100:
+        raise KwsError(f"--extra-val-pct must be within 0-100 (excluded), got "
+                       f"{args.extra_val_pct:g}")
+    from train.data import AUDIO_SUFFIXES, extra_val_speakers, load_clip
+
+    for folder in args.extra:
+        speakers |= extra_val_speakers(folder, args.extra_val_pct)
+    return speakers, {"extra_dirs": tuple(args.extra), "suffixes": AUDIO_SUFFIXES,
+                      "load": load_clip}
 
 
 def smooth(probs: np.ndarray, hops: int) -> np.ndarray:
@@ -193,6 +215,12 @@ def main(argv: list[str] | None = None) -> int:
                         help="which of its speaker lists: the held-out test speakers, or the "
                              "validation speakers (to compare candidate models without the "
                              "test speakers)")
+    parser.add_argument("--extra", type=Path, action="append", default=[], metavar="DIR",
+                        help="with --speakers val: the words of this training-only folder's "
+                             "validation speakers too (WAV or FLAC; repeatable)")
+    parser.add_argument("--extra-val-pct", type=float, default=10.0,
+                        help="the share of --extra's speakers that validated the model "
+                             "(its training's --extra-val-pct; default: %(default)g)")
     parser.add_argument("--minutes", type=float, default=20.0, help="length of each stream")
     parser.add_argument("--no-reference", action="store_true", help="skip the reference")
     parser.add_argument("--out", type=Path, default=RESULTS)
@@ -204,7 +232,10 @@ def main(argv: list[str] | None = None) -> int:
         speakers = held_out_speakers(args.split, args.speakers)
         config = DetectorConfig(threshold=model_threshold(model))
         keywords = tuple(x for x in model.labels if x not in BACKGROUND_LABELS)
-        streams = {name: generate(args.data, spec)
+        sources = {}
+        if args.extra:
+            speakers, sources = extra_sources(args, speakers)
+        streams = {name: generate(args.data, spec, **sources)
                    for name, spec in stream_specs(args.minutes, speakers, keywords).items()}
     except KwsError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -239,8 +270,10 @@ def main(argv: list[str] | None = None) -> int:
         ["model", *keywords_fired],
         [[r["name"], *(r["false_accepts_per_hour_by_keyword"].get(k, "—")
                        for k in keywords_fired)] for r in results])
-    meta = {"data": args.data.name, "split": str(args.split.relative_to(ROOT))
-            if args.split.is_relative_to(ROOT) else args.split.name,
+    meta = {"data": args.data.name, "extra": [d.name for d in args.extra],
+            "extra_val_pct": args.extra_val_pct if args.extra else None,
+            "split": (str(args.split.relative_to(ROOT)) if args.split.is_relative_to(ROOT)
+                      else args.split.name),
             "speaker_list": args.speakers,
             "held_out_speakers": len(speakers), "minutes_per_stream": args.minutes,
             "detector": asdict(config), "max_frr": MAX_FRR, "reference_skipped": skipped,
@@ -252,7 +285,10 @@ def main(argv: list[str] | None = None) -> int:
             f"streams from the {len(speakers)} "
             f"{'held-out test' if args.speakers == 'test' else 'validation'} speakers of "
             f"`{meta['split']}` "
-            f"(`{args.data.name}`): keywords among other words (false rejects), isolated "
+            f"(`{args.data.name}`"
+            + "".join(f"; and the {args.extra_val_pct:g}% of `{d.name}`'s speakers that "
+                      "validated" for d in args.extra)
+            + "): keywords among other words (false rejects), isolated "
             "non-keyword words, and non-keyword words joined into running speech (false "
             "accepts). Detector: hop {hop_ms:g} ms, smoothing {smooth_ms:g} ms, refractory "
             "{refractory_ms:g} ms; the operating point is the threshold with the fewest false "

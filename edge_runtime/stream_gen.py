@@ -8,6 +8,7 @@ at a labelled time are exactly the clip's samples.
 from __future__ import annotations
 
 import csv
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,7 +16,7 @@ import numpy as np
 
 from edge_runtime.dataset import NOISE_DIR, SILENCE, UNKNOWN, list_clips
 from edge_runtime.errors import KwsError
-from edge_runtime.wav import load_audio
+from edge_runtime.wav import Audio, load_audio
 
 DEFAULT_KEYWORDS = ("yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go")
 LABEL_COLUMNS = ("start_s", "end_s", "label")
@@ -95,8 +96,8 @@ class GeneratedStream:
                 for p in self.placements if p.label != UNKNOWN]
 
 
-def _noise_bed(sources: list[Path], n: int, spec: StreamSpec,
-               rng: np.random.Generator) -> np.ndarray:
+def _noise_bed(sources: list[Path], n: int, spec: StreamSpec, rng: np.random.Generator,
+               load: Callable[[Path, int], Audio]) -> np.ndarray:
     """``n`` samples of background: random noise pieces at ``noise_rms``, cross-faded."""
     rate = spec.sample_rate
     if not sources or spec.noise_rms == 0:
@@ -109,7 +110,7 @@ def _noise_bed(sources: list[Path], n: int, spec: StreamSpec,
     while pos < n:
         path = sources[rng.integers(len(sources))]
         if path not in cache:
-            cache[path] = load_audio(path, rate).samples
+            cache[path] = load(path, rate).samples
         piece = cache[path]
         if piece.size > 2 * rate:  # long noise recordings: a random 1-2 s cut
             length = int(rng.integers(rate, 2 * rate))
@@ -127,11 +128,16 @@ def _noise_bed(sources: list[Path], n: int, spec: StreamSpec,
     return bed[:n]
 
 
-def generate(data_dir: str | Path, spec: StreamSpec = StreamSpec()) -> GeneratedStream:
-    """Build the stream from the clips under ``data_dir`` (Speech Commands layout)."""
+def generate(data_dir: str | Path, spec: StreamSpec = StreamSpec(), *,
+             extra_dirs: Sequence[str | Path] = (), suffixes: tuple[str, ...] = (".wav",),
+             load: Callable[[Path, int], Audio] = load_audio) -> GeneratedStream:
+    """Build the stream from the clips under ``data_dir`` (Speech Commands layout) and
+    ``extra_dirs`` (their words only: the background comes from ``data_dir``). The device
+    reads WAV; a caller with a FLAC reader passes it as ``load`` with ``suffixes``."""
     spec.validate()
     data_dir = Path(data_dir)
-    clips = list_clips(data_dir)
+    clips = [c for d in (data_dir, *map(Path, extra_dirs)) for c in list_clips(d, suffixes)
+             if d == data_dir or c.word != SILENCE]
     keywords = set(spec.keywords)
     by_keyword: dict[str, list[Path]] = {k: [] for k in spec.keywords}
     others: list[Path] = []
@@ -151,7 +157,7 @@ def generate(data_dir: str | Path, spec: StreamSpec = StreamSpec()) -> Generated
     rng = np.random.default_rng(spec.seed)
     rate = spec.sample_rate
     n = round(spec.minutes * 60 * rate)
-    samples = _noise_bed(noise, n, spec, rng)
+    samples = _noise_bed(noise, n, spec, rng, load)
     placements: list[Placement] = []
     pos = round(rng.uniform(*spec.gap_s) * rate)
     while True:
@@ -161,7 +167,7 @@ def generate(data_dir: str | Path, spec: StreamSpec = StreamSpec()) -> Generated
         else:
             label, pool = UNKNOWN, others
         path = pool[rng.integers(len(pool))]
-        clip = load_audio(path, rate).samples
+        clip = load(path, rate).samples
         if spec.trim:
             start, end = speech_bounds(clip)[0]
             clip = clip[start:end]

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edge_runtime.wav import write_wav
+from edge_runtime.wav import read_wav, write_wav
 
 RATE = 16000
 NOISE_FILES = ("white_noise.wav", "pink_noise.wav")
@@ -111,3 +111,15 @@ def make_fake_dataset(
         (root / "validation_list.txt").write_text("".join(f"{r}\n" for r in val_rel))
         (root / "testing_list.txt").write_text("".join(f"{r}\n" for r in test_rel))
     return root
+
+
+def as_flac(folder: Path) -> Path:
+    """Re-encode every WAV under ``folder`` as FLAC (16-bit, like speech_commands_extra)."""
+    import soundfile
+
+    for wav in sorted(folder.rglob("*.wav")):
+        audio = read_wav(wav)
+        soundfile.write(wav.with_suffix(".flac"), audio.samples, audio.sample_rate,
+                        subtype="PCM_16")
+        wav.unlink()
+    return folder

@@ -11,7 +11,7 @@ from benchmarks import accuracy, frontend, latency, pipelines, streaming
 from benchmarks.reference import reference_dir
 from edge_runtime.wav import write_wav
 from tests.conftest import speech_like
-from tests.fixtures_data import make_fake_dataset
+from tests.fixtures_data import as_flac, make_fake_dataset
 
 RESULT_FILES = ("json", "md", "png")
 
@@ -101,7 +101,7 @@ def test_accuracy_benchmark_missing_model_is_an_error(clip_folder, tmp_path, cap
     assert capsys.readouterr().err.startswith("error: model not found")
 
 
-def test_rejection_benchmark_scores_streams_of_held_out_speakers(tmp_path):
+def test_rejection_benchmark_scores_streams_of_held_out_speakers(tmp_path, capsys):
     from benchmarks import rejection
     from tests.model_factory import build_models
 
@@ -143,6 +143,27 @@ def test_rejection_benchmark_scores_streams_of_held_out_speakers(tmp_path):
     result = read_result(out, "rejection")
     assert (result["speaker_list"], result["held_out_speakers"]) == ("val", 1)
     assert "from the 1 validation speakers" in (out / "rejection.md").read_text()
+
+    # the validation speakers of a training-only FLAC folder join the validation streams
+    from train.data import extra_val_speakers
+
+    extra = as_flac(make_fake_dataset(tmp_path / "extra", ["yes", "no", "happy"],
+                                      [f"e{i:07d}" for i in range(8)], 2))
+    validating = extra_val_speakers(extra, 50.0)
+    assert 0 < len(validating) < 8
+    assert rejection.main(["--model", str(tflite), "--data", str(data), "--split", str(split),
+                           "--speakers", "val", "--extra", str(extra), "--extra-val-pct", "50",
+                           "--minutes", "0.5", "--no-reference", "--out", str(out),
+                           "--json"]) == 0
+    result = read_result(out, "rejection")
+    assert result["held_out_speakers"] == 1 + len(validating)
+    assert (result["extra"], result["extra_val_pct"]) == (["extra"], 50.0)
+    assert "50% of `extra`'s speakers that validated" in (out / "rejection.md").read_text()
+    capsys.readouterr()
+    assert rejection.main(["--model", str(tflite), "--data", str(data), "--split", str(split),
+                           "--extra", str(extra), "--no-reference", "--out", str(out)]) == 2
+    assert capsys.readouterr().err == ("error: --extra adds validation speakers: use it with "
+                                       "--speakers val\n")
 
 
 def test_reference_front_end_and_model_when_present(tmp_path):

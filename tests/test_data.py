@@ -13,11 +13,12 @@ from edge_runtime.dataset import SILENCE, UNKNOWN
 from edge_runtime.errors import KwsError
 from edge_runtime.frontend import EDGE_FRONTEND, Frontend
 from edge_runtime.wav import read_wav
-from tests.fixtures_data import make_fake_dataset, speaker_ids
+from tests.fixtures_data import as_flac, make_fake_dataset, speaker_ids
 from train.data import (
     STANDARD_WORDS,
     DataConfig,
     Example,
+    extra_val_speakers,
     load_dataset,
     load_waveforms,
     split_name,
@@ -273,18 +274,6 @@ def test_fixture_speaker_ids_are_stable():
     assert speaker_ids(3) == speaker_ids(3) and len(set(speaker_ids(50))) == 50
 
 
-def as_flac(folder: Path) -> Path:
-    """Re-encode every WAV under ``folder`` as FLAC (16-bit, like speech_commands_extra)."""
-    import soundfile
-
-    for wav in sorted(folder.rglob("*.wav")):
-        audio = read_wav(wav)
-        soundfile.write(wav.with_suffix(".flac"), audio.samples, audio.sample_rate,
-                        subtype="PCM_16")
-        wav.unlink()
-    return folder
-
-
 def test_extra_flac_folder_joins_training_only_and_keeps_speakers_disjoint(tmp_path, fake):
     base = load_dataset(DataConfig(fake))
     held_out = sorted(speakers(base.val) | speakers(base.test))[:3]
@@ -329,6 +318,7 @@ def test_extra_val_pct_moves_a_share_of_extra_speakers_into_validation(tmp_path,
     added = ds.val[len(base.val):]
     keywords = [e for e in added if e.label in ("yes", "left")]
     assert {e.speaker for e in keywords} == val_speakers
+    assert extra_val_speakers(extra, 25.0) == val_speakers  # what the streams benchmark uses
     assert sum(e.label == UNKNOWN for e in added) == math.ceil(len(keywords) * 0.1)
     assert all(e.path and extra in e.path.parents for e in added)  # no silence: main folder's
     assert "extra folders" in ds.split_rule and "25% of their speakers" in ds.split_rule

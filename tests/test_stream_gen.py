@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -169,3 +170,29 @@ def test_speech_bounds_of_a_placed_word() -> None:
     clip = np.zeros(RATE, np.float32)
     clip[4000:9000] = 0.5
     assert tuple(speech_bounds(clip)[0]) == (4000, 9120)  # 10-ms frames that hold the word
+
+
+def test_words_of_more_folders_with_their_own_reader(fake_data, tmp_path) -> None:
+    from tests.fixtures_data import as_flac, make_fake_dataset
+    from train.data import AUDIO_SUFFIXES, load_clip
+
+    extra = as_flac(make_fake_dataset(tmp_path / "extra", ["yes", "happy"], ["x", "y"], 2))
+    spec = StreamSpec(minutes=0.5, seed=5, keywords=("yes", "no"))
+    stream = generate(fake_data, spec, extra_dirs=(extra,), suffixes=AUDIO_SUFFIXES,
+                      load=load_clip)
+    sources = {p.source.suffix for p in stream.placements}
+    assert sources == {".wav", ".flac"}  # words of both folders
+    for p in stream.placements:  # the FLAC words decoded into the stream as they are
+        np.testing.assert_array_equal(stream.samples[p.start : p.end],
+                                      load_clip(p.source, RATE).samples)
+    speakers = frozenset({"x"})  # the extra folder's speaker "x" only
+    only_x = generate(fake_data, replace(spec, speakers=speakers, keywords=("yes",)),
+                      extra_dirs=(extra,), suffixes=AUDIO_SUFFIXES, load=load_clip)
+    assert {p.source.name.split("_")[0] for p in only_x.placements} == {"x"}
+    # the background still comes from the main folder alone (not the extra folder's noise
+    # files), and the device reader is WAV only
+    first = stream.placements[0].start
+    np.testing.assert_array_equal(generate(fake_data, spec).samples[:first],
+                                  stream.samples[:first])
+    with pytest.raises(KwsError, match="no clips"):
+        generate(fake_data, spec, extra_dirs=(extra,))

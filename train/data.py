@@ -189,6 +189,13 @@ def _extra_split(clip: Clip, val_pct: float) -> str:
     return which_set(clip.speaker, val_pct, 0.0, EXTRA_VAL_SALT)
 
 
+def extra_val_speakers(folder: str | Path, val_pct: float) -> frozenset[str]:
+    """The speakers of training-only ``folder`` who validate at ``extra_val_pct`` = ``val_pct``
+    (so never train): a model's validation speakers beyond its main folder's."""
+    return frozenset(c.speaker for c in list_clips(folder, AUDIO_SUFFIXES)
+                     if _extra_split(c, val_pct) == "val")
+
+
 def _split(clips: list[Clip], rule) -> dict[str, list[Clip]]:
     by_split: dict[str, list[Clip]] = {s: [] for s in SPLITS}
     for clip in clips:
