@@ -14,7 +14,7 @@ import json
 import math
 from pathlib import Path
 
-from benchmarks.experiments.ship import EXPERIMENTS, MAX_DROP, ROOT, WORK, Experiment
+from benchmarks.experiments.ship import EXPERIMENTS, MAX_DROP, ROOT, WORK, Experiment, earlier_runs
 from benchmarks.results_io import RESULTS, markdown_table
 from edge_runtime.frontend import FrontendConfig
 
@@ -84,25 +84,26 @@ def anchor_lines() -> list[str]:
     return lines
 
 
-def int8_end_to_end_ms(folder: Path, runs: int = 200) -> str:
+def int8_end_to_end_ms(folder: str | None, runs: int = 200) -> str:
     """Median end-to-end time (front-end + int8 invoke, 1 thread) of a run's int8 file,
     measured now with ``kws-edge bench``'s loop; "n/a" when the file is gone."""
     from edge_runtime.bench import measure
     from edge_runtime.model import KwsModel
 
-    path = Path(folder) / "kws_int8.tflite"
-    if not path.is_file():
+    path = None if folder is None else Path(folder) / "kws_int8.tflite"
+    if path is None or not path.is_file():
         return "n/a"
     return f"{measure(KwsModel(path, num_threads=1), runs=runs)['end_to_end_ms']['median']:.2f}"
 
 
 def comparison_lines(shipped: str) -> list[str]:
-    """Each architecture's best run on the same held-out clips (from the experiments; the
-    shipped run for its own), with the end-to-end time of its int8 file measured on this
-    machine."""
+    """Each architecture's best run on the same held-out clips (from the experiments of the
+    work folder and of the committed table; the shipped run for its own), with the end-to-end
+    time of its int8 file measured on this machine where the work folder still holds it."""
     best: dict[str, dict] = {}
-    runs = [json.loads(p.read_text()) for p in sorted((WORK / "results").glob("*.json"))]
-    for r in sorted(runs, key=lambda r: r["name"] == shipped):  # the shipped run last
+    runs = {**earlier_runs(), **{p.stem: json.loads(p.read_text())
+                                 for p in sorted((WORK / "results").glob("*.json"))}}
+    for r in sorted(runs.values(), key=lambda r: r["name"] == shipped):  # the shipped run last
         arch = r.get("arch")
         if arch and (arch not in best or r["name"] == shipped
                      or r["val_accuracy"] > best[arch]["val_accuracy"]):
@@ -112,13 +113,13 @@ def comparison_lines(shipped: str) -> list[str]:
     rows = [[f"`{a}`" + (" (shipped)" if r["name"] == shipped else ""), r["name"],
              f"{100 * r['val_accuracy']:.2f}", f"{100 * r['float32_accuracy']:.2f}",
              f"{100 * r['int8_accuracy']:.2f}", f"{r['int8_bytes']:,}",
-             f"{r['float32_bytes']:,}", int8_end_to_end_ms(Path(r["folder"]))]
+             f"{r['float32_bytes']:,}", int8_end_to_end_ms(r.get("folder"))]
             for a, r in sorted(best.items())]
     return ["## Architectures compared", "",
             "Best run (on validation, Keras) of each other architecture, same held-out test "
             "clips; int8 ms: "
             "median of 200 front-end + invoke runs on one thread on this build machine (as "
-            "`kws-edge bench`):", "",
+            "`kws-edge bench`; n/a: the run's file was not kept on this machine):", "",
             markdown_table(["architecture", "run", "val %", "float32 %", "int8 %",
                             "int8 bytes", "float32 bytes", "int8 ms"], rows), ""]
 
