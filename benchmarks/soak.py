@@ -34,6 +34,7 @@ from edge_runtime.detector import (  # noqa: E402
     Event,
     StreamingDetector,
     chunk_samples,
+    model_threshold,
 )
 from edge_runtime.errors import KwsError  # noqa: E402
 
@@ -107,6 +108,7 @@ def run_soak(model, minute: np.ndarray, minutes: int = 60,
     first, last = float(np.median(hop_ms[:span])), float(np.median(hop_ms[-span:]))
     return {
         "minutes": minutes,
+        "threshold": config.threshold,
         "hops": len(hop_ms),
         "events_single_minute": len(reference),
         "events_first_minute": len(per_minute[0]),
@@ -149,7 +151,8 @@ def to_markdown(result: dict, source: str, model: str) -> str:
         ["RSS growth", f"{result['rss_growth_pct']}%"],
     ]
     return (f"# Streaming soak test\n\n`python -m benchmarks.soak --minutes {result['minutes']}"
-            f" --json`, model `{model}`, default detector settings.\n\n"
+            f" --json`, model `{model}`, default detector settings at the model's threshold "
+            f"({result['threshold']:g}).\n\n"
             + markdown_table(["", "value"], rows))
 
 
@@ -169,7 +172,8 @@ def main(argv: list[str] | None = None) -> int:
         model = KwsModel(args.model or default_model())
         data = None if args.synthetic else (args.data or default_data())
         minute, source = one_minute(model.sample_rate, data)
-        result = run_soak(model, minute, args.minutes)
+        result = run_soak(model, minute, args.minutes,
+                          DetectorConfig(threshold=model_threshold(model)))
     except KwsError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

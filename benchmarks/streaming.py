@@ -24,7 +24,7 @@ import numpy as np  # noqa: E402
 
 from benchmarks.results_io import RESULTS, markdown_table, publish  # noqa: E402
 from edge_runtime.bench import percentiles, test_signal  # noqa: E402
-from edge_runtime.detector import DetectorConfig, StreamingDetector  # noqa: E402
+from edge_runtime.detector import DetectorConfig, StreamingDetector, model_threshold  # noqa: E402
 from edge_runtime.errors import KwsError  # noqa: E402
 from edge_runtime.model import KwsModel  # noqa: E402
 from edge_runtime.paths import default_model  # noqa: E402
@@ -117,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.seconds < 60 or args.chunk_ms <= 0:
             raise KwsError("need --seconds >= 60 and --chunk-ms > 0")
         model = KwsModel(path, num_threads=args.threads)
-        config = DetectorConfig(hop_ms=args.hop_ms)
+        config = DetectorConfig(hop_ms=args.hop_ms, threshold=model_threshold(model))
         audio, source = stream_audio(model, args.seconds, args.data, args.seed)
     except KwsError as exc:
         print(f"error: {exc}", file=sys.stderr)

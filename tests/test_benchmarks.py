@@ -46,6 +46,29 @@ def test_streaming_benchmark_writes_rtf_and_hop_latency(tiny_models, tmp_path, c
     assert tiny_models["int8"].name in markdown and "{" not in markdown
 
 
+def test_streaming_and_soak_run_the_detector_at_the_models_threshold(tiny_models, tmp_path,
+                                                                     capsys):
+    import shutil
+    from dataclasses import replace
+
+    from benchmarks import soak
+    from edge_runtime.detector import DetectorConfig
+    from edge_runtime.manifest import load_manifest, manifest_path_for, save_manifest
+
+    model = tmp_path / "m" / "kws_int8.tflite"
+    model.parent.mkdir()
+    shutil.copy(tiny_models["int8"], model)
+    manifest = load_manifest(manifest_path_for(tiny_models["int8"]))
+    for threshold, expected in ((None, DetectorConfig().threshold), (0.83, 0.83)):
+        save_manifest(replace(manifest, threshold=threshold), manifest_path_for(model))
+        assert streaming.main(["--model", str(model), "--seconds", "60", "--out",
+                               str(tmp_path / "out"), "--json"]) == 0
+        assert json.loads(capsys.readouterr().out)["detector"]["threshold"] == expected
+        assert soak.main(["--model", str(model), "--minutes", "3", "--synthetic", "--json",
+                          "--no-write"]) == 0
+        assert json.loads(capsys.readouterr().out)["threshold"] == expected
+
+
 def test_streaming_benchmark_refuses_short_audio(tiny_models, tmp_path, capsys):
     status = streaming.main(["--model", str(tiny_models["int8"]), "--seconds", "5",
                              "--out", str(tmp_path)])
