@@ -7,10 +7,12 @@ Also reads converted bytes back (op list, tensor types) to check what the conver
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import sys
 import tempfile
 from collections.abc import Iterable, Iterator
+from typing import TextIO
 
 import numpy as np
 
@@ -123,7 +125,11 @@ def strip_names(content: bytes) -> bytes:
 @contextlib.contextmanager
 def captured_output(tail_lines: int = 40, replay: bool = True) -> Iterator[None]:
     """Send stdout and stderr, Python's and the C libraries' (file descriptors 1 and 2), to a
-    temporary file; if the block raises (and ``replay``), print its last lines to stderr."""
+    temporary file; if the block raises (and ``replay``), print its last lines to stderr.
+
+    Log handlers created inside the block (TensorFlow's, on its first conversion) write to the
+    temporary file's stream; they are pointed back at stderr when it closes.
+    """
     sys.stdout.flush()
     sys.stderr.flush()
     with tempfile.TemporaryFile() as sink, open(os.dup(sink.fileno()), "w") as text:
@@ -139,6 +145,7 @@ def captured_output(tail_lines: int = 40, replay: bool = True) -> Iterator[None]
             raise
         finally:
             text.flush()
+            _reattach_log_handlers(text, sys.stderr)
             for fd, copy in zip((1, 2), saved, strict=True):
                 os.dup2(copy, fd)
                 os.close(copy)
@@ -146,6 +153,16 @@ def captured_output(tail_lines: int = 40, replay: bool = True) -> Iterator[None]
                 sink.seek(0)
                 lines = sink.read().decode(errors="replace").splitlines()[-tail_lines:]
                 print("\n".join(lines), file=sys.stderr)
+
+
+def _reattach_log_handlers(old: object, new: TextIO) -> None:
+    """Every logging stream handler writing to ``old`` writes to ``new`` instead."""
+    loggers = [logging.getLogger(), *(logger for logger in logging.Logger.manager.loggerDict
+                                      .values() if isinstance(logger, logging.Logger))]
+    for logger in loggers:
+        for handler in logger.handlers:
+            if isinstance(handler, logging.StreamHandler) and handler.stream is old:
+                handler.setStream(new)
 
 
 def _batch_one(model):

@@ -184,3 +184,24 @@ def test_captured_output_hides_c_level_chatter_and_replays_it_on_failure(capfd):
         os.write(2, b"the converter's last words\n")
         raise ValueError("conversion failed")
     assert "the converter's last words" in capfd.readouterr().err
+
+
+def test_captured_output_leaves_log_handlers_made_inside_it_writing_to_stderr(capfd):
+    """TensorFlow makes its log handler on first use, inside a conversion: later warnings must
+    reach stderr, not the closed temporary file ("--- Logging error ---")."""
+    import logging
+
+    from convert.tflite import captured_output
+
+    logger = logging.getLogger("kws-test-made-inside")
+    logger.propagate = False
+    with captured_output():
+        handler = logging.StreamHandler()  # binds to the stderr of the moment
+        logger.addHandler(handler)
+        logger.warning("inside")
+    try:
+        logger.warning("after the block")
+    finally:
+        logger.removeHandler(handler)
+    err = capfd.readouterr().err
+    assert "after the block" in err and "Logging error" not in err and "inside" not in err
