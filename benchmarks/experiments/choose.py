@@ -1,0 +1,117 @@
+"""Choose the model to ship on validation speakers only.
+
+A candidate FILE replaces the shipped one only when it is no worse on both validation criteria:
+(a) int8 accuracy on the whole validation split (``ship``'s ``val_all_int8_accuracy``) and
+(b) false accepts per hour on validation-speaker streams at the operating point that keeps false
+rejects <= 10% (``benchmarks.rejection --speakers val``'s ``operating_point``). It must also pass
+its int8 gate and keep the main folder's validation accuracy at or above a floor. Among those
+that qualify, the fewest false accepts wins (ties: the higher accuracy); its threshold is that
+operating point's.
+
+``python -m benchmarks.experiments.choose --incumbent SHIPPED --streams DIR CANDIDATE ...``
+reads ``<work>/results/NAME.json`` and ``DIR/NAME/rejection.json`` for every name. Streams built
+from test speakers are refused: the test split is never chosen on.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from benchmarks.results_io import markdown_table
+from edge_runtime.errors import KwsError
+
+DEFAULT_MIN_MAIN_VAL = 0.8899  # the main-validation floor the earlier rounds used
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One converted model's validation figures."""
+
+    name: str
+    val_int8: float  # int8 accuracy on the whole validation split
+    val_main_int8: float  # ... on the main folder's validation speakers
+    gate_passed: bool
+    fa_per_hour: float  # non-keyword false accepts per hour at the operating point (inf: none)
+    false_reject_rate: float | None
+    threshold: float | None
+
+
+def load_candidate(name: str, results: Path, streams: Path) -> Candidate:
+    """``name``'s figures from its results JSON and its validation-stream rejection JSON."""
+    paths = (results / f"{name}.json", streams / name / "rejection.json")
+    for path in paths:
+        if not path.is_file():
+            raise KwsError(f"{name}: {path} not found")
+    r = json.loads(paths[0].read_text())
+    rej = json.loads(paths[1].read_text())
+    speakers = rej.get("speaker_list")
+    if speakers != "val":
+        raise KwsError(f"{name}: {paths[1]} was measured on {speakers!r} speakers, not "
+                       "validation ones (benchmarks.rejection --speakers val)")
+    if "val_all_int8_accuracy" not in r:
+        raise KwsError(f"{name}: {paths[0]} has no validation accuracy through the runtime")
+    op = rej["models"][0].get("operating_point")
+    return Candidate(name, r["val_all_int8_accuracy"], r["val_main_int8_accuracy"],
+                     bool(r["gate_passed"]),
+                     op["non_keyword_fa_per_hour"] if op else float("inf"),
+                     op["false_reject_rate"] if op else None, op["threshold"] if op else None)
+
+
+def qualifies(c: Candidate, incumbent: Candidate, min_main_val: float) -> bool:
+    """Gate passed, main validation at or above the floor, no worse than the incumbent on
+    either criterion."""
+    return (c.gate_passed and c.val_main_int8 >= min_main_val
+            and c.val_int8 >= incumbent.val_int8 and c.fa_per_hour <= incumbent.fa_per_hour)
+
+
+def choose(incumbent: Candidate, candidates: list[Candidate],
+           min_main_val: float = DEFAULT_MIN_MAIN_VAL) -> Candidate | None:
+    """The candidate that replaces ``incumbent``, or None: it stays."""
+    ok = [c for c in candidates if c.name != incumbent.name
+          and qualifies(c, incumbent, min_main_val)]
+    return min(ok, key=lambda c: (c.fa_per_hour, -c.val_int8)) if ok else None
+
+
+def report(incumbent: Candidate, candidates: list[Candidate], min_main_val: float) -> str:
+    rows = [[c.name + (" (shipped)" if c is incumbent else ""), f"{100 * c.val_int8:.2f}",
+             f"{100 * c.val_main_int8:.2f}", "yes" if c.gate_passed else "no",
+             f"{c.fa_per_hour:.1f}",
+             "—" if c.false_reject_rate is None else f"{100 * c.false_reject_rate:.1f}",
+             "—" if c.threshold is None else f"{c.threshold:.2f}",
+             "" if c is incumbent else
+             ("yes" if qualifies(c, incumbent, min_main_val) else "no")]
+            for c in (incumbent, *candidates)]
+    return markdown_table(["model", "val int8 %", "main val int8 %", "gate",
+                           "FA/h at op", "FRR % at op", "threshold", "qualifies"], rows)
+
+
+def main(argv: list[str] | None = None) -> int:
+    from benchmarks.experiments.ship import WORK
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("candidates", nargs="+")
+    parser.add_argument("--incumbent", required=True, help="the shipped model's run name")
+    parser.add_argument("--streams", type=Path, required=True,
+                        help="folder of NAME/rejection.json from --speakers val")
+    parser.add_argument("--results", type=Path, default=WORK / "results")
+    parser.add_argument("--min-main-val", type=float, default=DEFAULT_MIN_MAIN_VAL)
+    args = parser.parse_args(argv)
+    try:
+        incumbent = load_candidate(args.incumbent, args.results, args.streams)
+        candidates = [load_candidate(n, args.results, args.streams) for n in args.candidates]
+    except KwsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(report(incumbent, candidates, args.min_main_val))
+    pick = choose(incumbent, candidates, args.min_main_val)
+    print(f"\nkeep {incumbent.name}" if pick is None else
+          f"\nship {pick.name} at threshold {pick.threshold:.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,69 @@
+"""Choosing the model to ship on validation speakers only."""
+
+from __future__ import annotations
+
+import json
+import math
+
+from benchmarks.experiments.choose import Candidate, choose, load_candidate, main
+from tests.fixtures_data import make_fake_dataset
+
+
+def cand(name: str, val: float, fa: float, *, main_val: float = 0.90,
+         gate: bool = True) -> Candidate:
+    return Candidate(name, val, main_val, gate, fa, 0.09, 0.8)
+
+
+def test_a_candidate_replaces_the_shipped_file_only_when_no_worse_on_both():
+    shipped = cand("shipped", 0.93, 73.5)
+    assert choose(shipped, [cand("more_accurate_fires_more", 0.94, 90.0),
+                            cand("fires_less_less_accurate", 0.92, 50.0)]) is None
+    assert choose(shipped, [cand("equal", 0.93, 73.5)]).name == "equal"
+    # among those that qualify, the fewest false accepts, then the higher accuracy
+    pick = choose(shipped, [cand("a", 0.95, 60.0), cand("b", 0.94, 55.0),
+                            cand("c", 0.96, 55.0)])
+    assert pick.name == "c"
+    # a failed gate, or main validation under the floor, never ships
+    assert choose(shipped, [cand("gate", 0.99, 1.0, gate=False)]) is None
+    assert choose(shipped, [cand("floor", 0.99, 1.0, main_val=0.85)]) is None
+    assert choose(shipped, [cand("floor", 0.99, 1.0, main_val=0.85)], min_main_val=0.8).name
+    # the incumbent named among the candidates does not replace itself
+    assert choose(shipped, [shipped]) is None
+
+
+def test_load_reads_real_validation_streams_and_refuses_test_ones(tmp_path, capsys):
+    from benchmarks import rejection
+    from tests.model_factory import build_models
+
+    tflite = build_models(tmp_path / "m", labels=["_silence_", "_unknown_", "yes", "no"])["int8"]
+    data = make_fake_dataset(tmp_path / "sc", ["yes", "no", "bed", "cat"], speakers=4,
+                             per_speaker=2, mini_layout=True, silence_clips=2)
+    speakers = sorted({p.name.split("_")[0] for p in (data / "yes").glob("*.wav")})
+    split = tmp_path / "split.json"
+    split.write_text(json.dumps({"test": speakers[:2], "val": speakers[2:]}))
+    results, streams = tmp_path / "results", tmp_path / "streams"
+    results.mkdir()
+    for name, speaker_list in (("val_model", "val"), ("test_model", "test")):
+        assert rejection.main(["--model", str(tflite), "--data", str(data), "--split",
+                               str(split), "--speakers", speaker_list, "--minutes", "0.5",
+                               "--no-reference", "--out", str(streams / name)]) == 0
+        (results / f"{name}.json").write_text(json.dumps({
+            "val_all_int8_accuracy": 0.5, "val_main_int8_accuracy": 0.5,
+            "gate_passed": True}))
+    c = load_candidate("val_model", results, streams)
+    op = json.loads((streams / "val_model" / "rejection.json").read_text())["models"][0][
+        "operating_point"]
+    if op is None:  # no threshold keeps false rejects <= 10%: it can never qualify
+        assert math.isinf(c.fa_per_hour) and c.threshold is None
+    else:
+        assert (c.fa_per_hour, c.threshold) == (op["non_keyword_fa_per_hour"], op["threshold"])
+    capsys.readouterr()
+    args = ["--results", str(results), "--streams", str(streams)]
+    assert main([*args, "--incumbent", "val_model", "val_model"]) == 0
+    assert capsys.readouterr().out.rstrip().endswith("keep val_model")
+    assert main([*args, "--incumbent", "val_model", "test_model"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: test_model:") and "'test' speakers" in err
+    assert len(err.splitlines()) == 1
+    assert main([*args, "--incumbent", "val_model", "missing"]) == 2
+    assert "missing: " in capsys.readouterr().err
