@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import math
 
-from benchmarks.experiments.choose import Candidate, choose, load_candidate, main
+from benchmarks.experiments.choose import Candidate, choose, load_candidate, main, report
 from tests.fixtures_data import make_fake_dataset
 
 
@@ -31,6 +31,14 @@ def test_a_candidate_replaces_the_shipped_file_only_when_no_worse_on_both():
     assert choose(shipped, [shipped]) is None
 
 
+def test_the_report_gives_the_count_behind_the_rate():
+    shipped = Candidate("shipped", 0.93, 0.91, True, 73.5, 0.098, 0.79, hours=2 / 3)
+    none = Candidate("none", 0.95, 0.91, True, math.inf, None, None, hours=2 / 3)
+    assert shipped.fa_events() == 49 and none.fa_events() is None
+    text = report(shipped, [none], 0.8899)
+    assert "| 49 ± 7.0 in 0.67 h |" in text and "| inf | — |" in text
+
+
 def test_load_reads_real_validation_streams_and_refuses_test_ones(tmp_path, capsys):
     from benchmarks import rejection
     from tests.model_factory import build_models
@@ -54,9 +62,13 @@ def test_load_reads_real_validation_streams_and_refuses_test_ones(tmp_path, caps
     op = json.loads((streams / "val_model" / "rejection.json").read_text())["models"][0][
         "operating_point"]
     if op is None:  # no threshold keeps false rejects <= 10%: it can never qualify
-        assert math.isinf(c.fa_per_hour) and c.threshold is None
+        assert math.isinf(c.fa_per_hour) and c.threshold is None and c.fa_events() is None
     else:
         assert (c.fa_per_hour, c.threshold) == (op["non_keyword_fa_per_hour"], op["threshold"])
+        # the count behind the rate: the two non-keyword streams' own events (0.5 min each)
+        per_stream = op["false_accepts_per_hour"]
+        counted = sum(per_stream[s] * 0.5 / 60 for s in ("other_words", "running_speech"))
+        assert c.hours == 1 / 60 and c.fa_events() == round(counted)
     capsys.readouterr()
     args = ["--results", str(results), "--streams", str(streams)]
     assert main([*args, "--incumbent", "val_model", "val_model"]) == 0

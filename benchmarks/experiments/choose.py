@@ -6,7 +6,8 @@ A candidate FILE replaces the shipped one only when it is no worse on both valid
 rejects <= 10% (``benchmarks.rejection --speakers val``'s ``operating_point``). It must also pass
 its int8 gate and keep the main folder's validation accuracy at or above a floor. Among those
 that qualify, the fewest false accepts wins (ties: the higher accuracy); its threshold is that
-operating point's.
+operating point's. The report gives the false accepts behind (b) as a count of events
+with its Poisson standard error: two files a few events apart are not told apart by (b).
 
 ``python -m benchmarks.experiments.choose --incumbent SHIPPED --streams DIR CANDIDATE ...``
 reads ``<work>/results/NAME.json`` and ``DIR/NAME/rejection.json`` for every name. Streams built
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,6 +40,13 @@ class Candidate:
     fa_per_hour: float  # non-keyword false accepts per hour at the operating point (inf: none)
     false_reject_rate: float | None
     threshold: float | None
+    hours: float | None = None  # non-keyword audio behind fa_per_hour (both streams)
+
+    def fa_events(self) -> int | None:
+        """False accepts counted at the operating point (None: unknown or no point)."""
+        if self.hours is None or math.isinf(self.fa_per_hour):
+            return None
+        return round(self.fa_per_hour * self.hours)
 
 
 def load_candidate(name: str, results: Path, streams: Path) -> Candidate:
@@ -58,7 +67,8 @@ def load_candidate(name: str, results: Path, streams: Path) -> Candidate:
     return Candidate(name, r["val_all_int8_accuracy"], r["val_main_int8_accuracy"],
                      bool(r["gate_passed"]),
                      op["non_keyword_fa_per_hour"] if op else float("inf"),
-                     op["false_reject_rate"] if op else None, op["threshold"] if op else None)
+                     op["false_reject_rate"] if op else None, op["threshold"] if op else None,
+                     2 * rej["minutes_per_stream"] / 60)  # other words + running speech
 
 
 def qualifies(c: Candidate, incumbent: Candidate, min_main_val: float) -> bool:
@@ -76,17 +86,24 @@ def choose(incumbent: Candidate, candidates: list[Candidate],
     return min(ok, key=lambda c: (c.fa_per_hour, -c.val_int8)) if ok else None
 
 
+def events_text(c: Candidate) -> str:
+    """``43 ± 6.6 in 0.67 h``: the count behind FA/h and its Poisson standard error."""
+    n = c.fa_events()
+    return "—" if n is None else f"{n} ± {math.sqrt(n):.1f} in {c.hours:.2f} h"
+
+
 def report(incumbent: Candidate, candidates: list[Candidate], min_main_val: float) -> str:
     rows = [[c.name + (" (shipped)" if c is incumbent else ""), f"{100 * c.val_int8:.2f}",
              f"{100 * c.val_main_int8:.2f}", "yes" if c.gate_passed else "no",
-             f"{c.fa_per_hour:.1f}",
+             f"{c.fa_per_hour:.1f}", events_text(c),
              "—" if c.false_reject_rate is None else f"{100 * c.false_reject_rate:.1f}",
              "—" if c.threshold is None else f"{c.threshold:.2f}",
              "" if c is incumbent else
              ("yes" if qualifies(c, incumbent, min_main_val) else "no")]
             for c in (incumbent, *candidates)]
     return markdown_table(["model", "val int8 %", "main val int8 %", "gate",
-                           "FA/h at op", "FRR % at op", "threshold", "qualifies"], rows)
+                           "FA/h at op", "FA events at op", "FRR % at op", "threshold",
+                           "qualifies"], rows)
 
 
 def main(argv: list[str] | None = None) -> int:
