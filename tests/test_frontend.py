@@ -12,6 +12,7 @@ from edge_runtime.frontend import (
     EDGE_FRONTEND,
     LOG_MEL_FRONTEND,
     SEED_FRONTEND,
+    WIDEBAND_FRONTEND,
     Frontend,
     FrontendConfig,
     StreamingFrontend,
@@ -22,7 +23,7 @@ from edge_runtime.frontend import (
 from tests.conftest import speech_like
 
 CONFIGS = {"seed_99x40": SEED_FRONTEND, "edge_49x10": EDGE_FRONTEND,
-           "log_mel_49x40": LOG_MEL_FRONTEND}
+           "edge_49x10_8k": WIDEBAND_FRONTEND, "log_mel_49x40": LOG_MEL_FRONTEND}
 
 
 def signals() -> dict[str, np.ndarray]:

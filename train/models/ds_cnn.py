@@ -9,14 +9,15 @@ All convolutions carry L2 weight decay 1e-4. ``ds_cnn_s`` is the MLPerf Tiny ref
 (F=64, s0=(2,2), 4 blocks of stride 1: 24,908 parameters for 12 classes); ``ds_cnn_m``
 (F=172) and ``ds_cnn_l`` (F=276, 5 blocks) follow the paper's ARM ML-KWS-for-MCU settings:
 first stride (2,1), the first block stride (2,2): 141,224 and 422,844 parameters for 12
-classes. BatchNorm momentum is 0.9 (see ``common.BN_MOMENTUM``).
+classes. BatchNorm momentum is 0.9 (see ``common.BN_MOMENTUM``). ``frontend`` changes only the
+features' settings, not their 49 x 10 shape (``ds_cnn_w_8k``: mel bands up to 8 kHz).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from edge_runtime.frontend import EDGE_FRONTEND
+from edge_runtime.frontend import EDGE_FRONTEND, FrontendConfig
 from train.models.common import BN_MOMENTUM, FeatureStats, model_input
 
 FRONTEND = EDGE_FRONTEND
@@ -42,12 +43,12 @@ LARGE = DsCnnSpec(276, (2, 1), ((2, 2),) + ((1, 1),) * 4)
 
 
 def build(n_labels: int, spec: DsCnnSpec = SMALL, stats: FeatureStats | None = None,
-          name: str = "ds_cnn"):
+          name: str = "ds_cnn", frontend: FrontendConfig = FRONTEND):
     import keras
     from keras import layers
 
     decay = keras.regularizers.L2(WEIGHT_DECAY)
-    inputs, x = model_input(FRONTEND, stats)
+    inputs, x = model_input(frontend, stats)
     x = layers.Conv2D(spec.filters, (10, 4), strides=spec.first_stride, padding="same",
                       kernel_regularizer=decay, name="conv0")(x)
     x = layers.BatchNormalization(momentum=BN_MOMENTUM, name="bn0")(x)
