@@ -22,6 +22,10 @@ on 1-s windows at the same hop through its own ``tf.signal`` front-end
 compare candidate models without the test speakers; ``--extra DIR`` adds the words of the
 speakers of a training-only folder (e.g. ``speech_commands_extra``, FLAC) who validated the
 model (``--extra-val-pct``, the training's share), for streams of many more voices.
+
+``--smoothing-sweep MS ...`` also gives each model's operating point at each of these posterior
+smoothing windows (posteriors recorded once unsmoothed, averaged offline as the detector
+does): the measurement behind the detector's default window (``--smooth-ms``).
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ import json
 import os
 import sys
 from collections import Counter
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
@@ -165,21 +169,46 @@ def operating_point(points: list[OperatingPoint]) -> OperatingPoint | None:
     return min(ok, key=lambda p: (p.non_keyword_fa_per_hour, p.false_reject_rate))
 
 
-def evaluate(name: str, model, streams: dict, config: DetectorConfig, reference: bool) -> dict:
-    posteriors = {}
-    for stream_name, stream in streams.items():
-        if reference:
-            posteriors[stream_name] = reference_posteriors(model, stream.samples, config)
-        else:
-            posteriors[stream_name] = record_posteriors(model, stream.samples, config)
+def point_at(points: list[OperatingPoint], threshold: float) -> OperatingPoint | None:
+    """The sweep's point at ``threshold`` (None: not one of the swept thresholds)."""
+    return next((p for p in points if abs(p.threshold - threshold) < 1e-9), None)
+
+
+def stream_posteriors(model, streams: dict, config: DetectorConfig, reference: bool) -> dict:
+    """Each stream's window times and posteriors, smoothed as ``config`` says."""
+    record = reference_posteriors if reference else record_posteriors
+    return {name: record(model, stream.samples, config) for name, stream in streams.items()}
+
+
+def smoothing_sweep(model, streams: dict, config: DetectorConfig, reference: bool,
+                    windows: list[float]) -> list[dict]:
+    """The operating point at each smoothing window (ms), from posteriors recorded once
+    unsmoothed and averaged offline over each window's hops."""
+    raw = stream_posteriors(model, streams, replace(config, smooth_ms=0.0), reference)
+    out = []
+    for ms in windows:
+        hops = replace(config, smooth_ms=ms).smooth_hops
+        smoothed = {name: (times, smooth(probs, hops)) for name, (times, probs) in raw.items()}
+        points = sweep(model, smoothed, streams, config)
+        best, at = operating_point(points), point_at(points, config.threshold)
+        out.append({"smooth_ms": ms, "operating_point": asdict(best) if best else None,
+                    "at_default_threshold": asdict(at) if at else None})
+    return out
+
+
+def evaluate(name: str, model, streams: dict, config: DetectorConfig, reference: bool,
+             windows: list[float] = ()) -> dict:
+    posteriors = stream_posteriors(model, streams, config, reference)
     points = sweep(model, posteriors, streams, config)
     best = operating_point(points)
-    at_default = next((p for p in points if abs(p.threshold - config.threshold) < 1e-9), None)
+    at_default = point_at(points, config.threshold)
     return {"name": name, "operating_point": asdict(best) if best else None,
             "at_default_threshold": asdict(at_default) if at_default else None,
             "false_accepts_per_hour_by_keyword": false_accepts_by_keyword(
                 model, posteriors, streams, config),
-            "sweep": [asdict(p) for p in points]}
+            "sweep": [asdict(p) for p in points],
+            "smoothing_sweep": smoothing_sweep(model, streams, config, reference,
+                                               list(windows))}
 
 
 def plot(results: list[dict], out: Path) -> None:
@@ -222,6 +251,11 @@ def main(argv: list[str] | None = None) -> int:
                         help="the share of --extra's speakers that validated the model "
                              "(its training's --extra-val-pct; default: %(default)g)")
     parser.add_argument("--minutes", type=float, default=20.0, help="length of each stream")
+    parser.add_argument("--smooth-ms", type=float, default=DetectorConfig().smooth_ms,
+                        help="the detector's posterior smoothing window (default: "
+                             "%(default)g, the detector's default)")
+    parser.add_argument("--smoothing-sweep", type=float, nargs="+", default=[], metavar="MS",
+                        help="also the operating point at each of these smoothing windows")
     parser.add_argument("--no-reference", action="store_true", help="skip the reference")
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--json", action="store_true")
@@ -230,7 +264,9 @@ def main(argv: list[str] | None = None) -> int:
         path = args.model or default_model()
         model = KwsModel(path)
         speakers = held_out_speakers(args.split, args.speakers)
-        config = DetectorConfig(threshold=model_threshold(model))
+        config = DetectorConfig(smooth_ms=args.smooth_ms, threshold=model_threshold(model))
+        for ms in (args.smooth_ms, *args.smoothing_sweep):
+            replace(config, smooth_ms=ms).validate(model.manifest.frontend)
         keywords = tuple(x for x in model.labels if x not in BACKGROUND_LABELS)
         sources = {}
         if args.extra:
@@ -240,7 +276,8 @@ def main(argv: list[str] | None = None) -> int:
     except KwsError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    results = [evaluate(f"kws-edge {Path(path).name}", model, streams, config, False)]
+    windows = args.smoothing_sweep
+    results = [evaluate(f"kws-edge {Path(path).name}", model, streams, config, False, windows)]
     skipped = None
     if not args.no_reference:
         from benchmarks.reference import ReferenceModel, reference_dir
@@ -250,7 +287,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"note: {skipped}: scored kws-edge alone", file=sys.stderr)
         else:
             results.append(evaluate("MLPerf Tiny reference (int8)", ReferenceModel(), streams,
-                                    config, True))
+                                    config, True, windows))
     rows = []
     for r in results:
         op, d = r["operating_point"], r["at_default_threshold"]
@@ -270,6 +307,14 @@ def main(argv: list[str] | None = None) -> int:
         ["model", *keywords_fired],
         [[r["name"], *(r["false_accepts_per_hour_by_keyword"].get(k, "—")
                        for k in keywords_fired)] for r in results])
+    hours = 2 * args.minutes / 60  # the two non-keyword streams
+    smoothing = markdown_table(
+        ["model", "smoothing ms", "threshold at ≤10% FRR", "FRR %", "FA/h (both)", "events"],
+        [[r["name"], f"{w['smooth_ms']:g}",
+          *((f"{op['threshold']:.2f}", f"{100 * op['false_reject_rate']:.1f}",
+             op["non_keyword_fa_per_hour"], round(op["non_keyword_fa_per_hour"] * hours))
+            if (op := w["operating_point"]) else ("none reaches 10 % FRR", "—", "—", "—"))]
+         for r in results for w in r["smoothing_sweep"]])
     meta = {"data": args.data.name, "extra": [d.name for d in args.extra],
             "extra_val_pct": args.extra_val_pct if args.extra else None,
             "split": (str(args.split.relative_to(ROOT)) if args.split.is_relative_to(ROOT)
@@ -295,7 +340,10 @@ def main(argv: list[str] | None = None) -> int:
             "accepts per hour at ≤ 10 % false rejects.\n\n".format(**asdict(config))
             + f"{table}\n\nFalse accepts per hour on the two non-keyword streams at threshold "
             f"{config.threshold:g}, by the keyword that fired:\n\n{by_keyword}\n\n"
-            "![DET curves](rejection.png)")
+            + (f"Operating point by posterior smoothing window (recorded once, smoothed "
+               f"offline; events in the {hours:.2f} h of non-keyword speech):\n\n"
+               f"{smoothing}\n\n" if windows else "")
+            + "![DET curves](rejection.png)")
     return publish("rejection", {**meta, "models": results}, text, table, args.json, args.out)
 
 

@@ -26,7 +26,7 @@ class DetectorConfig:
     """Decision settings of the streaming detector."""
 
     hop_ms: float = 100.0
-    smooth_ms: float = 300.0
+    smooth_ms: float = 800.0
     threshold: float = 0.7
     refractory_ms: float = 1000.0
     keywords: tuple[str, ...] | None = None  # fire only for these (None: every keyword)

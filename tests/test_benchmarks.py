@@ -158,6 +158,27 @@ def test_rejection_benchmark_scores_streams_of_held_out_speakers(tmp_path, capsy
     total = model["at_default_threshold"]["non_keyword_fa_per_hour"]
     assert total > 0 and sum(by_keyword.values()) == pytest.approx(total, abs=0.05)
     assert "by the keyword that fired" in (out / "rejection.md").read_text()
+    assert model["smoothing_sweep"] == []
+
+    # the operating point at other smoothing windows, from posteriors recorded once: at the
+    # detector's own window it is the live detector's
+    assert rejection.main(["--model", str(tflite), "--data", str(data), "--split", str(split),
+                           "--minutes", "0.5", "--no-reference", "--smooth-ms", "300",
+                           "--smoothing-sweep", "0", "300", "800", "--out", str(out),
+                           "--json"]) == 0
+    result = read_result(out, "rejection")
+    (model,) = result["models"]
+    assert result["detector"]["smooth_ms"] == 300
+    assert [w["smooth_ms"] for w in model["smoothing_sweep"]] == [0, 300, 800]
+    at_300 = model["smoothing_sweep"][1]
+    assert at_300["operating_point"] == model["operating_point"]
+    assert at_300["at_default_threshold"] == model["at_default_threshold"]
+    assert "Operating point by posterior smoothing window" in (out / "rejection.md").read_text()
+    capsys.readouterr()
+    assert rejection.main(["--model", str(tflite), "--data", str(data), "--split", str(split),
+                           "--smoothing-sweep", "300", "-5", "--no-reference",
+                           "--out", str(out)]) == 2
+    assert capsys.readouterr().err == "error: --smooth-ms must be >= 0, got -5\n"
 
     split.write_text(json.dumps({"test": held_out, "val": held_out[:1]}))
     assert rejection.main(["--model", str(tflite), "--data", str(data), "--split", str(split),
@@ -187,6 +208,26 @@ def test_rejection_benchmark_scores_streams_of_held_out_speakers(tmp_path, capsy
                            "--extra", str(extra), "--no-reference", "--out", str(out)]) == 2
     assert capsys.readouterr().err == ("error: --extra adds validation speakers: use it with "
                                        "--speakers val\n")
+
+
+def test_offline_smoothing_is_the_live_detectors(tone_model):
+    """The smoothing sweep averages posteriors recorded once unsmoothed: the same posteriors
+    as the detector running with each window."""
+    import numpy as np
+
+    from benchmarks.rejection import smooth
+    from edge_runtime.detector import DetectorConfig
+    from edge_runtime.stream_score import record_posteriors
+    from tests.tone_streams import keyword_stream
+
+    x, _ = keyword_stream()
+    times, raw = record_posteriors(tone_model, x, DetectorConfig(smooth_ms=0))
+    for ms in (300, 800):
+        config = DetectorConfig(smooth_ms=ms)
+        live_times, live = record_posteriors(tone_model, x, config)
+        np.testing.assert_array_equal(live_times, times)
+        np.testing.assert_allclose(smooth(raw, config.smooth_hops), live, atol=1e-6)
+        assert np.abs(live - raw).max() > 0.1  # the window changes them
 
 
 def test_reference_front_end_and_model_when_present(tmp_path):
