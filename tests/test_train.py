@@ -229,6 +229,33 @@ def test_a_data_folder_without_a_validation_split_is_an_error(tmp_path, capsys):
     assert len(err) == 1 and "split is empty" in err[0]
 
 
+RACE = """
+import sys, time
+import mlflow  # noqa: F401  (imported before the start line, so both runs start together)
+from train.tracking import tracked_run
+time.sleep(max(0.0, float(sys.argv[2]) - time.time()))
+with tracked_run(sys.argv[1], "race", run_name=sys.argv[3]) as run:
+    print(run.info.run_id)
+"""
+
+
+def test_two_runs_started_together_on_a_new_store(tmp_path):
+    """MLflow creates a new SQLite store's tables (and an experiment) unguarded: without the
+    store lock the second of two runs started together failed ("table ... already exists")."""
+    uri = f"sqlite:///{tmp_path / 'new' / 'mlflow.db'}"
+    start = time.time() + 15
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    procs = [subprocess.Popen([sys.executable, "-c", RACE, uri, str(start), f"run{i}"],
+                              cwd=tmp_path, env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for i in range(3)]
+    outs = [proc.communicate(timeout=120) for proc in procs]
+    assert [proc.returncode for proc in procs] == [0, 0, 0], [err[-500:] for _, err in outs]
+    with sqlite3.connect(tmp_path / "new" / "mlflow.db") as db:
+        names = db.execute("SELECT r.name FROM runs r JOIN experiments e "
+                           "ON r.experiment_id = e.experiment_id WHERE e.name = 'race'")
+        assert sorted(row[0] for row in names) == ["run0", "run1", "run2"]
+
+
 @pytest.mark.slow
 def test_sigterm_marks_the_run_killed(fake_data, tmp_path):
     """A real ``kws train`` process, terminated mid-training, leaves a KILLED run."""

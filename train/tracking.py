@@ -7,6 +7,7 @@ server needed; artifacts go to ``./mlruns``); ``--tracking-uri`` points at a ser
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import io
 import signal
 import subprocess
@@ -30,6 +31,24 @@ class RunKilled(KeyboardInterrupt):
 
 def default_tracking_uri() -> str:
     return f"sqlite:///{(Path.cwd() / 'mlflow.db').resolve()}"
+
+
+@contextlib.contextmanager
+def store_lock(tracking_uri: str) -> Iterator[None]:
+    """An exclusive lock on a SQLite store's file while its tables and experiment may be
+    created: MLflow does both unguarded, and two runs started together on a new store fail
+    ("table ... already exists"). SQLite's own locks are separate (fcntl, not flock)."""
+    if not tracking_uri.startswith("sqlite:///"):
+        yield
+        return
+    path = Path(tracking_uri[len("sqlite:///"):])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "ab") as handle:  # an empty file is an empty SQLite database
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def git_commit(folder: Path | None = None) -> tuple[str, bool] | None:
@@ -100,10 +119,13 @@ def tracked_run(tracking_uri: str | None, experiment: str, run_name: str | None 
     import mlflow
 
     previous_uri = mlflow.get_tracking_uri()
-    mlflow.set_tracking_uri(tracking_uri or default_tracking_uri())
+    uri = tracking_uri or default_tracking_uri()
+    mlflow.set_tracking_uri(uri)
     try:
-        found = mlflow.get_experiment_by_name(experiment)
-        experiment_id = found.experiment_id if found else mlflow.create_experiment(experiment)
+        with store_lock(uri):
+            found = mlflow.get_experiment_by_name(experiment)
+            experiment_id = (found.experiment_id if found
+                             else mlflow.create_experiment(experiment))
         tags = dict(tags or {})
         commit = git_commit()
         if commit:
