@@ -75,7 +75,8 @@ def anchor_lines() -> list[str]:
                                   "false accepts/h, running speech"], rows), ""]
         ours_at = rej["models"][0]["at_default_threshold"]
         if ours_at:
-            lines += [f"At the detector threshold {rej['detector']['threshold']:g} (the "
+            lines += [f"At the detector threshold {rej['detector']['threshold']:g} with "
+                      f"{rej['detector']['smooth_ms']:g} ms smoothing (the "
                       "manifest's `threshold`, chosen on validation speakers' streams; "
                       "`kws-edge listen` and `evaluate-stream` use it unless given "
                       f"`--threshold`): {100 * ours_at['false_reject_rate']:.1f}% false "
