@@ -184,6 +184,8 @@ def smoothing_sweep(model, streams: dict, config: DetectorConfig, reference: boo
                     windows: list[float]) -> list[dict]:
     """The operating point at each smoothing window (ms), from posteriors recorded once
     unsmoothed and averaged offline over each window's hops."""
+    if not windows:
+        return []
     raw = stream_posteriors(model, streams, replace(config, smooth_ms=0.0), reference)
     out = []
     for ms in windows:
@@ -307,7 +309,7 @@ def main(argv: list[str] | None = None) -> int:
         ["model", *keywords_fired],
         [[r["name"], *(r["false_accepts_per_hour_by_keyword"].get(k, "—")
                        for k in keywords_fired)] for r in results])
-    hours = 2 * args.minutes / 60  # the two non-keyword streams
+    hours = sum(name != "keywords" for name in streams) * args.minutes / 60
     smoothing = markdown_table(
         ["model", "smoothing ms", "threshold at ≤10% FRR", "FRR %", "FA/h (both)", "events"],
         [[r["name"], f"{w['smooth_ms']:g}",
