@@ -79,3 +79,16 @@ def test_load_reads_real_validation_streams_and_refuses_test_ones(tmp_path, caps
     assert len(err.splitlines()) == 1
     assert main([*args, "--incumbent", "val_model", "missing"]) == 2
     assert "missing: " in capsys.readouterr().err
+    # a file that failed its gate is reported without streams (it cannot qualify); one that
+    # passed it still needs them
+    for name, gate in (("gate_failed", False), ("no_streams", True)):
+        (results / f"{name}.json").write_text(json.dumps({
+            "val_all_int8_accuracy": 0.99, "val_main_int8_accuracy": 0.99, "gate_passed": gate}))
+    assert main([*args, "--incumbent", "val_model", "gate_failed"]) == 0
+    out = capsys.readouterr().out
+    row = next(line for line in out.splitlines() if line.startswith("| gate_failed"))
+    assert "| no | not measured | — |" in row and row.rstrip().endswith("| no |")
+    assert out.rstrip().endswith("keep val_model")
+    assert main([*args, "--incumbent", "val_model", "no_streams"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: no_streams:") and "rejection.json not found" in err

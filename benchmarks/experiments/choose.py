@@ -10,8 +10,9 @@ operating point's. The report gives the false accepts behind (b) as a count of e
 with its Poisson standard error: two files a few events apart are not told apart by (b).
 
 ``python -m benchmarks.experiments.choose --incumbent SHIPPED --streams DIR CANDIDATE ...``
-reads ``<work>/results/NAME.json`` and ``DIR/NAME/rejection.json`` for every name. Streams built
-from test speakers are refused: the test split is never chosen on.
+reads ``<work>/results/NAME.json`` and ``DIR/NAME/rejection.json`` for every name (a file that
+failed its gate needs no streams: it cannot qualify). Streams built from test speakers are
+refused: the test split is never chosen on.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ class Candidate:
     false_reject_rate: float | None
     threshold: float | None
     hours: float | None = None  # non-keyword audio behind fa_per_hour (both streams)
+    streams_measured: bool = True  # False: gate failed, validation streams not run
 
     def fa_events(self) -> int | None:
         """False accepts counted at the operating point (None: unknown or no point)."""
@@ -52,17 +54,23 @@ class Candidate:
 def load_candidate(name: str, results: Path, streams: Path) -> Candidate:
     """``name``'s figures from its results JSON and its validation-stream rejection JSON."""
     paths = (results / f"{name}.json", streams / name / "rejection.json")
-    for path in paths:
-        if not path.is_file():
-            raise KwsError(f"{name}: {path} not found")
+    if not paths[0].is_file():
+        raise KwsError(f"{name}: {paths[0]} not found")
     r = json.loads(paths[0].read_text())
+    if "val_all_int8_accuracy" not in r:
+        raise KwsError(f"{name}: {paths[0]} has no validation accuracy through the runtime")
+    if not paths[1].is_file():
+        if r["gate_passed"]:
+            raise KwsError(f"{name}: {paths[1]} not found")
+        # a file that failed its gate cannot qualify (ship keeps it as NAME-rejected): its
+        # streams need not be measured
+        return Candidate(name, r["val_all_int8_accuracy"], r["val_main_int8_accuracy"], False,
+                         math.inf, None, None, streams_measured=False)
     rej = json.loads(paths[1].read_text())
     speakers = rej.get("speaker_list")
     if speakers != "val":
         raise KwsError(f"{name}: {paths[1]} was measured on {speakers!r} speakers, not "
                        "validation ones (benchmarks.rejection --speakers val)")
-    if "val_all_int8_accuracy" not in r:
-        raise KwsError(f"{name}: {paths[0]} has no validation accuracy through the runtime")
     op = rej["models"][0].get("operating_point")
     return Candidate(name, r["val_all_int8_accuracy"], r["val_main_int8_accuracy"],
                      bool(r["gate_passed"]),
@@ -96,7 +104,7 @@ def events_text(c: Candidate) -> str:
 def report(incumbent: Candidate, candidates: list[Candidate], min_main_val: float) -> str:
     rows = [[c.name + (" (shipped)" if c is incumbent else ""), f"{100 * c.val_int8:.2f}",
              f"{100 * c.val_main_int8:.2f}", "yes" if c.gate_passed else "no",
-             f"{c.fa_per_hour:.1f}", events_text(c),
+             f"{c.fa_per_hour:.1f}" if c.streams_measured else "not measured", events_text(c),
              "—" if c.false_reject_rate is None else f"{100 * c.false_reject_rate:.1f}",
              "—" if c.threshold is None else f"{c.threshold:.2f}",
              "" if c is incumbent else
