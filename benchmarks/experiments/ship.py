@@ -150,8 +150,8 @@ def seeds(name: str, recipe: Experiment, count: int = 2) -> dict[str, Experiment
 
 
 # recipes judged over several training seeds (each seed also converted with prior correction
-# 0.5, below, and the 150-epoch seeds with 1.0 as well)
-EPOCHS_150 = ("speech_ema_150_xv", "speech_8k_150_xv", "speech_r20_150_xv", "speech_ema_180_xv")
+# 0.5, below, and the seeds of the ALSO_UB10 recipes (150 epochs and longer) with 1.0 as well)
+ALSO_UB10 = ("speech_ema_150_xv", "speech_8k_150_xv", "speech_r20_150_xv", "speech_ema_180_xv")
 SEEDED: dict[str, Experiment] = {
     # reject_ema_60_xv's windows alone: its synthetic words, weighted as real ones by the word
     # balance, outweighed the real _unknown_ words (validation _unknown_ recall 69%)
@@ -289,7 +289,7 @@ EXPERIMENTS.update({
         EXPERIMENTS[run], idea=f"{run}'s model with its _unknown_ logit raised by {b:g} before "
         "conversion (prior correction)", model_from=run, unknown_bias=b)
     for run, biases in (("wide_ema_60", (0.5, 1.0, 1.5)), ("reject_ema_60_xv", (0.5, 1.0)),
-                        *((run, (0.5, 1.0) if run.startswith(EPOCHS_150) else (0.5,))
+                        *((run, (0.5, 1.0) if run.startswith(ALSO_UB10) else (0.5,))
                           for run in SEEDED))
     for b in biases})
 
