@@ -33,6 +33,7 @@ from train.data import DataConfig, Dataset, load_dataset, load_waveforms
 from train.data_checks import check_training_data, write_skipped
 from train.distill import Teachers
 from train.features import cached_features
+from train.hard_negatives import HardNegativeConfig, keyword_score, mine, non_keyword_streams
 from train.models import architecture
 from train.models.common import FeatureStats
 from train.settings import MODEL_FILENAME, DataSummary, ModelSettings
@@ -71,6 +72,12 @@ class TrainConfig:
     # faster on a small CPU, where making the batches costs more than the training step
     augment_copies: int = 0
     speech_windows: SpeechWindowConfig = field(default_factory=SpeechWindowConfig)
+    # fine-tuning: a trained model folder (same architecture, labels and front-end) whose
+    # weights training starts from (None: fresh weights)
+    init_from: Path | None = None
+    # _unknown_ windows mined by the init_from model from the training speakers' non-keyword
+    # streams and added to the training split (see train.hard_negatives)
+    hard_negatives: HardNegativeConfig = field(default_factory=HardNegativeConfig)
     normalize: bool = False  # per-coefficient normalisation as the model's first layer
     out_dir: Path | None = None  # default runs/<arch>-<run id>
     cache_dir: Path | None = None  # feature cache (default: train.features' own)
@@ -98,6 +105,11 @@ class TrainConfig:
             raise KwsError(f"train_seed must be within 0-{2**32 - 1}, got {self.train_seed}")
         if self.speech_windows.enabled and self.augment is None:
             raise KwsError("speech windows are made during augmentation: augmentation is off")
+        if self.hard_negatives.enabled and (self.init_from is None or self.augment is None):
+            raise KwsError("hard negatives are mined by a trained model (init_from) and join "
+                           "the augmented training waveforms (augmentation on)")
+        if self.init_from is not None and not (Path(self.init_from) / MODEL_FILENAME).is_file():
+            raise KwsError(f"{self.init_from}: no {MODEL_FILENAME} there (init_from)")
         data = self.data.data_dir
         if not data.is_dir():
             raise KwsError(f"{data}: no such data folder")
@@ -126,13 +138,14 @@ class TrainConfig:
         """The MLflow params: the data config's fields, flat, then the others."""
         out = self.data.to_dict()
         for f in fields(self):
-            if f.name not in ("data", "augment", "speech_windows"):
+            if f.name not in ("data", "augment", "speech_windows", "hard_negatives"):
                 value = getattr(self, f.name)
                 if isinstance(value, tuple):
                     value = [str(v) for v in value]
                 out[f.name] = str(value) if isinstance(value, Path) else value
         out["augment"] = asdict(self.augment) if self.augment else "off"
         out["speech_windows"] = asdict(self.speech_windows)
+        out["hard_negatives"] = asdict(self.hard_negatives)
         return out
 
 
@@ -177,6 +190,40 @@ def load_splits(dataset: Dataset, frontend: FrontendConfig, config: TrainConfig)
         waves = load_waveforms(dataset, dataset.split("train"), frontend.sample_rate,
                                frontend.clip_samples)
     return Splits(train_waves=waves, **out)
+
+
+def starting_model(config: TrainConfig, labels: list[str], frontend: FrontendConfig):
+    """The ``init_from`` model, checked to have this run's labels and front-end."""
+    from train.models import load_keras
+
+    folder = Path(config.init_from)
+    settings = ModelSettings.load(folder)
+    if settings.arch != config.arch or list(settings.labels) != list(labels) \
+            or settings.frontend != frontend:
+        raise KwsError(f"{folder}: a {settings.arch} model for other labels or another "
+                       f"front-end than this run's {config.arch} (init_from)")
+    log(f"weights from {folder / MODEL_FILENAME}")
+    return load_keras(folder)
+
+
+def add_hard_negatives(splits: Splits, dataset: Dataset, frontend: FrontendConfig,
+                       config: HardNegativeConfig, model) -> int:
+    """Mine hard negatives with ``model`` and append them to the training split as
+    ``_unknown_`` examples (waveforms and features); returns how many."""
+    start = time.perf_counter()
+    streams = non_keyword_streams(dataset, config, frontend.sample_rate)
+    score = keyword_score(lambda x: model.predict(x[..., None], batch_size=1000, verbose=0),
+                          dataset.labels)
+    windows = mine(streams, frontend, score, config)
+    feats = Frontend(frontend)(windows)[..., None]
+    splits.train_waves = np.concatenate([splits.train_waves, windows])
+    splits.train_x = np.concatenate([splits.train_x, feats])
+    splits.train_y = np.concatenate([
+        splits.train_y, np.full(len(windows), dataset.labels.index(UNKNOWN), np.int32)])
+    log(f"hard negatives: {len(windows)} windows scoring >= {config.min_score:g} on "
+        f"{2 * config.minutes:g} min of the training speakers' non-keyword streams "
+        f"({time.perf_counter() - start:.0f} s)")
+    return len(windows)
 
 
 def class_weights(labels: np.ndarray, n_labels: int, power: float) -> np.ndarray:
@@ -227,8 +274,9 @@ def augmented_batches(splits: Splits, dataset: Dataset, frontend: FrontendConfig
         share = windows.running_speech + windows.cut_keywords
         expected = np.concatenate([expected, np.full(round(share * len(expected)), unknown)])
     weights = class_weights(expected, len(labels), config.balance)
-    per_word = word_weights([e.word if e.label == UNKNOWN else None
-                             for e in dataset.split("train")], config.word_balance)
+    words = [e.word if e.label == UNKNOWN else None for e in dataset.split("train")]
+    words += [None] * (len(splits.train_y) - len(words))  # hard negatives: no word
+    per_word = word_weights(words, config.word_balance)
 
     def example_weights(rows: np.ndarray, y: np.ndarray) -> np.ndarray:
         """Class weight times the word factor of the row's clip (a speech window mixed in
@@ -405,7 +453,13 @@ def train(config: TrainConfig) -> TrainResult:
         log(f"distillation: {len(config.teachers)} teachers, weight {config.teacher_weight:g}")
     keras.utils.set_random_seed(config.seed)
     stats = FeatureStats.of(splits.train_x) if config.normalize else None
-    model = arch.build(len(dataset.labels), stats=stats)
+    mined = 0
+    if config.init_from is None:
+        model = arch.build(len(dataset.labels), stats=stats)
+    else:
+        model = starting_model(config, dataset.labels, frontend)
+        if config.hard_negatives.enabled:
+            mined = add_hard_negatives(splits, dataset, frontend, config.hard_negatives, model)
 
     if config.track:
         run_context = tracking.tracked_run(config.tracking_uri, config.experiment,
@@ -436,6 +490,8 @@ def train(config: TrainConfig) -> TrainResult:
                    "val_accuracy": round(val_report.accuracy, 6),
                    "epochs_run": epochs_run, "seconds_per_epoch": round(per_epoch, 3),
                    "params": int(model.count_params())}
+        if mined:
+            metrics["hard_negatives"] = mined
         settings = ModelSettings(config.arch, list(dataset.labels), frontend, run_id=run_id,
                                  metrics=metrics,
                                  data=DataSummary.of(dataset, normalized=stats is not None))
