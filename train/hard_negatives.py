@@ -83,9 +83,10 @@ def keyword_score(predict: Callable[[np.ndarray], np.ndarray], labels: list[str]
 
 
 def mine(streams: list[np.ndarray], frontend: FrontendConfig,
-         score: Callable[[np.ndarray], np.ndarray], config: HardNegativeConfig) -> np.ndarray:
+         score: Callable[[np.ndarray], np.ndarray], config: HardNegativeConfig
+         ) -> tuple[np.ndarray, int]:
     """``(n, clip_samples)`` waveforms of the windows scoring ``min_score`` or more, the
-    highest ``max_windows`` of them, over all ``streams``."""
+    highest ``max_windows`` of them, over all ``streams``; and how many scored so."""
     kept: list[tuple[float, np.ndarray, int]] = []
     for samples in streams:
         starts, scores = windows_scoring(samples, frontend, config.hop_ms, score)
@@ -96,4 +97,4 @@ def mine(streams: list[np.ndarray], frontend: FrontendConfig,
     out = np.zeros((min(len(kept), config.max_windows), n), dtype=np.float32)
     for row, (_, samples, start) in enumerate(kept[: config.max_windows]):
         out[row] = samples[start : start + n]
-    return out
+    return out, len(kept)

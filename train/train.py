@@ -214,15 +214,15 @@ def add_hard_negatives(splits: Splits, dataset: Dataset, frontend: FrontendConfi
     streams = non_keyword_streams(dataset, config, frontend.sample_rate)
     score = keyword_score(lambda x: model.predict(x[..., None], batch_size=1000, verbose=0),
                           dataset.labels)
-    windows = mine(streams, frontend, score, config)
+    windows, reached = mine(streams, frontend, score, config)
     feats = Frontend(frontend)(windows)[..., None]
     splits.train_waves = np.concatenate([splits.train_waves, windows])
     splits.train_x = np.concatenate([splits.train_x, feats])
     splits.train_y = np.concatenate([
         splits.train_y, np.full(len(windows), dataset.labels.index(UNKNOWN), np.int32)])
-    log(f"hard negatives: {len(windows)} windows scoring >= {config.min_score:g} on "
-        f"{2 * config.minutes:g} min of the training speakers' non-keyword streams "
-        f"({time.perf_counter() - start:.0f} s)")
+    log(f"hard negatives: {len(windows)} of the {reached} windows scoring >= "
+        f"{config.min_score:g} on {2 * config.minutes:g} min of the training speakers' "
+        f"non-keyword streams ({time.perf_counter() - start:.0f} s)")
     return len(windows)
 
 
