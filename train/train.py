@@ -51,6 +51,9 @@ class TrainConfig:
     lr: float = 1e-3  # peak learning rate of a cosine decay over all epochs
     min_lr_ratio: float = 0.05  # the decay ends at lr * min_lr_ratio
     patience: int = 10  # epochs without a better validation accuracy before stopping
+    # keep the last epoch's weights, not the best on validation accuracy (a fine-tune toward
+    # what validation accuracy does not measure, e.g. hard negatives)
+    keep_last: bool = False
     balance: float = 0.0  # loss weight of a class ~ 1 / count**balance (0: none, 1: equal)
     # within _unknown_, an example's weight ~ 1 / count(its word)**word_balance: the few
     # words with thousands of clips (bed, cat, happy) stop drowning the many rare ones
@@ -388,7 +391,7 @@ def fit(model, splits: Splits, dataset: Dataset, frontend: FrontendConfig,
     history = model.fit(train_data, **extra, epochs=config.epochs,
                         validation_data=(splits.val_x, val_y), callbacks=callbacks,
                         verbose=verbose)
-    if best.is_file():
+    if best.is_file() and not config.keep_last:
         model.load_weights(best)
     return len(history.history.get("loss", [])), timer.seconds
 

@@ -83,6 +83,7 @@ class Experiment:
     unknown_bias: float = 0.0  # added to the _unknown_ logit at conversion (prior correction)
     init_from: str | None = None  # fine-tune this experiment's trained model
     lr: float = 1e-3  # peak learning rate
+    keep_last: bool = False  # the last epoch's weights, not the best on validation accuracy
     hard_negatives: HardNegativeConfig = field(default_factory=HardNegativeConfig)
 
 
@@ -151,7 +152,13 @@ SPEECH_180_HN = replace(
     hard_negatives=HardNegativeConfig(minutes=30.0))
 SPEECH_180_FT = replace(SPEECH_180_HN, idea="speech_hn_180_xv without the hard negatives (its "
                         "fine-tune alone)", hard_negatives=HardNegativeConfig())
-FINE_TUNED = {"speech_hn_180_xv": SPEECH_180_HN, "speech_ft_180_xv": SPEECH_180_FT}
+# both kept their best-on-validation-accuracy epoch (the third and the second of 20): the
+# same fine-tunes keeping their last epoch
+FINE_TUNED = {"speech_hn_180_xv": SPEECH_180_HN, "speech_ft_180_xv": SPEECH_180_FT,
+              "speech_hnl_180_xv": replace(SPEECH_180_HN, idea="speech_hn_180_xv keeping its "
+                                           "last epoch", keep_last=True),
+              "speech_ftl_180_xv": replace(SPEECH_180_FT, idea="speech_ft_180_xv keeping its "
+                                           "last epoch", keep_last=True)}
 WINDOWS_60 = replace(EMA_60, idea="wide_ema_60_xv + running-speech and cut-off-keyword windows "
                      "of the training speakers' own clips (no synthetic speech)", windows=WINDOWS,
                      extra_val_pct=10.0)
@@ -356,7 +363,7 @@ def train_config(name: str, exp: Experiment, data: Path):
                        teacher_weight=exp.teacher_weight, normalize=exp.normalize,
                        speech_windows=exp.windows, augment_copies=exp.augment_copies,
                        init_from=None if exp.init_from is None else WORK / "models" / exp.init_from,
-                       lr=exp.lr, hard_negatives=exp.hard_negatives,
+                       lr=exp.lr, hard_negatives=exp.hard_negatives, keep_last=exp.keep_last,
                        out_dir=WORK / "models" / name, cache_dir=WORK / "cache",
                        tracking_uri=f"sqlite:///{WORK / 'mlflow.db'}", experiment="kws-ship",
                        run_name=name, log_keras_model=False, verbose=2)
