@@ -349,3 +349,47 @@ def test_ema_keeps_the_average_of_the_weights(fake_data, tmp_path):
         return sum(float(np.abs(w - i).sum()) for w, i in zip(weights, initial, strict=True))
 
     assert moved(averaged) < 0.4 * moved(plain)  # measured: 227 against 876
+
+
+@pytest.mark.parametrize("keep_last", [False, True])
+def test_training_keeps_the_best_epoch_or_the_last(fake_data, tmp_path, keep_last):
+    """From the second epoch on, a callback makes the model answer a class no validation
+    clip has: the first epoch stays the best, and the last differs from it."""
+    import keras
+
+    from train.data import load_dataset
+    from train.models import architecture
+    from train.train import TrainConfig, fit, load_splits
+
+    config = TrainConfig(DataConfig(fake_data, task=TASK), epochs=3, batch_size=4, lr=1e-9,
+                         track=False, cache_dir=tmp_path / "cache", keep_last=keep_last,
+                         patience=3, verbose=0)
+    arch = architecture(config.arch)
+    dataset = load_dataset(config.data)
+    splits = load_splits(dataset, arch.frontend, config)
+    splits.val_y[:] = 0
+    n = len(dataset.labels)
+
+    class WrongAfterFirst(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            if epoch >= 1:
+                out = next(layer for layer in reversed(self.model.layers)
+                           if getattr(layer, "bias", None) is not None
+                           and tuple(layer.bias.shape) == (n,))
+                out.bias.assign(np.eye(n, dtype=np.float32)[1] * 1e3)
+
+        def on_train_end(self, logs=None):
+            self.weights = [np.array(v) for v in self.model.weights]
+
+    last = WrongAfterFirst()
+    keras.utils.set_random_seed(0)
+    model = arch.build(n)
+    fit(model, splits, dataset, arch.frontend, config, tmp_path, [last])
+    first = arch.build(n)
+    first.load_weights(tmp_path / "best.weights.h5")
+    kept = [np.array(v) for v in model.weights]
+    expected = last.weights if keep_last else [np.array(v) for v in first.weights]
+    assert any(not np.array_equal(a, np.array(b)) for a, b in zip(last.weights, first.weights,
+                                                                  strict=True))
+    for a, b in zip(kept, expected, strict=True):
+        np.testing.assert_array_equal(a, b)
