@@ -182,6 +182,10 @@ def test_augmented_copies_rotate_and_balance_weights_follow_the_labels(fake_data
     (["--extra-val-pct", "100"], "argument --extra-val-pct: must be within 0-99.9"),
     (["--extra-val-pct", "10"], "extra_val_pct needs extra folders"),
     (["--running-speech", "0.2", "--no-augment"], "augmentation is off"),
+    (["--hard-negatives-minutes", "5"], "init_from"),
+    (["--init-from", "/nonexistent/m"], "/nonexistent/m: no model.keras there"),
+    (["--hard-negatives-max", "-1"], "max_windows >= 0"),
+    (["--hard-negatives-score", "0"], "argument --hard-negatives-score: must be within"),
 ])
 def test_bad_arguments_exit_2_with_one_error_line(fake_data, capsys, args, message):
     assert main(["train", "--data", str(fake_data), *args]) == 2
@@ -195,6 +199,20 @@ def test_speed_perturbation_reaches_the_augmentation_config(tmp_path):
 
     args = build_parser().parse_args(["train", "--data", str(tmp_path), "--speed-pct", "12.5"])
     assert train_config(args).augment.speed_pct == 12.5
+
+
+def test_fine_tuning_options_reach_the_training_config(tmp_path):
+    from kws.cli import build_parser
+    from train.cli import train_config
+
+    args = build_parser().parse_args([
+        "train", "--data", str(tmp_path), "--init-from", str(tmp_path / "m"), "--keep-last",
+        "--hard-negatives-minutes", "12", "--hard-negatives-score", "0.4",
+        "--hard-negatives-max", "900"])
+    config = train_config(args)
+    assert config.init_from == tmp_path / "m" and config.keep_last
+    assert (config.hard_negatives.minutes, config.hard_negatives.min_score,
+            config.hard_negatives.max_windows) == (12.0, 0.4, 900)
 
 
 def test_extra_val_pct_reaches_the_data_config(tmp_path):

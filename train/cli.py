@@ -18,6 +18,7 @@ from edge_runtime.cmdline import (
 from edge_runtime.errors import KwsError
 from train.augment import AugmentConfig
 from train.data import DataConfig
+from train.hard_negatives import HardNegativeConfig
 from train.models import ARCHITECTURES, architecture
 from train.speech_windows import SpeechWindowConfig
 from train.train import TrainConfig
@@ -116,6 +117,23 @@ def add_train_parser(subparsers) -> None:
     g.add_argument("--augment-copies", type=int, default=train_default("augment_copies"),
                    help="0: augment every batch afresh; N: make N augmented copies once and "
                         "train epoch e on copy e %% N (faster on small CPUs)")
+    g = p.add_argument_group("fine-tuning")
+    g.add_argument("--init-from", type=Path, metavar="DIR",
+                   help="start from this trained model folder's weights (same architecture, "
+                        "labels and front-end)")
+    g.add_argument("--keep-last", action="store_true",
+                   help="keep the last epoch's weights, not the best on validation accuracy")
+    mining = partial(field_default, HardNegativeConfig)
+    g.add_argument("--hard-negatives-minutes", type=float_range(0, 24 * 60),
+                   default=mining("minutes"), metavar="MIN",
+                   help="with --init-from: scan MIN minutes each of the training speakers' "
+                        "isolated other words and running speech, and add the 1-s windows "
+                        "the model takes for a keyword as _unknown_ (0: off)")
+    g.add_argument("--hard-negatives-score", type=float_range(0.01, 1),
+                   default=mining("min_score"), metavar="P",
+                   help="a window is a hard negative when a keyword's posterior reaches P")
+    g.add_argument("--hard-negatives-max", type=int, default=mining("max_windows"),
+                   metavar="N", help="keep the N highest-scoring hard negatives")
     g = p.add_argument_group("tracking")
     g.add_argument("--tracking-uri",
                    help="MLflow tracking URI (default sqlite:///mlflow.db in this folder)")
@@ -136,6 +154,9 @@ def train_config(args: argparse.Namespace) -> TrainConfig:
     try:
         windows = SpeechWindowConfig(running_speech=args.running_speech,
                                      cut_keywords=args.cut_keywords)
+        mining = HardNegativeConfig(minutes=args.hard_negatives_minutes,
+                                    min_score=args.hard_negatives_score,
+                                    max_windows=args.hard_negatives_max)
     except ValueError as exc:
         raise KwsError(str(exc)) from None
     data = DataConfig(args.data, task=args.task, val_pct=args.val_pct, test_pct=args.test_pct,
@@ -152,7 +173,8 @@ def train_config(args: argparse.Namespace) -> TrainConfig:
         normalize=args.normalize, out_dir=args.out, cache_dir=args.cache_dir,
         track=not args.no_mlflow, tracking_uri=args.tracking_uri,
         experiment=args.experiment, run_name=args.run_name,
-        log_keras_model=not args.no_log_model)
+        log_keras_model=not args.no_log_model, init_from=args.init_from,
+        keep_last=args.keep_last, hard_negatives=mining)
 
 
 def cmd_train(args: argparse.Namespace) -> int:
