@@ -158,7 +158,16 @@ FINE_TUNED = {"speech_hn_180_xv": SPEECH_180_HN, "speech_ft_180_xv": SPEECH_180_
               "speech_hnl_180_xv": replace(SPEECH_180_HN, idea="speech_hn_180_xv keeping its "
                                            "last epoch", keep_last=True),
               "speech_ftl_180_xv": replace(SPEECH_180_FT, idea="speech_ft_180_xv keeping its "
-                                           "last epoch", keep_last=True)}
+                                           "last epoch", keep_last=True),
+              # 7,619 windows reached 0.5, 4,000 were kept: all of them
+              "speech_hna_180_xv": replace(SPEECH_180_HN, idea="speech_hnl_180_xv with every "
+                                           "window that reached 0.5 (7,619)", keep_last=True,
+                                           hard_negatives=HardNegativeConfig(
+                                               minutes=30.0, max_windows=20_000)),
+              # the shipped model's own base (its recipe retrained: training is repeatable)
+              "speech_hnl_150_xv": replace(SPEECH_180_HN, idea="speech_ema_150_xv's model "
+                                           "fine-tuned as speech_hnl_180_xv",
+                                           init_from="speech_ema_150_xv", keep_last=True)}
 WINDOWS_60 = replace(EMA_60, idea="wide_ema_60_xv + running-speech and cut-off-keyword windows "
                      "of the training speakers' own clips (no synthetic speech)", windows=WINDOWS,
                      extra_val_pct=10.0)
