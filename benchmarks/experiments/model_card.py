@@ -147,7 +147,7 @@ def what_it_is_lines(m8: dict, m32: dict, settings: dict, why: str) -> list[str]
     ]
 
 
-def data_lines(r: dict, split: dict, exp: Experiment | None) -> list[str]:
+def data_lines(r: dict, split: dict, exp: Experiment | None, mined: int = 0) -> list[str]:
     """The real and synthetic speech the run trained on, and rejection training."""
     lines = [
         "## Data",
@@ -172,6 +172,14 @@ def data_lines(r: dict, split: dict, exp: Experiment | None) -> list[str]:
                      "1-s windows of running speech (2-4 training-split non-keyword clips "
                      f"joined with 0-120 ms gaps) and {100 * w.cut_keywords:g}% keywords cut "
                      "to 15-50% at a window edge, all labelled `_unknown_`.")
+    if exp is not None and exp.hard_negatives.enabled:
+        h = exp.hard_negatives
+        lines.append(f"- Hard negatives (the fine-tune, see Training): the trained model scanned "
+                     f"{h.minutes:g} min each of the training speakers' isolated non-keyword "
+                     "words and of the same words joined into running speech; the "
+                     f"{mined:,} 1-s windows ({h.hop_ms:g} ms apart) where a keyword's "
+                     f"posterior reached {h.min_score:g} joined the training split as "
+                     "`_unknown_`.")
     return lines + [""]
 
 
@@ -273,6 +281,11 @@ def training_lines(name: str, r: dict, exp: Experiment | None) -> list[str]:
     idea = EXPERIMENTS[base].idea if base else r["idea"]
     reproduce = (f"run {base}` then `python -m benchmarks.experiments.ship score {name}"
                  if base else f"run {name}")
+    start = EXPERIMENTS[exp.init_from] if exp and exp.init_from else None  # a fine-tune's
+    if start is not None:
+        idea, epochs = start.idea, start.epochs
+        reproduce = f"run {exp.init_from} {base or name}" + (
+            f"` then `python -m benchmarks.experiments.ship score {name}" if base else "")
     aug = exp.augment if exp else None
     augment = ("" if aug is None else
                f"; augmentation: time shift ±{aug.shift_ms:g} ms, gain ±{aug.gain_db:g} dB, "
@@ -286,7 +299,12 @@ def training_lines(name: str, r: dict, exp: Experiment | None) -> list[str]:
         "",
         f"- Recipe: {idea}{augment}; up to {epochs} epochs, batch 100, Adam with "
         "cosine decay "
-        f"from 1e-3, best epoch on validation kept (validation accuracy "
+        f"from {(start or exp).lr if exp else 1e-3:g}, best epoch on validation kept"
+        + ("" if start is None else
+           f"; then fine-tuned {exp.epochs} epochs from those weights (cosine decay from "
+           f"{exp.lr:g}, the " + ("last" if exp.keep_last else "best") + " epoch kept"
+           + (", the hard negatives added" if exp.hard_negatives.enabled else "") + ")")
+        + " (validation accuracy "
         f"{100 * r['val_accuracy']:.2f}%" + (
             f" on {r['n_val_all']:,} clips: the main folder's {r['n_val_main']} and "
             f"{r['n_val_extra']} of the extra folder's held-out speakers"
@@ -351,7 +369,7 @@ def card(name: str, artifacts: Path, evaluate: dict | None, why: str = "") -> st
     exp = EXPERIMENTS.get(name)
     lines = ["# Model card: kws-edge shipped keyword spotter (`kws_int8.tflite`)", ""]
     lines += what_it_is_lines(m8, m32, settings, why)
-    lines += data_lines(r, split, exp)
+    lines += data_lines(r, split, exp, settings.get("metrics", {}).get("hard_negatives", 0))
     lines += split_lines(split)
     lines += accuracy_lines(r, split, m8["labels"])
     lines += anchor_lines() + comparison_lines(name)
