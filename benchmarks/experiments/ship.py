@@ -171,6 +171,9 @@ FINE_TUNED = {"speech_hn_180_xv": SPEECH_180_HN, "speech_ft_180_xv": SPEECH_180_
                   "speakers' non-keyword streams (2 x 30 min) that it takes for a keyword "
                   "(posterior >= 0.5, the 4,000 highest) as _unknown_ (hard negatives)",
                   init_from="speech_ema_150_xv", keep_last=True)}
+FINE_TUNED["speech_hnl_150_xv_s1"] = replace(
+    FINE_TUNED["speech_hnl_150_xv"], idea=f"{FINE_TUNED['speech_hnl_150_xv'].idea}, the "
+    "fine-tune with training seed 1", train_seed=1)
 WINDOWS_60 = replace(EMA_60, idea="wide_ema_60_xv + running-speech and cut-off-keyword windows "
                      "of the training speakers' own clips (no synthetic speech)", windows=WINDOWS,
                      extra_val_pct=10.0)
