@@ -48,7 +48,7 @@ from edge_runtime.errors import KwsError  # noqa: E402
 from edge_runtime.manifest import BACKGROUND_LABELS  # noqa: E402
 from edge_runtime.model import KwsModel  # noqa: E402
 from edge_runtime.paths import default_model  # noqa: E402
-from edge_runtime.stream_gen import StreamSpec, generate  # noqa: E402
+from edge_runtime.stream_gen import StreamSpec, generate, non_keyword_specs  # noqa: E402
 from edge_runtime.stream_score import gate_events, record_posteriors  # noqa: E402
 from edge_runtime.stream_score import score_events as score_stream  # noqa: E402
 
@@ -62,12 +62,7 @@ THRESHOLDS = tuple(round(t, 3) for t in np.arange(0.05, 0.995, 0.01))
 def stream_specs(minutes: float, speakers: frozenset[str], keywords: tuple[str, ...]
                  ) -> dict[str, StreamSpec]:
     common = {"minutes": minutes, "speakers": speakers, "keywords": keywords}
-    return {
-        "keywords": StreamSpec(seed=1, **common),
-        "other_words": StreamSpec(seed=2, keyword_fraction=0.0, **common),
-        "running_speech": StreamSpec(seed=3, keyword_fraction=0.0, trim=True, gap_s=(0.0, 0.1),
-                                     **common),
-    }
+    return {"keywords": StreamSpec(seed=1, **common), **non_keyword_specs(2, **common)}
 
 
 def held_out_speakers(split_file: Path, which: str = "test") -> frozenset[str]:

@@ -53,6 +53,17 @@ class StreamSpec:
             raise KwsError(f"noise level must be in [0, 1], got {self.noise_rms:g}")
 
 
+def non_keyword_specs(seed: int, **common) -> dict[str, StreamSpec]:
+    """Streams with no keyword: ``other_words``, isolated non-keyword words 1-3 s apart, and
+    ``running_speech``, the same kind of words cut to their speech and joined with 0-100 ms
+    gaps (seeds ``seed`` and ``seed + 1``; ``common``: the other StreamSpec fields)."""
+    return {
+        "other_words": StreamSpec(seed=seed, keyword_fraction=0.0, **common),
+        "running_speech": StreamSpec(seed=seed + 1, keyword_fraction=0.0, trim=True,
+                                     gap_s=(0.0, 0.1), **common),
+    }
+
+
 FRAME = 160  # 10 ms at 16 kHz: the resolution of speech_bounds
 
 

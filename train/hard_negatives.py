@@ -4,8 +4,8 @@ trained model still takes for a keyword.
 A streaming detector hears every 1-s window of a stream, not centred words. Random running-
 speech windows (:mod:`train.speech_windows`) teach that only on average; here a trained model
 scans long streams of the training split's speakers with no keyword in them (isolated other
-words, and the same words joined into running speech, built by
-:func:`edge_runtime.stream_gen.generate` as the rejection benchmark builds its own), and the
+words, and the same words joined into running speech: the rejection benchmark's
+:func:`edge_runtime.stream_gen.non_keyword_specs`), and the
 windows where a keyword's posterior reaches ``min_score`` become ``_unknown_`` examples for
 fine-tuning that model (``TrainConfig.init_from``). Every speaker stays in its split.
 """
@@ -19,7 +19,7 @@ import numpy as np
 
 from edge_runtime.frontend import FrontendConfig, StreamingFrontend
 from edge_runtime.manifest import BACKGROUND_LABELS
-from edge_runtime.stream_gen import StreamSpec, generate
+from edge_runtime.stream_gen import generate, non_keyword_specs
 from train.data import AUDIO_SUFFIXES, Dataset, load_clip
 
 
@@ -48,12 +48,10 @@ def non_keyword_streams(dataset: Dataset, config: HardNegativeConfig, sample_rat
     speakers = frozenset(e.speaker for e in dataset.split("train") if e.speaker)
     keywords = tuple(x for x in dataset.labels if x not in BACKGROUND_LABELS)
     data = dataset.config
-    common = {"minutes": config.minutes, "speakers": speakers, "keywords": keywords,
-              "keyword_fraction": 0.0, "sample_rate": sample_rate}
-    specs = (StreamSpec(seed=config.seed, **common),
-             StreamSpec(seed=config.seed + 1, trim=True, gap_s=(0.0, 0.1), **common))
+    specs = non_keyword_specs(config.seed, minutes=config.minutes, speakers=speakers,
+                              keywords=keywords, sample_rate=sample_rate)
     return [generate(data.data_dir, spec, extra_dirs=data.extra_dirs, suffixes=AUDIO_SUFFIXES,
-                     load=load_clip).samples for spec in specs]
+                     load=load_clip).samples for spec in specs.values()]
 
 
 def windows_scoring(samples: np.ndarray, frontend: FrontendConfig, hop_ms: float,
