@@ -115,7 +115,9 @@ def test_training_params_keep_their_flat_names():
         "label_smoothing", "ema", "teachers", "teacher_weight",
         "augment", "augment_copies",
         "speech_windows", "normalize", "out_dir", "cache_dir", "track", "tracking_uri",
-        "experiment", "run_name", "log_keras_model", "verbose"}
+        "experiment", "run_name", "log_keras_model", "verbose", "keep_last", "init_from",
+        "hard_negatives"}
+    assert params["hard_negatives"]["minutes"] == 0.0 and params["init_from"] is None
     assert (params["data_dir"], params["synth_dir"], params["extra_dirs"]) == ("/d", "/s", ["/e"])
     assert (params["task"], params["seed"], params["epochs"], params["out_dir"]) == \
         ("yes,no", 7, 3, "/o")
