@@ -23,6 +23,10 @@ compare candidate models without the test speakers; ``--extra DIR`` adds the wor
 speakers of a training-only folder (e.g. ``speech_commands_extra``, FLAC) who validated the
 model (``--extra-val-pct``, the training's share), for streams of many more voices.
 
+``--even-words`` draws the other words word first (each word equally likely), not clip first:
+with ``--extra``, whose ``_unknown_`` clips are mostly bed/cat/happy, the streams then hold the
+~30 other words evenly, as the test speakers' streams do.
+
 ``--smoothing-sweep MS ...`` also gives each model's operating point at each of these posterior
 smoothing windows (posteriors recorded once unsmoothed, averaged offline as the detector
 does): the measurement behind the detector's default window (``--smooth-ms``).
@@ -59,9 +63,10 @@ MAX_FRR = 0.10
 THRESHOLDS = tuple(round(t, 3) for t in np.arange(0.05, 0.995, 0.01))
 
 
-def stream_specs(minutes: float, speakers: frozenset[str], keywords: tuple[str, ...]
-                 ) -> dict[str, StreamSpec]:
-    common = {"minutes": minutes, "speakers": speakers, "keywords": keywords}
+def stream_specs(minutes: float, speakers: frozenset[str], keywords: tuple[str, ...],
+                 even_words: bool = False) -> dict[str, StreamSpec]:
+    common = {"minutes": minutes, "speakers": speakers, "keywords": keywords,
+              "even_words": even_words}
     return {"keywords": StreamSpec(seed=1, **common), **non_keyword_specs(2, **common)}
 
 
@@ -247,6 +252,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--extra-val-pct", type=float, default=10.0,
                         help="the share of --extra's speakers that validated the model "
                              "(its training's --extra-val-pct; default: %(default)g)")
+    parser.add_argument("--even-words", action="store_true",
+                        help="draw the other words evenly by word, not by clip")
     parser.add_argument("--minutes", type=float, default=20.0, help="length of each stream")
     parser.add_argument("--smooth-ms", type=float, default=DetectorConfig().smooth_ms,
                         help="the detector's posterior smoothing window (default: "
@@ -269,7 +276,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.extra:
             speakers, sources = extra_sources(args, speakers)
         streams = {name: generate(args.data, spec, **sources)
-                   for name, spec in stream_specs(args.minutes, speakers, keywords).items()}
+                   for name, spec in stream_specs(args.minutes, speakers, keywords,
+                                                         args.even_words).items()}
     except KwsError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -316,7 +324,7 @@ def main(argv: list[str] | None = None) -> int:
             "extra_val_pct": args.extra_val_pct if args.extra else None,
             "split": (str(args.split.relative_to(ROOT)) if args.split.is_relative_to(ROOT)
                       else args.split.name),
-            "speaker_list": args.speakers,
+            "speaker_list": args.speakers, "even_words": args.even_words,
             "held_out_speakers": len(speakers), "minutes_per_stream": args.minutes,
             "detector": asdict(config), "max_frr": MAX_FRR, "reference_skipped": skipped,
             "streams": {n: {"keywords": len(s.keyword_rows()), "words": len(s.placements)}
@@ -330,7 +338,8 @@ def main(argv: list[str] | None = None) -> int:
             f"(`{args.data.name}`"
             + "".join(f"; and the {args.extra_val_pct:g}% of `{d.name}`'s speakers that "
                       "validated" for d in args.extra)
-            + "): keywords among other words (false rejects), isolated "
+            + ")" + ("; other words drawn evenly by word" if args.even_words else "")
+            + ": keywords among other words (false rejects), isolated "
             "non-keyword words, and non-keyword words joined into running speech (false "
             "accepts). Detector: hop {hop_ms:g} ms, smoothing {smooth_ms:g} ms, refractory "
             "{refractory_ms:g} ms; the operating point is the threshold with the fewest false "

@@ -37,6 +37,10 @@ class StreamSpec:
     crossfade_s: float = 0.02  # between background pieces
     speakers: frozenset[str] | None = None  # only these speakers' words (e.g. held-out ones)
     trim: bool = False  # cut each word to its speech (with gap_s near 0: running speech)
+    # other words drawn word first, each word equally likely, then one of its clips (False:
+    # every clip equally likely, so a word with many clips, e.g. the extra folder's
+    # bed/cat/happy, makes most of the stream)
+    even_words: bool = False
 
     def validate(self) -> None:
         if not 0 < self.minutes <= MAX_MINUTES:
@@ -152,6 +156,7 @@ def generate(data_dir: str | Path, spec: StreamSpec = StreamSpec(), *,
     keywords = set(spec.keywords)
     by_keyword: dict[str, list[Path]] = {k: [] for k in spec.keywords}
     others: list[Path] = []
+    other_words: list[str] = []
     noise: list[Path] = sorted((data_dir / NOISE_DIR).glob("*.wav"))
     for clip in clips:
         if clip.word == SILENCE:
@@ -162,9 +167,11 @@ def generate(data_dir: str | Path, spec: StreamSpec = StreamSpec(), *,
             by_keyword[clip.word].append(clip.path)
         else:
             others.append(clip.path)
+            other_words.append(clip.word)
     missing = [k for k, paths in by_keyword.items() if not paths]
     if missing and spec.keyword_fraction > 0:
         raise KwsError(f"{data_dir}: no clips for keyword(s) {', '.join(missing)}")
+    by_word = _group(others, other_words) if spec.even_words else None
     rng = np.random.default_rng(spec.seed)
     rate = spec.sample_rate
     n = round(spec.minutes * 60 * rate)
@@ -177,6 +184,8 @@ def generate(data_dir: str | Path, spec: StreamSpec = StreamSpec(), *,
             pool = by_keyword[label]
         else:
             label, pool = UNKNOWN, others
+            if by_word is not None:
+                pool = by_word[rng.integers(len(by_word))]
         path = pool[rng.integers(len(pool))]
         clip = load(path, rate).samples
         if spec.trim:
@@ -188,6 +197,14 @@ def generate(data_dir: str | Path, spec: StreamSpec = StreamSpec(), *,
         placements.append(Placement(pos, pos + clip.size, label, path))
         pos += clip.size + round(rng.uniform(*spec.gap_s) * rate)
     return GeneratedStream(samples, rate, placements)
+
+
+def _group(paths: list[Path], words: list[str]) -> list[list[Path]]:
+    """``paths`` grouped by their word (words in sorted order)."""
+    groups: dict[str, list[Path]] = {}
+    for path, word in zip(paths, words, strict=True):
+        groups.setdefault(word, []).append(path)
+    return [groups[w] for w in sorted(groups)]
 
 
 def write_labels(path: str | Path, rows: list[tuple[float, float, str]]) -> None:

@@ -134,6 +134,9 @@ def add_train_parser(subparsers) -> None:
                    help="a window is a hard negative when a keyword's posterior reaches P")
     g.add_argument("--hard-negatives-max", type=int, default=mining("max_windows"),
                    metavar="N", help="keep the N highest-scoring hard negatives")
+    g.add_argument("--hard-negatives-even-words", action="store_true",
+                   help="scan streams whose other words are drawn evenly by word, not by clip "
+                        "(so that a few words with many clips do not fill them)")
     g = p.add_argument_group("tracking")
     g.add_argument("--tracking-uri",
                    help="MLflow tracking URI (default sqlite:///mlflow.db in this folder)")
@@ -156,7 +159,8 @@ def train_config(args: argparse.Namespace) -> TrainConfig:
                                      cut_keywords=args.cut_keywords)
         mining = HardNegativeConfig(minutes=args.hard_negatives_minutes,
                                     min_score=args.hard_negatives_score,
-                                    max_windows=args.hard_negatives_max)
+                                    max_windows=args.hard_negatives_max,
+                                    even_words=args.hard_negatives_even_words)
     except ValueError as exc:
         raise KwsError(str(exc)) from None
     data = DataConfig(args.data, task=args.task, val_pct=args.val_pct, test_pct=args.test_pct,

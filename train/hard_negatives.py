@@ -30,6 +30,8 @@ class HardNegativeConfig:
     min_score: float = 0.5  # a window whose top keyword posterior reaches this is kept
     max_windows: int = 4000  # the highest-scoring ones when more reach min_score
     seed: int = 0  # of the streams
+    # the streams' other words drawn evenly by word (StreamSpec.even_words), not by clip
+    even_words: bool = False
 
     def __post_init__(self) -> None:
         if self.minutes < 0 or self.hop_ms <= 0 or self.max_windows < 0:
@@ -49,7 +51,8 @@ def non_keyword_streams(dataset: Dataset, config: HardNegativeConfig, sample_rat
     keywords = tuple(x for x in dataset.labels if x not in BACKGROUND_LABELS)
     data = dataset.config
     specs = non_keyword_specs(config.seed, minutes=config.minutes, speakers=speakers,
-                              keywords=keywords, sample_rate=sample_rate)
+                              keywords=keywords, sample_rate=sample_rate,
+                              even_words=config.even_words)
     return [generate(data.data_dir, spec, extra_dirs=data.extra_dirs, suffixes=AUDIO_SUFFIXES,
                      load=load_clip).samples for spec in specs.values()]
 

@@ -182,6 +182,13 @@ FINE_TUNED["speech_hn2k_150_xv"] = replace(
     FINE_TUNED["speech_hnl_150_xv"], idea="speech_hnl_150_xv with the 2,000 highest-scoring "
     "hard negatives instead of 4,000", hard_negatives=HardNegativeConfig(minutes=30.0,
                                                                          max_windows=2000))
+# the mining streams drawn clip first were ~85% bed/cat/happy (the extra folder's _unknown_
+# clips); the test speakers' streams hold ~30 other words evenly: streams drawn word first
+for _base in ("150", "180"):
+    FINE_TUNED[f"speech_hne_{_base}_xv"] = replace(
+        FINE_TUNED[f"speech_hnl_{_base}_xv"], idea=f"speech_hnl_{_base}_xv mining streams whose "
+        "other words are drawn evenly by word (not by clip: ~85% bed/cat/happy)",
+        hard_negatives=HardNegativeConfig(minutes=30.0, even_words=True))
 WINDOWS_60 = replace(EMA_60, idea="wide_ema_60_xv + running-speech and cut-off-keyword windows "
                      "of the training speakers' own clips (no synthetic speech)", windows=WINDOWS,
                      extra_val_pct=10.0)
