@@ -203,6 +203,13 @@ def test_rejection_benchmark_scores_streams_of_held_out_speakers(tmp_path, capsy
     assert result["held_out_speakers"] == 1 + len(validating)
     assert (result["extra"], result["extra_val_pct"]) == (["extra"], 50.0)
     assert "50% of `extra`'s speakers that validated" in (out / "rejection.md").read_text()
+    assert result["even_words"] is False
+    assert rejection.main(["--model", str(tflite), "--data", str(data), "--split", str(split),
+                           "--speakers", "val", "--extra", str(extra), "--extra-val-pct", "50",
+                           "--even-words", "--minutes", "0.5", "--no-reference",
+                           "--out", str(out), "--json"]) == 0
+    assert read_result(out, "rejection")["even_words"] is True
+    assert "other words drawn evenly by word" in (out / "rejection.md").read_text()
     capsys.readouterr()
     assert rejection.main(["--model", str(tflite), "--data", str(data), "--split", str(split),
                            "--extra", str(extra), "--no-reference", "--out", str(out)]) == 2

@@ -196,3 +196,25 @@ def test_words_of_more_folders_with_their_own_reader(fake_data, tmp_path) -> Non
                                   stream.samples[:first])
     with pytest.raises(KwsError, match="no clips"):
         generate(fake_data, spec, extra_dirs=(extra,))
+
+
+def test_even_words_draws_each_other_word_alike(tmp_path) -> None:
+    """One word with nine clips and one with a single clip: drawn by clip the first fills
+    ~90% of the other words, drawn evenly by word each about half."""
+    rng = np.random.default_rng(1)
+    (tmp_path / "yes").mkdir()
+    (tmp_path / "_unknown_").mkdir()
+    write_wav(tmp_path / "yes" / "a_nohash_0.wav", 0.3 * rng.uniform(-1, 1, RATE), RATE)
+    stems = [f"bed_s{i}_nohash_0" for i in range(9)] + ["dog_t_nohash_0"]
+    for stem in stems:
+        write_wav(tmp_path / "_unknown_" / f"{stem}.wav", 0.3 * rng.uniform(-1, 1, RATE), RATE)
+
+    def dog_share(even: bool) -> float:
+        spec = StreamSpec(minutes=2.0, seed=0, keywords=("yes",), keyword_fraction=0.0,
+                          gap_s=(0.0, 0.1), even_words=even)
+        words = [p.source.name.split("_")[0] for p in generate(tmp_path, spec).placements]
+        assert len(words) > 100
+        return words.count("dog") / len(words)
+
+    assert dog_share(False) < 0.25
+    assert 0.35 < dog_share(True) < 0.65

@@ -208,11 +208,12 @@ def test_fine_tuning_options_reach_the_training_config(tmp_path):
     args = build_parser().parse_args([
         "train", "--data", str(tmp_path), "--init-from", str(tmp_path / "m"), "--keep-last",
         "--hard-negatives-minutes", "12", "--hard-negatives-score", "0.4",
-        "--hard-negatives-max", "900"])
+        "--hard-negatives-max", "900", "--hard-negatives-even-words"])
     config = train_config(args)
     assert config.init_from == tmp_path / "m" and config.keep_last
     assert (config.hard_negatives.minutes, config.hard_negatives.min_score,
-            config.hard_negatives.max_windows) == (12.0, 0.4, 900)
+            config.hard_negatives.max_windows, config.hard_negatives.even_words) == (
+        12.0, 0.4, 900, True)
 
 
 def test_extra_val_pct_reaches_the_data_config(tmp_path):
