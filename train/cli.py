@@ -111,6 +111,9 @@ def add_train_parser(subparsers) -> None:
     g.add_argument("--running-speech", type=float_range(0, 1), default=windows("running_speech"),
                    help="share of each batch replaced by 1-s windows of joined non-keyword "
                         "clips, labelled _unknown_")
+    g.add_argument("--running-speech-even-words", action="store_true",
+                   help="draw running speech's clips evenly by word, not by clip (so that a "
+                        "few words with many clips do not fill it)")
     g.add_argument("--cut-keywords", type=float_range(0, 1), default=windows("cut_keywords"),
                    help="share of each batch replaced by keywords cut to 15-50%% at a window "
                         "edge, labelled _unknown_")
@@ -156,7 +159,8 @@ def train_config(args: argparse.Namespace) -> TrainConfig:
         specaugment=not args.no_specaugment, speed_pct=args.speed_pct)
     try:
         windows = SpeechWindowConfig(running_speech=args.running_speech,
-                                     cut_keywords=args.cut_keywords)
+                                     cut_keywords=args.cut_keywords,
+                                     even_words=args.running_speech_even_words)
         mining = HardNegativeConfig(minutes=args.hard_negatives_minutes,
                                     min_score=args.hard_negatives_score,
                                     max_windows=args.hard_negatives_max,

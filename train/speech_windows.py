@@ -27,6 +27,9 @@ class SpeechWindowConfig:
     words: tuple[int, int] = (2, 4)  # clips joined into one stretch of running speech
     gap_ms: tuple[float, float] = (0.0, 120.0)  # pause between joined clips
     keep: tuple[float, float] = (0.15, 0.5)  # share of a cut-off keyword left in the window
+    # running speech draws its clips word first, each word equally likely (False: clip first,
+    # so the words with many clips, e.g. bed/cat/happy, make most of it)
+    even_words: bool = False
     sample_rate: int = 16000
 
     def __post_init__(self) -> None:
@@ -41,15 +44,26 @@ class SpeechWindowConfig:
         return self.running_speech > 0 or self.cut_keywords > 0
 
 
+def even_word_probabilities(words: list[str | None]) -> np.ndarray:
+    """Drawing probabilities that give every word the same share (``None``: one more word)."""
+    names = np.array(["" if w is None else f"w:{w}" for w in words])
+    _, inverse, counts = np.unique(names, return_inverse=True, return_counts=True)
+    p = 1.0 / counts[inverse]
+    return p / p.sum()
+
+
 def running_speech(rng: np.random.Generator, waves: np.ndarray, bounds: np.ndarray,
-                   pool: np.ndarray, n: int, config: SpeechWindowConfig) -> np.ndarray:
-    """``(n, samples)`` random 1-s windows of non-keyword clips (rows ``pool``) joined."""
+                   pool: np.ndarray, n: int, config: SpeechWindowConfig,
+                   pool_p: np.ndarray | None = None) -> np.ndarray:
+    """``(n, samples)`` random 1-s windows of non-keyword clips (rows ``pool``, drawn with
+    probabilities ``pool_p``, None: alike) joined."""
     samples = waves.shape[1]
     out = np.zeros((n, samples), dtype=np.float32)
     rate = config.sample_rate / 1000
     for i in range(n):
         parts = []
-        for row in rng.choice(pool, size=int(rng.integers(config.words[0], config.words[1] + 1))):
+        count = int(rng.integers(config.words[0], config.words[1] + 1))
+        for row in rng.choice(pool, size=count, p=pool_p):
             a, b = bounds[row]
             parts.append(waves[row, a:b])
             parts.append(np.zeros(int(rng.uniform(*config.gap_ms) * rate), np.float32))
@@ -80,10 +94,11 @@ def cut_keywords(rng: np.random.Generator, waves: np.ndarray, bounds: np.ndarray
 
 def mix_in(rng: np.random.Generator, batch: np.ndarray, labels: np.ndarray,
            waves: np.ndarray, bounds: np.ndarray, unknown_rows: np.ndarray,
-           keyword_rows: np.ndarray, unknown_label: int, config: SpeechWindowConfig
-           ) -> tuple[np.ndarray, np.ndarray]:
+           keyword_rows: np.ndarray, unknown_label: int, config: SpeechWindowConfig,
+           unknown_p: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Replace random rows of a batch by running-speech and cut-off-keyword windows, labelled
-    ``unknown_label``; ``waves``/``bounds`` are the whole training split."""
+    ``unknown_label``; ``waves``/``bounds`` are the whole training split, ``unknown_p`` the
+    probabilities of drawing each of ``unknown_rows`` (None: alike)."""
     batch, labels = batch.copy(), labels.copy()
     n = batch.shape[0]
     n_speech = rng.binomial(n, config.running_speech) if unknown_rows.size else 0
@@ -91,7 +106,7 @@ def mix_in(rng: np.random.Generator, batch: np.ndarray, labels: np.ndarray,
     targets = rng.permutation(n)[: n_speech + n_cut]
     if n_speech:
         batch[targets[:n_speech]] = running_speech(rng, waves, bounds, unknown_rows, n_speech,
-                                                   config)
+                                                   config, unknown_p)
     if n_cut:
         batch[targets[n_speech:]] = cut_keywords(rng, waves, bounds,
                                                  rng.choice(keyword_rows, size=n_cut), config)

@@ -37,7 +37,7 @@ from train.hard_negatives import HardNegativeConfig, keyword_score, mine, non_ke
 from train.models import architecture
 from train.models.common import FeatureStats
 from train.settings import MODEL_FILENAME, DataSummary, ModelSettings
-from train.speech_windows import SpeechWindowConfig, mix_in
+from train.speech_windows import SpeechWindowConfig, even_word_probabilities, mix_in
 
 MODEL_DIR_ARTIFACT = "model_dir"
 
@@ -266,19 +266,21 @@ def augmented_batches(splits: Splits, dataset: Dataset, frontend: FrontendConfig
     compute = Frontend(frontend)
     labels = dataset.labels
     unknown = labels.index(UNKNOWN) if UNKNOWN in labels else -1
-    bounds = unknown_rows = keyword_rows = None
+    bounds = unknown_rows = keyword_rows = unknown_p = None
+    words = [e.word if e.label == UNKNOWN else None for e in dataset.split("train")]
+    words += [None] * (len(splits.train_y) - len(words))  # hard negatives: no word
     if windows.enabled and unknown >= 0:
         bounds = speech_bounds(splits.train_waves)
         unknown_rows = np.nonzero(splits.train_y == unknown)[0]
         not_keywords = [labels.index(x) for x in (SILENCE, UNKNOWN) if x in labels]
         keyword_rows = np.nonzero(~np.isin(splits.train_y, not_keywords))[0]
+        if windows.even_words:
+            unknown_p = even_word_probabilities([words[i] for i in unknown_rows])
     expected = splits.train_y.copy()
     if bounds is not None:  # the windows' share of each batch counts as unknown examples
         share = windows.running_speech + windows.cut_keywords
         expected = np.concatenate([expected, np.full(round(share * len(expected)), unknown)])
     weights = class_weights(expected, len(labels), config.balance)
-    words = [e.word if e.label == UNKNOWN else None for e in dataset.split("train")]
-    words += [None] * (len(splits.train_y) - len(words))  # hard negatives: no word
     per_word = word_weights(words, config.word_balance)
 
     def example_weights(rows: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -291,7 +293,7 @@ def augmented_batches(splits: Splits, dataset: Dataset, frontend: FrontendConfig
         waves, y = splits.train_waves[rows], splits.train_y[rows]
         if bounds is not None:
             waves, y = mix_in(rng, waves, y, splits.train_waves, bounds, unknown_rows,
-                              keyword_rows, unknown, windows)
+                              keyword_rows, unknown, windows, unknown_p)
         return compute(augment_waveforms(waves, rng, dataset.noise, augment)), y
 
     copies = []  # with augment_copies: fixed augmented copies of the whole training split

@@ -176,7 +176,8 @@ def data_lines(r: dict, split: dict, exp: Experiment | None, mined: int = 0) -> 
         h = exp.hard_negatives
         lines.append(f"- Hard negatives (the fine-tune, see Training): the trained model scanned "
                      f"{h.minutes:g} min each of the training speakers' isolated non-keyword "
-                     "words and of the same words joined into running speech; the "
+                     "words and of the same words joined into running speech"
+                     f"{' (other words drawn evenly by word)' if h.even_words else ''}; the "
                      f"{mined:,} 1-s windows ({h.hop_ms:g} ms apart) where a keyword's "
                      f"posterior reached {h.min_score:g} joined the training split as "
                      "`_unknown_`.")
