@@ -6,7 +6,13 @@ import numpy as np
 import pytest
 
 from edge_runtime.stream_gen import speech_bounds
-from train.speech_windows import SpeechWindowConfig, cut_keywords, mix_in, running_speech
+from train.speech_windows import (
+    SpeechWindowConfig,
+    cut_keywords,
+    even_word_probabilities,
+    mix_in,
+    running_speech,
+)
 from train.train import class_weights, word_weights
 
 RATE = 16000
@@ -70,6 +76,30 @@ def test_mix_in_relabels_the_replaced_rows_as_unknown():
     again = mix_in(np.random.default_rng(2), waves, labels, waves, bounds, np.arange(4),
                    np.arange(4, 10), 1, config)
     np.testing.assert_array_equal(again[0], batch)  # repeatable for a seed
+
+
+def test_even_words_give_each_word_the_same_share_of_running_speech():
+    """Nine clips of one word and one of another: drawn by clip the lone word's clip makes
+    ~10% of the joined clips, drawn evenly by word ~50%."""
+    words = ["bed"] * 9 + ["dog"]
+    p = even_word_probabilities(words)
+    np.testing.assert_allclose([p[:9].sum(), p[9]], [0.5, 0.5])
+    np.testing.assert_allclose(even_word_probabilities(["a", None, None]), [0.5, 0.25, 0.25])
+    waves = clips(10)  # each clip its own tone: which clips were joined shows in the spectrum
+    bounds = speech_bounds(waves)
+    config = SpeechWindowConfig(running_speech=1.0, words=(1, 1), gap_ms=(0.0, 0.0))
+
+    def dog_share(pool_p) -> float:
+        out = running_speech(np.random.default_rng(3), waves, bounds, np.arange(10), 400,
+                             config, pool_p)
+        spectrum = np.abs(np.fft.rfft(out, axis=1))  # 1-Hz bins: clip 9's tone is 650 Hz
+        return float(np.mean(spectrum[:, 650] > spectrum[:, 200:601].max(axis=1)))
+
+    assert dog_share(None) < 0.2
+    assert 0.4 < dog_share(p) < 0.6
+    batch, _ = mix_in(np.random.default_rng(4), waves, np.ones(10, int), waves, bounds,
+                      np.arange(10), np.arange(0), 1, config, p)
+    assert batch.shape == waves.shape
 
 
 def test_bad_window_config():
