@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +13,7 @@ from edge_runtime.frontend import EDGE_FRONTEND, Frontend
 from tests.fixtures_data import make_fake_dataset
 from train.data import DataConfig
 from train.hard_negatives import HardNegativeConfig, keyword_score, mine, windows_scoring
+from train.speech_windows import SpeechWindowConfig
 
 RATE = EDGE_FRONTEND.sample_rate
 TASK = "yes,no,up"
@@ -91,10 +93,14 @@ def test_fine_tuning_starts_from_the_model_and_trains_on_what_it_mined(fake_data
                            verbose=0, **options)
 
     base = train(config("base"))
+    # mined from even-word streams, with running speech drawn evenly by word too
     tuned = train(config("tuned", init_from=base.model_dir, lr=1e-9,
-                         hard_negatives=HardNegativeConfig(minutes=0.2, min_score=0.01)))
-    settings = tuned.model_dir / "model_settings.json"
-    assert '"hard_negatives"' in settings.read_text()
+                         hard_negatives=HardNegativeConfig(minutes=0.2, min_score=0.01,
+                                                           even_words=True),
+                         speech_windows=SpeechWindowConfig(running_speech=0.25,
+                                                           even_words=True)))
+    settings = json.loads((tuned.model_dir / "model_settings.json").read_text())
+    assert settings["metrics"]["hard_negatives"] > 0  # windows mined and trained on
     weights = [keras.saving.load_model(r.model_dir / "model.keras", compile=False)
                .trainable_variables for r in (base, tuned)]
     for a, b in zip(*weights, strict=True):  # a learning rate of 1e-9 moved nothing
