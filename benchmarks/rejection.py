@@ -25,7 +25,7 @@ model (``--extra-val-pct``, the training's share), for streams of many more voic
 
 ``--even-words`` draws the other words word first (each word equally likely), not clip first:
 with ``--extra``, whose ``_unknown_`` clips are mostly bed/cat/happy, the streams then hold the
-~30 other words evenly, as the test speakers' streams do.
+other words about evenly, as the test speakers' streams do.
 
 ``--smoothing-sweep MS ...`` also gives each model's operating point at each of these posterior
 smoothing windows (posteriors recorded once unsmoothed, averaged offline as the detector

@@ -183,7 +183,8 @@ FINE_TUNED["speech_hn2k_150_xv"] = replace(
     "hard negatives instead of 4,000", hard_negatives=HardNegativeConfig(minutes=30.0,
                                                                          max_windows=2000))
 # the mining streams drawn clip first were ~85% bed/cat/happy (the extra folder's _unknown_
-# clips); the test speakers' streams hold ~30 other words evenly: streams drawn word first
+# clips); the test speakers' streams hold the mini set's 25 other words about evenly: streams
+# drawn word first
 for _base in ("150", "180"):
     FINE_TUNED[f"speech_hne_{_base}_xv"] = replace(
         FINE_TUNED[f"speech_hnl_{_base}_xv"], idea=f"speech_hnl_{_base}_xv mining streams whose "
@@ -207,7 +208,7 @@ def seeds(name: str, recipe: Experiment, count: int = 2) -> dict[str, Experiment
 ALSO_UB10 = ("speech_ema_150_xv", "speech_8k_150_xv", "speech_r20_150_xv", "speech_ema_180_xv",
              "speech_ew_150_xv")
 # its running speech drawn clip first was ~85% bed/cat/happy (the extra folder's _unknown_
-# clips), while the streams of the test speakers hold ~30 other words evenly
+# clips), while the streams of the test speakers hold the mini set's 25 other words about evenly
 SPEECH_150_EW = replace(SPEECH_150, idea="speech_ema_150_xv with its running-speech windows' "
                         "clips drawn evenly by word (not by clip: ~85% bed/cat/happy)",
                         windows=SpeechWindowConfig(running_speech=0.1, even_words=True))
