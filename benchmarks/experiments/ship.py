@@ -85,6 +85,8 @@ class Experiment:
     lr: float = 1e-3  # peak learning rate
     keep_last: bool = False  # the last epoch's weights, not the best on validation accuracy
     hard_negatives: HardNegativeConfig = field(default_factory=HardNegativeConfig)
+    # no training: the weighted mean of these experiments' trained models (train.soup)
+    soup: tuple[tuple[str, float], ...] = ()
 
 
 # wide_wb_long's recipe; the later runs each change one thing of it
@@ -190,6 +192,21 @@ for _base in ("150", "180"):
         FINE_TUNED[f"speech_hnl_{_base}_xv"], idea=f"speech_hnl_{_base}_xv mining streams whose "
         "other words are drawn evenly by word (not by clip: ~85% bed/cat/happy)",
         hard_negatives=HardNegativeConfig(minutes=30.0, even_words=True))
+# the fine-tunes cut validation-stream false accepts but cost validation accuracy: the mean of
+# their weights and the base's (model soups; WiSE-FT), no training
+_FT_150 = ("speech_hnl_150_xv", "speech_hnl_150_xv_s1", "speech_hns_150_xv",
+           "speech_hn2k_150_xv", "speech_hne_150_xv")
+SOUPS = {
+    "soup_150_all": replace(SPEECH_150, idea="the mean of the weights of speech_ema_150_xv and "
+                            "its five fine-tunes (hnl, hnl_s1, hns, hn2k, hne)",
+                            soup=tuple((n, 1.0) for n in ("speech_ema_150_xv", *_FT_150))),
+    "soup_150_ft": replace(SPEECH_150, idea="the mean of the weights of speech_ema_150_xv's five "
+                           "fine-tunes (hnl, hnl_s1, hns, hn2k, hne)",
+                           soup=tuple((n, 1.0) for n in _FT_150)),
+    "wise_hne_150": replace(SPEECH_150, idea="the mean of the weights of speech_ema_150_xv and "
+                            "speech_hne_150_xv (WiSE-FT, 0.5 each)",
+                            soup=(("speech_ema_150_xv", 0.5), ("speech_hne_150_xv", 0.5))),
+}
 WINDOWS_60 = replace(EMA_60, idea="wide_ema_60_xv + running-speech and cut-off-keyword windows "
                      "of the training speakers' own clips (no synthetic speech)", windows=WINDOWS,
                      extra_val_pct=10.0)
@@ -319,6 +336,7 @@ EXPERIMENTS: dict[str, Experiment] = {
     "reject_ema_60_xv": REJECT_60,
     **SEEDED,
     **FINE_TUNED,
+    **SOUPS,
     "light_ema_60_s1": replace(LIGHT_60, idea="light_ema_60 with training seed 1", train_seed=1),
     "distill_5_w09": DISTILL_5_W09,
     "distill_5_w09_s1": replace(DISTILL_5_W09, idea="distill_5_w09 with training seed 1",
@@ -349,11 +367,11 @@ EXPERIMENTS: dict[str, Experiment] = {
 EXPERIMENTS.update({
     f"{run}_ub{str(b).replace('.', '')}": replace(
         EXPERIMENTS[run], idea=f"{run}'s model with its _unknown_ logit raised by {b:g} before "
-        "conversion (prior correction)", model_from=run, unknown_bias=b)
+        "conversion (prior correction)", model_from=run, unknown_bias=b, soup=())
     for run, biases in (("wide_ema_60", (0.5, 1.0, 1.5)), ("reject_ema_60_xv", (0.5, 1.0)),
                         *((run, (0.5, 1.0) if run.startswith(ALSO_UB10) else (0.5,))
                           for run in SEEDED),
-                        *((run, (0.5, 1.0)) for run in FINE_TUNED))
+                        *((run, (0.5, 1.0)) for run in (*FINE_TUNED, *SOUPS)))
     for b in biases})
 
 # the shipped model's int8 file agreed with its float32 twin on 99.0% of validation clips: the
@@ -479,10 +497,45 @@ def validation_parts(model_dir: Path, models: dict[str, Path]) -> dict:
     return out
 
 
+def make_soup(name: str, exp: Experiment) -> dict:
+    """Average the ``exp.soup`` experiments' trained models into ``<work>/models/NAME``; its
+    training figures: the validation accuracy of the mean (Keras) and the minutes of every
+    training behind it (each ingredient's own, and the models they started from once)."""
+    from convert.compare import evaluate_keras
+    from convert.convert import split_clips
+    from train.data import load_dataset
+    from train.models import load_keras
+    from train.settings import ModelSettings
+    from train.soup import average_models
+
+    names = [n for n, _ in exp.soup]
+    out = average_models([WORK / "models" / n for n in names], WORK / "models" / name,
+                         [w for _, w in exp.soup])
+    settings = ModelSettings.load(out)
+    val = evaluate_keras(load_keras(out), settings.labels, settings.frontend,
+                         split_clips(load_dataset(settings.data.config), settings.frontend,
+                                     "val")).accuracy
+    own = {n: trained_minutes(n) - base_minutes(EXPERIMENTS[n]) for n in names}
+    bases = {EXPERIMENTS[n].init_from for n in names} - {None} - set(names)
+    minutes = round(sum(own.values()) + sum(trained_minutes(b) for b in bases), 2)
+    settings.metrics.update(val_accuracy=round(val, 6), train_minutes=minutes,
+                            epochs_run=sum(EXPERIMENTS[n].epochs for n in {*names, *bases}))
+    settings.save(out)
+    return {"epochs_run": settings.metrics["epochs_run"], "train_minutes": minutes,
+            "val_accuracy": val}
+
+
+def trained_minutes(name: str) -> float:
+    """The training minutes recorded in ``name``'s results (its base's included)."""
+    return json.loads((WORK / "results" / f"{name}.json").read_text())["train_minutes"]
+
+
 def run(name: str, data: Path) -> dict:
     from train.train import train
 
     exp = EXPERIMENTS[name]
+    if exp.soup:
+        return convert_and_score(name, WORK / "models" / name, data, make_soup(name, exp))
     start = time.perf_counter()
     result = train(train_config(name, exp, data))
     minutes = (time.perf_counter() - start) / 60 + base_minutes(exp)
@@ -495,7 +548,7 @@ def base_minutes(exp: Experiment) -> float:
     """Training minutes of the model a fine-tune starts from (its recipe includes them)."""
     if exp.init_from is None:
         return 0.0
-    return json.loads((WORK / "results" / f"{exp.init_from}.json").read_text())["train_minutes"]
+    return trained_minutes(exp.init_from)
 
 
 def score(name: str, data: Path) -> dict:
@@ -506,7 +559,8 @@ def score(name: str, data: Path) -> dict:
     exp = EXPERIMENTS[name]
     model_dir = WORK / "models" / (exp.model_from or name)
     metrics = ModelSettings.load(model_dir).metrics
-    minutes = metrics["epochs_run"] * metrics["seconds_per_epoch"] / 60 + base_minutes(exp)
+    minutes = metrics.get("train_minutes") or (  # a soup records its own
+        metrics["epochs_run"] * metrics["seconds_per_epoch"] / 60 + base_minutes(exp))
     return convert_and_score(name, model_dir, data, {
         "epochs_run": metrics["epochs_run"], "train_minutes": round(minutes, 2),
         "val_accuracy": metrics["val_accuracy"]})
