@@ -12,6 +12,7 @@ from edge_runtime.errors import KwsError
 from edge_runtime.frontend import (
     EDGE_FRONTEND,
     LOG_MEL_FRONTEND,
+    MFCC20_FRONTEND,
     SEED_FRONTEND,
     WIDEBAND_FRONTEND,
 )
@@ -61,7 +62,8 @@ def test_each_architecture_declares_the_front_end_its_input_takes(arch):
     config = frontend_for(arch)
     expected = {"seed_cnn": SEED_FRONTEND, "bc_resnet_1": LOG_MEL_FRONTEND,
                 "bc_resnet_2": LOG_MEL_FRONTEND,
-                "ds_cnn_w_8k": WIDEBAND_FRONTEND}.get(arch, EDGE_FRONTEND)
+                "ds_cnn_w_8k": WIDEBAND_FRONTEND,
+                "ds_cnn_w_20": MFCC20_FRONTEND}.get(arch, EDGE_FRONTEND)
     assert config == expected
     model = build_model(arch, 5)
     assert model.input_shape[1:] == (*config.feature_shape, 1)
@@ -70,7 +72,7 @@ def test_each_architecture_declares_the_front_end_its_input_takes(arch):
     np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=1e-5)
 
 
-@pytest.mark.parametrize("arch", ["ds_cnn_w", "ds_cnn_w80", "ds_cnn_w_8k"])
+@pytest.mark.parametrize("arch", ["ds_cnn_w", "ds_cnn_w80", "ds_cnn_w_8k", "ds_cnn_w_20"])
 def test_the_wide_ds_cnns_fit_60_kb_in_int8(arch):
     """With trained-looking BatchNorm terms (an untrained file is smaller: the converter
     shares its identical constant buffers)."""

@@ -13,7 +13,7 @@ from functools import partial
 from pathlib import Path
 
 from edge_runtime.errors import KwsError
-from edge_runtime.frontend import WIDEBAND_FRONTEND, FrontendConfig
+from edge_runtime.frontend import MFCC20_FRONTEND, WIDEBAND_FRONTEND, FrontendConfig
 from train.models import bc_resnet, ds_cnn, input_noise, seed_cnn
 from train.models.common import FeatureStats
 
@@ -46,6 +46,10 @@ ARCHITECTURES: dict[str, Architecture] = {
                                         frontend=WIDEBAND_FRONTEND),
                                 f"ds_cnn_w on 49x10 MFCC of mel bands up to 8 kHz "
                                 f"({ds_cnn.WIDE.filters} filters)"),
+    "ds_cnn_w_20": Architecture("ds_cnn_w_20", MFCC20_FRONTEND,
+                                partial(ds_cnn.build, spec=ds_cnn.WIDE, name="ds_cnn_w_20",
+                                        frontend=MFCC20_FRONTEND),
+                                f"ds_cnn_w on 49x20 MFCC ({ds_cnn.WIDE.filters} filters)"),
     "ds_cnn_w80": Architecture("ds_cnn_w80", ds_cnn.FRONTEND,
                                partial(ds_cnn.build, spec=ds_cnn.WIDE_80, name="ds_cnn_w80"),
                                f"DS-CNN small with {ds_cnn.WIDE_80.filters} filters (~57 KB "

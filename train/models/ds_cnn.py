@@ -10,7 +10,8 @@ All convolutions carry L2 weight decay 1e-4. ``ds_cnn_s`` is the MLPerf Tiny ref
 (F=172) and ``ds_cnn_l`` (F=276, 5 blocks) follow the paper's ARM ML-KWS-for-MCU settings:
 first stride (2,1), the first block stride (2,2): 141,224 and 422,844 parameters for 12
 classes. BatchNorm momentum is 0.9 (see ``common.BN_MOMENTUM``). ``frontend`` changes only the
-features' settings, not their 49 x 10 shape (``ds_cnn_w_8k``: mel bands up to 8 kHz).
+features' settings (``ds_cnn_w_8k``: mel bands up to 8 kHz; ``ds_cnn_w_20``: 20 MFCC, the
+same parameters on twice the feature map).
 """
 
 from __future__ import annotations
