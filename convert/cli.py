@@ -46,11 +46,34 @@ def add_gate_args(p: argparse.ArgumentParser) -> None:
                    help=MIN_ACCURACY_HELP)
 
 
-def add_parser(subparsers) -> None:
-    """Add the ``convert`` and ``compare`` sub-commands."""
+def add_conversion_args(p: argparse.ArgumentParser) -> None:
+    """The int8 conversion's options of ``kws convert`` and ``kws pipeline``, with
+    :class:`~convert.convert.ConvertConfig`'s defaults."""
     from convert.convert import ConvertConfig
     from convert.logit_offset import MAX_OFFSET
     from edge_runtime.cmdline import field_default, float_range
+
+    default = partial(field_default, ConvertConfig)
+    p.add_argument("--calibration", type=_positive_int, default=default("calibration"),
+                   help="training examples for int8 calibration (stratified by class)")
+    clip = p.add_mutually_exclusive_group()
+    clip.add_argument("--clip-percentile", type=float_range(50, 100),
+                      default=default("clip_percentile"), metavar="P",
+                      help="clip each ReLU at the P-th percentile of its calibration outputs, "
+                           "as a rescaled ReLU6: finer int8 steps (default %(default)s)")
+    clip.add_argument("--no-clip", dest="clip_percentile", action="store_const", const=None,
+                      help="keep the ReLUs as trained")
+    p.add_argument("--unknown-bias", type=float_range(-MAX_OFFSET, MAX_OFFSET),
+                   default=default("unknown_bias"), metavar="B",
+                   help="add B to the _unknown_ logit before conversion (prior correction): "
+                        "B > 0 fires less on other speech and misses more keywords; choose "
+                        "it on validation speakers (default %(default)s)")
+
+
+def add_parser(subparsers) -> None:
+    """Add the ``convert`` and ``compare`` sub-commands."""
+    from convert.convert import ConvertConfig
+    from edge_runtime.cmdline import field_default
 
     default = partial(field_default, ConvertConfig)
     p = subparsers.add_parser(
@@ -66,20 +89,7 @@ def add_parser(subparsers) -> None:
                              "model of its run) or an artifact URI holding model.keras")
     p.add_argument("--data", type=Path, required=True, help="Speech Commands folder")
     add_gate_args(p)
-    p.add_argument("--calibration", type=_positive_int, default=default("calibration"),
-                   help="training examples for int8 calibration (stratified by class)")
-    clip = p.add_mutually_exclusive_group()
-    clip.add_argument("--clip-percentile", type=float_range(50, 100),
-                      default=default("clip_percentile"), metavar="P",
-                      help="clip each ReLU at the P-th percentile of its calibration outputs, "
-                           "as a rescaled ReLU6: finer int8 steps (default %(default)s)")
-    clip.add_argument("--no-clip", dest="clip_percentile", action="store_const", const=None,
-                      help="keep the ReLUs as trained")
-    p.add_argument("--unknown-bias", type=float_range(-MAX_OFFSET, MAX_OFFSET),
-                   default=default("unknown_bias"), metavar="B",
-                   help="add B to the _unknown_ logit before conversion (prior correction): "
-                        "B > 0 fires less on other speech and misses more keywords; choose "
-                        "it on validation speakers (default %(default)s)")
+    add_conversion_args(p)
     p.add_argument("--out", type=Path, default=default("out_dir"), help="output folder")
     p.add_argument("--force", action="store_true",
                    help="replace a model of the same --name in --out (its files are moved "

@@ -17,12 +17,19 @@ from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
 
+from convert.clip_activations import DEFAULT_PERCENTILE
 from convert.convert import DEFAULT_CALIBRATION
 from convert.gate import DEFAULT_MAX_DROP, DEFAULT_MIN_ACCURACY, GATE_EXIT_STATUS
 from edge_runtime.cmdline import field_default, positive_int, seed_int
 from edge_runtime.errors import KwsError
-from train.cli import add_training_args, data_default, train_default
-from train.data import STANDARD_WORDS, DataConfig
+from train.cli import (
+    add_training_args,
+    data_config,
+    data_default,
+    recipe_fields,
+    train_default,
+)
+from train.data import STANDARD_WORDS
 from train.train import TrainConfig
 
 DEMO_UNKNOWN_WORDS = ("bed", "bird", "cat", "dog", "house", "tree", "wow", "happy")
@@ -40,6 +47,8 @@ class PipelineConfig:
     train: TrainConfig
     demo: bool = False
     calibration: int = DEFAULT_CALIBRATION
+    clip_percentile: float | None = DEFAULT_PERCENTILE
+    unknown_bias: float = 0.0  # added to the _unknown_ logit at conversion (prior correction)
     max_drop: float = DEFAULT_MAX_DROP
     min_accuracy: float = DEFAULT_MIN_ACCURACY
     demo_voices: int = 80  # clips per word in the demo data (one voice each)
@@ -200,8 +209,9 @@ def _run_pipeline(config: PipelineConfig) -> int:
         data_dir=data_dir, keras_path=result.model_dir / "model.keras",
         out_dir=config.out_dir / "models", max_drop=config.max_drop,
         min_accuracy=config.min_accuracy,
-        widen_max_drop=config.demo, calibration=config.calibration, tracking_uri=tracking_uri,
-        seed=seed))
+        widen_max_drop=config.demo, calibration=config.calibration,
+        clip_percentile=config.clip_percentile, unknown_bias=config.unknown_bias,
+        tracking_uri=tracking_uri, seed=seed))
     comparison = converted.comparison
     report: dict = {
         "data": {"dir": str(data_dir), "demo": config.demo},
@@ -243,30 +253,31 @@ def _run_pipeline(config: PipelineConfig) -> int:
     return 0
 
 
-def cmd_pipeline(args: argparse.Namespace) -> int:
+def pipeline_config(args: argparse.Namespace) -> PipelineConfig:
+    """The pipeline's settings from its command line."""
     if args.demo == (args.data is not None):
         raise KwsError("give either --data DIR or --demo")
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     out = args.out or Path("runs") / f"pipeline-{'demo' if args.demo else 'data'}-{stamp}"
     batch_size = args.batch_size or (DEMO_BATCH_SIZE if args.demo else
                                      train_default("batch_size"))
-    data = DataConfig(out / DEMO_DATA if args.demo else args.data, task=args.task,
-                      synth_dir=args.synth, seed=args.seed, extra_dirs=tuple(args.extra),
-                      extra_val_pct=args.extra_val_pct)
-    train = TrainConfig(data, arch=args.arch, epochs=args.epochs, batch_size=batch_size,
-                        lr=args.lr, patience=args.patience, train_seed=args.train_seed,
-                        label_smoothing=args.label_smoothing, ema=args.ema,
-                        teachers=tuple(args.teacher), teacher_weight=args.teacher_weight,
-                        experiment=args.experiment,
-                        tracking_uri=args.tracking_uri)
-    return run_pipeline(PipelineConfig(
-        out, train, demo=args.demo, calibration=args.calibration, max_drop=args.max_drop,
+    train = TrainConfig(data_config(args, out / DEMO_DATA if args.demo else args.data),
+                        **recipe_fields(args), batch_size=batch_size,
+                        experiment=args.experiment, tracking_uri=args.tracking_uri)
+    return PipelineConfig(
+        out, train, demo=args.demo, calibration=args.calibration,
+        clip_percentile=args.clip_percentile, unknown_bias=args.unknown_bias,
+        max_drop=args.max_drop,
         min_accuracy=args.min_accuracy, demo_voices=args.demo_voices,
-        bench_runs=args.bench_runs))
+        bench_runs=args.bench_runs)
+
+
+def cmd_pipeline(args: argparse.Namespace) -> int:
+    return run_pipeline(pipeline_config(args))
 
 
 def add_parser(subparsers) -> None:
-    from convert.cli import add_gate_args
+    from convert.cli import add_conversion_args, add_gate_args
 
     default = partial(field_default, PipelineConfig)
     p = subparsers.add_parser(
@@ -281,8 +292,7 @@ def add_parser(subparsers) -> None:
     p.add_argument("--batch-size", type=positive_int,
                    help=f"examples per batch ({DEMO_BATCH_SIZE} with --demo, else "
                         f"{train_default('batch_size')})")
-    p.add_argument("--calibration", type=positive_int, default=default("calibration"),
-                   help="training examples for int8 calibration")
+    add_conversion_args(p)  # --calibration, --clip-percentile/--no-clip, --unknown-bias
     p.add_argument("--experiment", default=train_default("experiment"),
                    help="MLflow experiment of the training run")
     add_gate_args(p)  # --max-drop, --min-accuracy

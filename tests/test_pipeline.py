@@ -77,7 +77,8 @@ def test_demo_pipeline_logs_registers_and_measures(tmp_path):
                  "--max-drop", "100", "--min-accuracy", "0", "--out", str(tmp_path / "run"),
                  "--tracking-uri", uri,
                  "--experiment", "demo-test", "--lr", "0.002", "--patience", "3",
-                 "--calibration", "50", cwd=tmp_path)
+                 "--calibration", "50", "--word-balance", "0.5", "--unknown-bias", "0.5",
+                 cwd=tmp_path)
     assert r.returncode == 0, r.stderr[-3000:]
     report = json.loads((tmp_path / "run" / "report.json").read_text())
     client = MlflowClient(uri, uri)
@@ -85,6 +86,9 @@ def test_demo_pipeline_logs_registers_and_measures(tmp_path):
     assert client.get_experiment(run.info.experiment_id).name == "demo-test"
     assert (run.data.params["lr"], run.data.params["patience"]) == ("0.002", "3")
     assert run.data.tags["convert.calibration"] == "50"
+    # every recipe and conversion option of kws train / kws convert reaches its step
+    assert run.data.params["word_balance"] == "0.5"
+    assert run.data.tags["convert.unknown_bias"] == "0.5"
     (data,) = run.inputs.dataset_inputs
     assert data.dataset.name == "demo_data" and len(data.dataset.digest) == 32
     tags = {t.key: t.value for t in data.tags}

@@ -37,8 +37,8 @@ def arch_name(text: str) -> str:
 
 
 def add_training_args(p: argparse.ArgumentParser) -> None:
-    """The training options of ``kws train`` and ``kws pipeline``, with TrainConfig's and
-    DataConfig's defaults."""
+    """The training options of ``kws train`` and ``kws pipeline`` (data, splits, model and
+    recipe), with TrainConfig's and DataConfig's defaults."""
     p.add_argument("--arch", type=arch_name, default=train_default("arch"), metavar="ARCH",
                    help=f"architecture: {', '.join(ARCHITECTURES)}")
     p.add_argument("--task", default=data_default("task"),
@@ -72,18 +72,6 @@ def add_training_args(p: argparse.ArgumentParser) -> None:
                    default=data_default("extra_val_pct"), metavar="P",
                    help="validate on P%% of the --extra folders' speakers instead of training "
                         "on them (a larger validation than the --data folder's alone)")
-
-
-def add_train_parser(subparsers) -> None:
-    p = subparsers.add_parser(
-        "train", help="train a model, tracked in MLflow",
-        description="Train a keyword-spotting model on a Speech Commands folder. Writes "
-                    "model.keras + model_settings.json into --out and logs the run (params, "
-                    "per-epoch metrics, model, reports) to MLflow.")
-    p.add_argument("--data", type=Path, required=True, help="Speech Commands folder")
-    add_training_args(p)
-    p.add_argument("--batch-size", type=positive_int, default=train_default("batch_size"))
-    p.add_argument("--seed", type=seed_int, default=data_default("seed"))
     p.add_argument("--train-unknown-pct", type=float_range(0, 1000),
                    help="the training split's --unknown-pct (default: the same)")
     p.add_argument("--balance", type=float_range(0, 1), default=train_default("balance"),
@@ -94,8 +82,6 @@ def add_train_parser(subparsers) -> None:
                         "1: every other word counts the same)")
     for name in ("val", "test", "silence", "unknown"):
         p.add_argument(f"--{name}-pct", type=percent, default=data_default(f"{name}_pct"))
-    p.add_argument("--out", type=Path, help="model folder (default runs/<arch>-<run id>)")
-    p.add_argument("--cache-dir", type=Path, help="feature cache folder")
     p.add_argument("--normalize", action="store_true",
                    help="normalise each MFCC coefficient (training mean/variance) in the "
                         "model's first layer")
@@ -120,6 +106,20 @@ def add_train_parser(subparsers) -> None:
     g.add_argument("--augment-copies", type=int, default=train_default("augment_copies"),
                    help="0: augment every batch afresh; N: make N augmented copies once and "
                         "train epoch e on copy e %% N (faster on small CPUs)")
+
+
+def add_train_parser(subparsers) -> None:
+    p = subparsers.add_parser(
+        "train", help="train a model, tracked in MLflow",
+        description="Train a keyword-spotting model on a Speech Commands folder. Writes "
+                    "model.keras + model_settings.json into --out and logs the run (params, "
+                    "per-epoch metrics, model, reports) to MLflow.")
+    p.add_argument("--data", type=Path, required=True, help="Speech Commands folder")
+    add_training_args(p)
+    p.add_argument("--batch-size", type=positive_int, default=train_default("batch_size"))
+    p.add_argument("--seed", type=seed_int, default=data_default("seed"))
+    p.add_argument("--out", type=Path, help="model folder (default runs/<arch>-<run id>)")
+    p.add_argument("--cache-dir", type=Path, help="feature cache folder")
     g = p.add_argument_group("fine-tuning")
     g.add_argument("--init-from", type=Path, metavar="DIR",
                    help="start from this trained model folder's weights (same architecture, "
@@ -153,7 +153,17 @@ def add_train_parser(subparsers) -> None:
     p.set_defaults(func=cmd_train)
 
 
-def train_config(args: argparse.Namespace) -> TrainConfig:
+def data_config(args: argparse.Namespace, data_dir: Path) -> DataConfig:
+    """The data and split options of :func:`add_training_args`, on ``data_dir``."""
+    return DataConfig(data_dir, task=args.task, val_pct=args.val_pct, test_pct=args.test_pct,
+                      silence_pct=args.silence_pct, unknown_pct=args.unknown_pct,
+                      synth_dir=args.synth, seed=args.seed, extra_dirs=tuple(args.extra),
+                      train_unknown_pct=args.train_unknown_pct,
+                      extra_val_pct=args.extra_val_pct)
+
+
+def recipe_fields(args: argparse.Namespace) -> dict:
+    """The :class:`TrainConfig` fields that :func:`add_training_args` sets (the recipe)."""
     augment = None if args.no_augment else AugmentConfig(
         noise=not args.no_noise, shift=not args.no_shift, gain=not args.no_gain,
         specaugment=not args.no_specaugment, speed_pct=args.speed_pct)
@@ -161,24 +171,27 @@ def train_config(args: argparse.Namespace) -> TrainConfig:
         windows = SpeechWindowConfig(running_speech=args.running_speech,
                                      cut_keywords=args.cut_keywords,
                                      even_words=args.running_speech_even_words)
+    except ValueError as exc:
+        raise KwsError(str(exc)) from None
+    return dict(arch=args.arch, epochs=args.epochs, lr=args.lr, patience=args.patience,
+                balance=args.balance, word_balance=args.word_balance,
+                train_seed=args.train_seed, label_smoothing=args.label_smoothing, ema=args.ema,
+                teachers=tuple(args.teacher), teacher_weight=args.teacher_weight,
+                speech_windows=windows, augment_copies=args.augment_copies, augment=augment,
+                normalize=args.normalize)
+
+
+def train_config(args: argparse.Namespace) -> TrainConfig:
+    try:
         mining = HardNegativeConfig(minutes=args.hard_negatives_minutes,
                                     min_score=args.hard_negatives_score,
                                     max_windows=args.hard_negatives_max,
                                     even_words=args.hard_negatives_even_words)
     except ValueError as exc:
         raise KwsError(str(exc)) from None
-    data = DataConfig(args.data, task=args.task, val_pct=args.val_pct, test_pct=args.test_pct,
-                      silence_pct=args.silence_pct, unknown_pct=args.unknown_pct,
-                      synth_dir=args.synth, seed=args.seed, extra_dirs=tuple(args.extra),
-                      train_unknown_pct=args.train_unknown_pct,
-                      extra_val_pct=args.extra_val_pct)
     return TrainConfig(
-        data, arch=args.arch, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-        patience=args.patience, balance=args.balance, word_balance=args.word_balance,
-        train_seed=args.train_seed, label_smoothing=args.label_smoothing, ema=args.ema,
-        teachers=tuple(args.teacher), teacher_weight=args.teacher_weight,
-        speech_windows=windows, augment_copies=args.augment_copies, augment=augment,
-        normalize=args.normalize, out_dir=args.out, cache_dir=args.cache_dir,
+        data_config(args, args.data), **recipe_fields(args), batch_size=args.batch_size,
+        out_dir=args.out, cache_dir=args.cache_dir,
         track=not args.no_mlflow, tracking_uri=args.tracking_uri,
         experiment=args.experiment, run_name=args.run_name,
         log_keras_model=not args.no_log_model, init_from=args.init_from,
