@@ -324,7 +324,9 @@ def training_lines(name: str, r: dict, exp: Experiment | None) -> list[str]:
         + ".",
         f"- Reproduce: `python -m benchmarks.experiments.ship {reproduce}`"
         + "; the experiments and what each idea bought are in "
-        "`benchmarks/results/shipped_model.md`.",
+        "`benchmarks/results/shipped_model.md`. With the package's own commands (on any "
+        "Speech Commands copy): the README's `kws train` + `kws convert`, or one "
+        "`kws pipeline`, under \"Data and training\".",
         "",
     ]
 
