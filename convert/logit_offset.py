@@ -26,10 +26,15 @@ def check_offset(offset: float) -> float:
 
 def shift_logit(model, labels: list[str], label: str, offset: float) -> None:
     """Add ``offset`` to the logit of class ``label`` (one of the model's ``labels``) in
-    ``model``'s last layer (a softmax Dense, in place)."""
+    ``model``'s last layer (a softmax Dense, in place). A model trained with word classes
+    (:mod:`train.word_classes`) gets it on every class merged into ``label``, which multiplies
+    their summed probability by ``e**offset`` alike."""
+    from train.word_classes import merged_softmax
+
     if label not in labels:
         raise KwsError(f"--unknown-bias: the model has no {label} class")
-    layer = model.layers[-1]
+    merged = merged_softmax(model)
+    layer, mapping = merged if merged else (model.layers[-1], np.arange(len(labels)))
     activation = getattr(getattr(layer, "activation", None), "__name__", "")
     if not (layer.__class__.__name__ == "Dense" and activation == "softmax"
             and layer.use_bias):
@@ -37,5 +42,5 @@ def shift_logit(model, labels: list[str], label: str, offset: float) -> None:
                        "a softmax Dense with a bias")
     kernel, bias = layer.get_weights()
     bias = np.array(bias, copy=True)
-    bias[list(labels).index(label)] += offset
+    bias[mapping == list(labels).index(label)] += offset
     layer.set_weights([kernel, bias])

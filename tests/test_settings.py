@@ -114,7 +114,8 @@ def test_training_params_keep_their_flat_names():
         "train_unknown_pct", "extra_val_pct", "balance", "word_balance", "train_seed",
         "label_smoothing", "ema", "teachers", "teacher_weight",
         "augment", "augment_copies",
-        "speech_windows", "normalize", "out_dir", "cache_dir", "track", "tracking_uri",
+        "speech_windows", "normalize", "word_classes", "out_dir", "cache_dir", "track",
+        "tracking_uri",
         "experiment", "run_name", "log_keras_model", "verbose", "keep_last", "init_from",
         "hard_negatives"}
     assert params["hard_negatives"]["minutes"] == 0.0 and params["init_from"] is None

@@ -22,6 +22,7 @@ from train.hard_negatives import HardNegativeConfig
 from train.models import ARCHITECTURES, architecture
 from train.speech_windows import SpeechWindowConfig
 from train.train import TrainConfig
+from train.word_classes import MIN_CLIPS
 
 train_default = partial(field_default, TrainConfig)
 data_default = partial(field_default, DataConfig)
@@ -85,6 +86,10 @@ def add_training_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--normalize", action="store_true",
                    help="normalise each MFCC coefficient (training mean/variance) in the "
                         "model's first layer")
+    p.add_argument("--word-classes", action="store_true",
+                   help="train each non-keyword word of the training split (with >= "
+                        f"{MIN_CLIPS} clips) as its own class, summed into _unknown_ after "
+                        "training")
     g = p.add_argument_group("augmentation")
     g.add_argument("--no-augment", action="store_true", help="no augmentation at all")
     for name in ("noise", "shift", "gain", "specaugment"):
@@ -178,7 +183,7 @@ def recipe_fields(args: argparse.Namespace) -> dict:
                 train_seed=args.train_seed, label_smoothing=args.label_smoothing, ema=args.ema,
                 teachers=tuple(args.teacher), teacher_weight=args.teacher_weight,
                 speech_windows=windows, augment_copies=args.augment_copies, augment=augment,
-                normalize=args.normalize)
+                normalize=args.normalize, word_classes=args.word_classes)
 
 
 def train_config(args: argparse.Namespace) -> TrainConfig:

@@ -38,6 +38,14 @@ from train.models import architecture
 from train.models.common import FeatureStats
 from train.settings import MODEL_FILENAME, DataSummary, ModelSettings
 from train.speech_windows import SpeechWindowConfig, even_word_probabilities, mix_in
+from train.word_classes import (
+    class_names,
+    label_map,
+    merge_words,
+    merged_accuracy,
+    word_targets,
+    word_vocabulary,
+)
 
 MODEL_DIR_ARTIFACT = "model_dir"
 
@@ -82,6 +90,9 @@ class TrainConfig:
     # streams and added to the training split (see train.hard_negatives)
     hard_negatives: HardNegativeConfig = field(default_factory=HardNegativeConfig)
     normalize: bool = False  # per-coefficient normalisation as the model's first layer
+    # each non-keyword word of the training split its own class, merged into _unknown_ after
+    # training (see train.word_classes)
+    word_classes: bool = False
     out_dir: Path | None = None  # default runs/<arch>-<run id>
     cache_dir: Path | None = None  # feature cache (default: train.features' own)
     track: bool = True
@@ -111,6 +122,9 @@ class TrainConfig:
         if self.hard_negatives.enabled and (self.init_from is None or self.augment is None):
             raise KwsError("hard negatives are mined by a trained model (init_from) and join "
                            "the augmented training waveforms (augmentation on)")
+        if self.word_classes and (self.teachers or self.init_from is not None):
+            raise KwsError("word classes train a fresh model on hard targets: not with "
+                           "teachers or init_from")
         if self.init_from is not None and not (Path(self.init_from) / MODEL_FILENAME).is_file():
             raise KwsError(f"{self.init_from}: no {MODEL_FILENAME} there (init_from)")
         data = self.data.data_dir
@@ -169,7 +183,9 @@ def log(message: str) -> None:
 
 @dataclass
 class Splits:
-    """Features (N, frames, n_mfcc, 1) and label indices of the splits; train waveforms."""
+    """Features (N, frames, n_mfcc, 1) and label indices of the splits; train waveforms.
+    ``train_y`` holds training classes (:mod:`train.word_classes`: labels, then words),
+    ``label_map`` their labels; the other splits hold labels."""
 
     train_x: np.ndarray
     train_y: np.ndarray
@@ -178,6 +194,8 @@ class Splits:
     test_x: np.ndarray
     test_y: np.ndarray
     train_waves: np.ndarray | None  # None when training without augmentation
+    label_map: np.ndarray  # training class -> label index
+    classes: list[str]  # the training classes' names
 
 
 def load_splits(dataset: Dataset, frontend: FrontendConfig, config: TrainConfig) -> Splits:
@@ -192,7 +210,13 @@ def load_splits(dataset: Dataset, frontend: FrontendConfig, config: TrainConfig)
     if config.augment is not None:
         waves = load_waveforms(dataset, dataset.split("train"), frontend.sample_rate,
                                frontend.clip_samples)
-    return Splits(train_waves=waves, **out)
+    vocabulary = []
+    if config.word_classes:
+        words = [e.word if e.label == UNKNOWN else None for e in dataset.split("train")]
+        vocabulary = word_vocabulary(words)
+        out["train_y"] = word_targets(out["train_y"], words, vocabulary, len(dataset.labels))
+    return Splits(train_waves=waves, label_map=label_map(dataset.labels, vocabulary),
+                  classes=class_names(dataset.labels, vocabulary), **out)
 
 
 def starting_model(config: TrainConfig, labels: list[str], frontend: FrontendConfig):
@@ -267,16 +291,17 @@ def augmented_batches(splits: Splits, dataset: Dataset, frontend: FrontendConfig
     labels = dataset.labels
     unknown = labels.index(UNKNOWN) if UNKNOWN in labels else -1
     bounds = unknown_rows = keyword_rows = unknown_p = None
+    train_labels = splits.label_map[splits.train_y]  # word classes -> _unknown_
     words = [e.word if e.label == UNKNOWN else None for e in dataset.split("train")]
     words += [None] * (len(splits.train_y) - len(words))  # hard negatives: no word
     if windows.enabled and unknown >= 0:
         bounds = speech_bounds(splits.train_waves)
-        unknown_rows = np.nonzero(splits.train_y == unknown)[0]
+        unknown_rows = np.nonzero(train_labels == unknown)[0]
         not_keywords = [labels.index(x) for x in (SILENCE, UNKNOWN) if x in labels]
-        keyword_rows = np.nonzero(~np.isin(splits.train_y, not_keywords))[0]
+        keyword_rows = np.nonzero(~np.isin(train_labels, not_keywords))[0]
         if windows.even_words:
             unknown_p = even_word_probabilities([words[i] for i in unknown_rows])
-    expected = splits.train_y.copy()
+    expected = train_labels.copy()
     if bounds is not None:  # the windows' share of each batch counts as unknown examples
         share = windows.running_speech + windows.cut_keywords
         expected = np.concatenate([expected, np.full(round(share * len(expected)), unknown)])
@@ -286,7 +311,8 @@ def augmented_batches(splits: Splits, dataset: Dataset, frontend: FrontendConfig
     def example_weights(rows: np.ndarray, y: np.ndarray) -> np.ndarray:
         """Class weight times the word factor of the row's clip (a speech window mixed in
         over a keyword clip gets factor 1; over an ``_unknown_`` clip, that clip's factor)."""
-        return weights[y] * np.where(y == splits.train_y[rows], per_word[rows], 1.0)
+        return weights[splits.label_map[y]] * np.where(y == splits.train_y[rows],
+                                                       per_word[rows], 1.0)
 
     def waveforms_to_features(rows: np.ndarray, rng: np.random.Generator):
         """Features (before SpecAugment) and labels of augmented training rows."""
@@ -366,7 +392,9 @@ def fit(model, splits: Splits, dataset: Dataset, frontend: FrontendConfig,
         loss = "sparse_categorical_crossentropy"
     optimizer = keras.optimizers.Adam(schedule, use_ema=config.ema > 0,
                                       ema_momentum=config.ema or 0.99)
-    model.compile(optimizer=optimizer, loss=loss, metrics=["accuracy"])
+    word_classes = len(splits.label_map) > n_labels
+    model.compile(optimizer=optimizer, loss=loss,
+                  metrics=[merged_accuracy(splits.label_map) if word_classes else "accuracy"])
     best = scratch / "best.weights.h5"
     timer = epoch_timer()
     # the averaged weights are swapped in for validation and at each epoch's end, so the
@@ -459,8 +487,10 @@ def train(config: TrainConfig) -> TrainResult:
     keras.utils.set_random_seed(config.seed)
     stats = FeatureStats.of(splits.train_x) if config.normalize else None
     mined = 0
+    if len(splits.classes) > len(dataset.labels):
+        log(f"word classes: {', '.join(splits.classes[len(dataset.labels):])}")
     if config.init_from is None:
-        model = arch.build(len(dataset.labels), stats=stats)
+        model = arch.build(len(splits.classes), stats=stats)
     else:
         model = starting_model(config, dataset.labels, frontend)
         if config.hard_negatives.enabled:
@@ -488,6 +518,8 @@ def train(config: TrainConfig) -> TrainResult:
               contextlib.redirect_stdout(sys.stderr)):  # Keras progress is not the result
             epochs_run, seconds = fit(model, splits, dataset, frontend, config,
                                       Path(scratch), callbacks, teachers)
+        if len(splits.classes) > len(dataset.labels):
+            model = merge_words(model, splits.label_map)
         val_report = report(model, splits.val_x, splits.val_y, dataset.labels)
         test_report = report(model, splits.test_x, splits.test_y, dataset.labels)
         per_epoch = float(np.median(seconds)) if seconds else 0.0

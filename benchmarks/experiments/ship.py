@@ -87,6 +87,7 @@ class Experiment:
     hard_negatives: HardNegativeConfig = field(default_factory=HardNegativeConfig)
     # no training: the weighted mean of these experiments' trained models (train.soup)
     soup: tuple[tuple[str, float], ...] = ()
+    word_classes: bool = False  # non-keyword words as classes, merged after (train.word_classes)
 
 
 # wide_wb_long's recipe; the later runs each change one thing of it
@@ -223,7 +224,7 @@ def seeds(name: str, recipe: Experiment, count: int = 2) -> dict[str, Experiment
 # recipes judged over several training seeds (each seed also converted with prior correction
 # 0.5, below, and the seeds of the ALSO_UB10 recipes (150 epochs and longer) with 1.0 as well)
 ALSO_UB10 = ("speech_ema_150_xv", "speech_8k_150_xv", "speech_r20_150_xv", "speech_ema_180_xv",
-             "speech_ew_150_xv", "speech_m20_150_xv")
+             "speech_ew_150_xv", "speech_m20_150_xv", "speech_wc_150_xv")
 # its running speech drawn clip first was ~85% bed/cat/happy (the extra folder's _unknown_
 # clips), while the streams of the test speakers hold the mini set's 25 other words about evenly
 SPEECH_150_EW = replace(SPEECH_150, idea="speech_ema_150_xv with its running-speech windows' "
@@ -233,6 +234,11 @@ SPEECH_150_EW = replace(SPEECH_150, idea="speech_ema_150_xv with its running-spe
 # smooth away: 20 coefficients, the same parameters (twice the feature map)
 SPEECH_150_M20 = replace(SPEECH_150, idea="speech_ema_150_xv on 49x20 MFCC instead of 49x10 "
                          "(ds_cnn_w_20)", arch="ds_cnn_w_20")
+# one _unknown_ logit must score high for every other word, running speech and noise-like clips
+# alike: each non-keyword word its own class, their probabilities summed into _unknown_ after
+SPEECH_150_WC = replace(SPEECH_150, idea="speech_ema_150_xv with each non-keyword word of the "
+                        "training split (>= 10 clips: all 25) a class of its own, summed into "
+                        "_unknown_ after training (word classes)", word_classes=True)
 SEEDED: dict[str, Experiment] = {
     # reject_ema_60_xv's windows alone: its synthetic words, weighted as real ones by the word
     # balance, outweighed the real _unknown_ words (validation _unknown_ recall 69%)
@@ -247,6 +253,7 @@ SEEDED: dict[str, Experiment] = {
     **seeds("speech_ema_180_xv", SPEECH_180),
     **seeds("speech_ew_150_xv", SPEECH_150_EW),
     **seeds("speech_m20_150_xv", SPEECH_150_M20),
+    **seeds("speech_wc_150_xv", SPEECH_150_WC, 1),
 }
 
 
@@ -425,6 +432,7 @@ def train_config(name: str, exp: Experiment, data: Path):
                        speech_windows=exp.windows, augment_copies=exp.augment_copies,
                        init_from=None if exp.init_from is None else WORK / "models" / exp.init_from,
                        lr=exp.lr, hard_negatives=exp.hard_negatives, keep_last=exp.keep_last,
+                       word_classes=exp.word_classes,
                        out_dir=WORK / "models" / name, cache_dir=WORK / "cache",
                        tracking_uri=f"sqlite:///{WORK / 'mlflow.db'}", experiment="kws-ship",
                        run_name=name, log_keras_model=False, verbose=2)
