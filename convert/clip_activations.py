@@ -33,7 +33,9 @@ def chain_layers(model) -> list | None:
         return layers
     config = model.get_config()
     inputs, outputs = config["input_layers"], config["output_layers"]
-    # one input or output is written [name, 0, 0], several [[name, 0, 0], ...]
+    # one input or output is written [name, 0, 0] or [[name, 0, 0]], several [[name, 0, 0], ...]
+    if len(inputs) == 1 and isinstance(inputs[0], list):
+        inputs = inputs[0]
     previous = inputs[0] if isinstance(inputs[0], str) else None
     for entry in config["layers"][1:]:
         nodes = entry["inbound_nodes"]

@@ -80,3 +80,24 @@ def test_models_that_are_not_chains_are_left_alone(features):
     assert clip_to_relu6(no_bn, features) is None
     with pytest.raises(ValueError, match="percentile"):
         clip_to_relu6(no_bn, features, 0.0)
+
+
+def test_a_model_with_its_input_in_a_list_and_a_word_merge_is_still_a_chain(model, features):
+    """``keras.Model([input], ...)`` writes its input as ``[[name, 0, 0]]``; a model trained
+    with word classes ends in a merge after the softmax: both are clipped as chains."""
+    import keras
+
+    from train.models import architecture
+    from train.word_classes import merge_words
+
+    listed = keras.Model([model.inputs[0]], model.outputs[0])
+    assert isinstance(listed.get_config()["input_layers"][0], list)
+    assert chain_layers(listed) is not None
+    keras.utils.set_random_seed(5)
+    fine = trained_looking_batchnorm(architecture("ds_cnn_s").build(14))  # 2 word classes
+    merged = merge_words(fine, np.array([*range(12), 1, 1]))
+    assert chain_layers(merged)[-1].name == "merge_words"
+    clipped = clip_to_relu6(merged, features)
+    assert clipped is not None and clipped.output_shape == (None, 12)
+    np.testing.assert_allclose(clipped.predict(features, verbose=0),
+                               merged.predict(features, verbose=0), atol=0.05)

@@ -87,7 +87,8 @@ def merge_words(model, mapping: np.ndarray):
     merge = keras.layers.Dense(n_labels, use_bias=False, trainable=False, name=MERGE_LAYER)
     outputs = merge(model.outputs[0])
     merge.set_weights([np.eye(n_labels, dtype=np.float32)[table]])
-    return keras.Model(model.inputs, outputs, name=model.name)
+    inputs = model.inputs[0] if len(model.inputs) == 1 else model.inputs
+    return keras.Model(inputs, outputs, name=model.name)
 
 
 def merged_softmax(model):
