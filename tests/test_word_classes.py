@@ -98,8 +98,8 @@ def word_data(tmp_path_factory) -> Path:
 
 def test_training_with_word_classes_saves_a_model_of_the_labels(word_data, tmp_path, capsys):
     """The model trains on the labels plus one class per word, is saved merged (the labels'
-    outputs, summing to 1), converts to int8 with a prior correction, and the run's log
-    names the word classes."""
+    outputs, summing to 1), converts to int8 as the shipped recipe does (normalisation moved
+    out, ReLUs clipped, prior correction), and the run's log names the word classes."""
     from convert.convert import ConvertConfig, convert_model
     from edge_runtime.model import KwsModel
     from train.data import load_dataset
@@ -109,7 +109,7 @@ def test_training_with_word_classes_saves_a_model_of_the_labels(word_data, tmp_p
     config = TrainConfig(DataConfig(word_data, task=TASK, train_unknown_pct=100.0),
                          epochs=2, batch_size=8, track=False, out_dir=tmp_path / "model",
                          cache_dir=tmp_path / "cache", word_classes=True, verbose=0,
-                         balance=0.5, word_balance=0.5)
+                         balance=0.5, word_balance=0.5, normalize=True)
     dataset = load_dataset(config.data)
     splits = load_splits(dataset, EDGE_FRONTEND, config)
     n = len(dataset.labels)
@@ -127,6 +127,8 @@ def test_training_with_word_classes_saves_a_model_of_the_labels(word_data, tmp_p
                                       out_dir=tmp_path / "out", max_drop=100.0,
                                       min_accuracy=0, calibration=20, unknown_bias=1.0,
                                       mlflow=False, register=False))
+    assert out.notes["clip_percentile"] == 99.9  # still a chain: its ReLUs clipped
+    assert out.notes["unknown_bias"] == 1.0
     int8 = KwsModel(out.models["int8"])
     assert int8.labels == list(dataset.labels)
     probs = int8.predict_samples(np.zeros(16000, dtype=np.float32))
