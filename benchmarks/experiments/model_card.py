@@ -12,10 +12,12 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import sys
 from pathlib import Path
 
 from benchmarks.experiments.ship import EXPERIMENTS, MAX_DROP, ROOT, WORK, Experiment, earlier_runs
 from benchmarks.results_io import RESULTS, markdown_table
+from edge_runtime.errors import KwsError
 from edge_runtime.frontend import FrontendConfig
 
 
@@ -363,11 +365,19 @@ def limits_lines(r: dict, split: dict, exp: Experiment | None) -> list[str]:
 
 def card(name: str, artifacts: Path, evaluate: dict | None, why: str = "") -> str:
     """The card of experiment ``name`` shipped in ``artifacts``, section by section."""
-    r = json.loads((WORK / "results" / f"{name}.json").read_text())
+    results = WORK / "results" / f"{name}.json"
+    if not results.is_file():
+        raise KwsError(f"{results}: no such file (run `ship run {name}` first)")
+    r = json.loads(results.read_text())
     split = json.loads((artifacts / "split_speakers.json").read_text())
     m8 = json.loads((artifacts / "kws_int8.manifest.json").read_text())
     m32 = json.loads((artifacts / "kws_float32.manifest.json").read_text())
-    settings = json.loads((Path(r["model_dir"]) / "model_settings.json").read_text())
+    # results rows copied from the committed table have no model_dir: the run's own folder
+    model_settings = Path(r.get("model_dir") or WORK / "models" / name) / "model_settings.json"
+    if not model_settings.is_file():
+        raise KwsError(f"{model_settings}: the trained model of {name} is not here (its "
+                       "settings describe the card's model)")
+    settings = json.loads(model_settings.read_text())
     latency, streaming = load(RESULTS / "latency.json"), load(RESULTS / "streaming.json")
     exp = EXPERIMENTS.get(name)
     lines = ["# Model card: kws-edge shipped keyword spotter (`kws_int8.tflite`)", ""]
@@ -392,8 +402,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--why", default="", help="one line: why this run was shipped")
     args = parser.parse_args(argv)
     evaluate = load(args.evaluate) if args.evaluate else None
-    (args.artifacts / "MODEL_CARD.md").write_text(card(args.name, args.artifacts, evaluate,
-                                                       args.why))
+    try:
+        text = card(args.name, args.artifacts, evaluate, args.why)
+    except KwsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    (args.artifacts / "MODEL_CARD.md").write_text(text)
     return 0
 
 
