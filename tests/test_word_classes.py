@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -134,6 +135,15 @@ def test_training_with_word_classes_saves_a_model_of_the_labels(word_data, tmp_p
     probs = int8.predict_samples(np.zeros(16000, dtype=np.float32))
     assert probs.shape == (len(dataset.labels),)
     assert abs(float(probs.sum()) - 1.0) < 0.05
+
+    # a fine-tune of the merged model trains its outputs on the labels; the merge stays fixed
+    tuned = train(replace(config, word_classes=False, init_from=result.model_dir, epochs=1,
+                          out_dir=tmp_path / "tuned"))
+    after = load_keras(tuned.model_dir)
+    np.testing.assert_array_equal(after.layers[-1].get_weights()[0],
+                                  model.layers[-1].get_weights()[0])
+    assert any(not np.array_equal(a, b) for a, b in zip(
+        after.layers[-2].get_weights(), model.layers[-2].get_weights(), strict=True))
 
 
 def test_word_classes_refuse_teachers_and_fine_tuning(word_data, tmp_path):

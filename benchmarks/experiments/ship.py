@@ -193,6 +193,11 @@ for _base in ("150", "180"):
         FINE_TUNED[f"speech_hnl_{_base}_xv"], idea=f"speech_hnl_{_base}_xv mining streams whose "
         "other words are drawn evenly by word (not by clip: ~85% bed/cat/happy)",
         hard_negatives=HardNegativeConfig(minutes=30.0, even_words=True))
+# the word-class model fine-tuned as speech_hne_150_xv was (its merged outputs train on the
+# labels: the fine-tune needs no word classes)
+FINE_TUNED["speech_hne_wc_150_xv"] = replace(
+    FINE_TUNED["speech_hne_150_xv"], idea="speech_hne_150_xv's fine-tune of speech_wc_150_xv "
+    "(the word-class model) instead of speech_ema_150_xv", init_from="speech_wc_150_xv")
 # the fine-tunes cut validation-stream false accepts but cost validation accuracy: the mean of
 # their weights and the base's (model soups; WiSE-FT), no training
 _FT_150 = ("speech_hnl_150_xv", "speech_hnl_150_xv_s1", "speech_hns_150_xv",
