@@ -47,6 +47,7 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 import numpy as np  # noqa: E402
 
 from benchmarks.results_io import RESULTS, markdown_table, publish  # noqa: E402
+from edge_runtime.dataset import parse_clip  # noqa: E402
 from edge_runtime.detector import DetectorConfig, model_threshold  # noqa: E402
 from edge_runtime.errors import KwsError  # noqa: E402
 from edge_runtime.manifest import BACKGROUND_LABELS  # noqa: E402
@@ -162,6 +163,34 @@ def false_accepts_by_keyword(model, posteriors: dict, streams: dict, config: Det
     return {k: round(counts[k] / hours, 2) for k in keywords} if hours else {}
 
 
+def false_accepts_by_speaker(model, posteriors: dict, streams: dict, config: DetectorConfig,
+                             threshold: float) -> dict:
+    """Who the false accepts of the two non-keyword streams at ``threshold`` came from: each
+    event goes to the speaker of the word clip nearest its time. ``seconds``: each speaker's
+    share of those streams (their clips' length, scaled so the shares sum to the streams'
+    length), for a speaker bootstrap of the rate (``benchmarks.experiments.choose``)."""
+    events: Counter[str] = Counter()
+    clip_seconds: Counter[str] = Counter()
+    total = 0.0
+    for name, (times, smoothed) in posteriors.items():
+        if name == "keywords":
+            continue
+        stream = streams[name]
+        rate = stream.sample_rate
+        total += stream.samples.size / rate
+        spans = np.array([p.seconds(rate) for p in stream.placements]).reshape(-1, 2)
+        who = [parse_clip(p.source.parents[1], p.source).speaker or "" for p in stream.placements]
+        for p, speaker in zip(stream.placements, who, strict=True):
+            clip_seconds[speaker] += (p.end - p.start) / rate
+        for e in gate_events(times, smoothed, model.labels, threshold,
+                             config.refractory_ms / 1000):
+            gap = np.maximum(spans[:, 0] - e.time_s, 0) + np.maximum(e.time_s - spans[:, 1], 0)
+            events[who[int(np.argmin(gap))]] += 1
+    scale = total / max(sum(clip_seconds.values()), 1e-9)
+    return {"events": dict(sorted(events.items())),
+            "seconds": {k: round(v * scale, 3) for k, v in sorted(clip_seconds.items())}}
+
+
 def operating_point(points: list[OperatingPoint]) -> OperatingPoint | None:
     ok = [p for p in points if p.false_reject_rate <= MAX_FRR]
     if not ok:
@@ -205,6 +234,8 @@ def evaluate(name: str, model, streams: dict, config: DetectorConfig, reference:
     best = operating_point(points)
     at_default = point_at(points, config.threshold)
     return {"name": name, "operating_point": asdict(best) if best else None,
+            "operating_point_speakers": (false_accepts_by_speaker(
+                model, posteriors, streams, config, best.threshold) if best else None),
             "at_default_threshold": asdict(at_default) if at_default else None,
             "false_accepts_per_hour_by_keyword": false_accepts_by_keyword(
                 model, posteriors, streams, config),

@@ -5,7 +5,16 @@ from __future__ import annotations
 import json
 import math
 
-from benchmarks.experiments.choose import Candidate, choose, load_candidate, main, report
+import pytest
+
+from benchmarks.experiments.choose import (
+    Candidate,
+    choose,
+    difference_interval,
+    load_candidate,
+    main,
+    report,
+)
 from tests.fixtures_data import make_fake_dataset
 
 
@@ -92,3 +101,58 @@ def test_load_reads_real_validation_streams_and_refuses_test_ones(tmp_path, caps
     assert main([*args, "--incumbent", "val_model", "no_streams"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: no_streams:") and "rejection.json not found" in err
+
+
+def by_speaker(events: list[int]) -> dict:
+    """Ten speakers with 6 min of streams each (1 h), and their false accepts."""
+    return {"events": {f"s{i}": n for i, n in enumerate(events)},
+            "seconds": {f"s{i}": 360.0 for i in range(len(events))}}
+
+
+def test_the_speaker_bootstrap_tells_a_drop_of_one_speaker_from_a_drop_of_all():
+    shipped = Candidate("shipped", 0.93, 0.91, True, 20.0, 0.09, 0.7, hours=1.0,
+                        by_speaker=by_speaker([2] * 10))
+    everyone = Candidate("everyone", 0.93, 0.91, True, 10.0, 0.09, 0.7, hours=1.0,
+                         by_speaker=by_speaker([1] * 10))
+    assert difference_interval(everyone, shipped) == pytest.approx((-10.0, -10.0))
+    # the same 10 FA/h fewer, all from one speaker: drawn in none of a third of the resamples
+    one = Candidate("one", 0.93, 0.91, True, 9.0, 0.09, 0.7, hours=1.0,
+                    by_speaker=by_speaker([0] + [1] * 9))
+    shipped_one = Candidate("shipped", 0.93, 0.91, True, 19.0, 0.09, 0.7, hours=1.0,
+                            by_speaker=by_speaker([10] + [1] * 9))
+    low, high = difference_interval(one, shipped_one)
+    assert low < -10.0 and high == pytest.approx(0.0)
+    assert "| -10.0 (-10.0 to -10.0) |" in report(shipped, [everyone], 0.8)
+    # streams of other speakers, or none recorded: no interval
+    other = Candidate("other", 0.93, 0.91, True, 10.0, 0.09, 0.7, hours=1.0,
+                      by_speaker=by_speaker([1] * 9))
+    assert difference_interval(other, shipped) is None
+    assert difference_interval(cand("old", 0.93, 10.0), shipped) is None
+
+
+def test_each_false_accept_is_put_on_the_speaker_of_the_nearest_word(tmp_path):
+    """At a threshold low enough to fire on everything, every non-keyword-stream event goes
+    to a speaker whose clips are in the streams, and the speakers' shares of the streams sum
+    to their length."""
+    from benchmarks import rejection
+    from edge_runtime.detector import DetectorConfig
+    from edge_runtime.model import KwsModel
+    from edge_runtime.stream_gen import generate
+    from edge_runtime.stream_score import gate_events
+    from tests.model_factory import build_models
+
+    model = KwsModel(build_models(tmp_path / "m", labels=["_silence_", "_unknown_", "yes",
+                                                          "no"])["int8"])
+    data = make_fake_dataset(tmp_path / "sc", ["yes", "no", "bed", "cat"], speakers=4,
+                             per_speaker=2, mini_layout=True, silence_clips=2)
+    speakers = frozenset(p.name.split("_")[0] for p in (data / "yes").glob("*.wav"))
+    streams = {name: generate(data, spec) for name, spec in rejection.stream_specs(
+        0.5, speakers, ("yes", "no")).items()}
+    config = DetectorConfig()
+    posteriors = rejection.stream_posteriors(model, streams, config, reference=False)
+    who = rejection.false_accepts_by_speaker(model, posteriors, streams, config, 0.05)
+    fired = sum(len(gate_events(t, p, model.labels, 0.05, config.refractory_ms / 1000))
+                for name, (t, p) in posteriors.items() if name != "keywords")
+    assert fired > 0 and sum(who["events"].values()) == fired
+    assert set(who["events"]) <= set(who["seconds"]) <= speakers
+    assert sum(who["seconds"].values()) == pytest.approx(60.0, abs=0.01)

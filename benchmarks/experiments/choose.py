@@ -7,7 +7,10 @@ rejects <= 10% (``benchmarks.rejection --speakers val``'s ``operating_point``). 
 its int8 gate and keep the main folder's validation accuracy at or above a floor. Among those
 that qualify, the fewest false accepts wins (ties: the higher accuracy); its threshold is that
 operating point's. The report gives the false accepts behind (b) as a count of events
-with its Poisson standard error: two files a few events apart are not told apart by (b).
+with its Poisson standard error, and each candidate's difference in (b) from the incumbent with
+a 95% interval from a paired speaker bootstrap (the same streams; speakers drawn with
+replacement, each bringing their false accepts and their share of the streams): a few
+speakers make most false accepts, so this interval is the wider, honest one.
 
 ``python -m benchmarks.experiments.choose --incumbent SHIPPED --streams DIR CANDIDATE ...``
 reads ``<work>/results/NAME.json`` and ``DIR/NAME/rejection.json`` for every name (a file that
@@ -21,8 +24,10 @@ import argparse
 import json
 import math
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+
+import numpy as np
 
 from benchmarks.results_io import markdown_table
 from edge_runtime.errors import KwsError
@@ -43,6 +48,8 @@ class Candidate:
     threshold: float | None
     hours: float | None = None  # non-keyword audio behind fa_per_hour (both streams)
     streams_measured: bool = True  # False: gate failed, validation streams not run
+    # the operating point's false accepts and stream seconds by speaker (benchmarks.rejection)
+    by_speaker: dict | None = field(default=None, compare=False)
 
     def fa_events(self) -> int | None:
         """False accepts counted at the operating point (None: unknown or no point)."""
@@ -77,7 +84,8 @@ def load_candidate(name: str, results: Path, streams: Path) -> Candidate:
                      op["non_keyword_fa_per_hour"] if op else float("inf"),
                      op["false_reject_rate"] if op else None, op["threshold"] if op else None,
                      # the rate counts the streams without keywords, as benchmarks.rejection does
-                     rej["minutes_per_stream"] / 60 * sum(s != "keywords" for s in rej["streams"]))
+                     rej["minutes_per_stream"] / 60 * sum(s != "keywords" for s in rej["streams"]),
+                     by_speaker=rej["models"][0].get("operating_point_speakers"))
 
 
 def qualifies(c: Candidate, incumbent: Candidate, min_main_val: float) -> bool:
@@ -95,6 +103,31 @@ def choose(incumbent: Candidate, candidates: list[Candidate],
     return min(ok, key=lambda c: (c.fa_per_hour, -c.val_int8)) if ok else None
 
 
+def difference_interval(c: Candidate, incumbent: Candidate, draws: int = 2000,
+                        seed: int = 0) -> tuple[float, float] | None:
+    """95% interval of ``c``'s FA/h minus the incumbent's, from a paired speaker bootstrap
+    (None without per-speaker figures for both, or for other streams)."""
+    a, b = c.by_speaker, incumbent.by_speaker
+    if not a or not b or a["seconds"] != b["seconds"]:
+        return None
+    speakers = sorted(a["seconds"])
+    seconds = np.array([a["seconds"][s] for s in speakers])
+    diff = np.array([a["events"].get(s, 0) - b["events"].get(s, 0) for s in speakers])
+    picks = np.random.default_rng(seed).integers(len(speakers), size=(draws, len(speakers)))
+    rates = diff[picks].sum(axis=1) / (seconds[picks].sum(axis=1) / 3600)
+    low, high = np.percentile(rates, [2.5, 97.5])
+    return float(low), float(high)
+
+
+def difference_text(c: Candidate, incumbent: Candidate) -> str:
+    """``-12.0 (-30.5 to +4.5)``: FA/h minus the incumbent's, with its bootstrap interval."""
+    interval = difference_interval(c, incumbent)
+    if interval is None or c is incumbent:
+        return "—"
+    return (f"{c.fa_per_hour - incumbent.fa_per_hour:+.1f} ({interval[0]:+.1f} to "
+            f"{interval[1]:+.1f})")
+
+
 def events_text(c: Candidate) -> str:
     """``43 ± 6.6 in 0.67 h``: the count behind FA/h and its Poisson standard error."""
     n = c.fa_events()
@@ -107,12 +140,13 @@ def report(incumbent: Candidate, candidates: list[Candidate], min_main_val: floa
              f"{c.fa_per_hour:.1f}" if c.streams_measured else "not measured", events_text(c),
              "—" if c.false_reject_rate is None else f"{100 * c.false_reject_rate:.1f}",
              "—" if c.threshold is None else f"{c.threshold:.2f}",
+             difference_text(c, incumbent),
              "" if c is incumbent else
              ("yes" if qualifies(c, incumbent, min_main_val) else "no")]
             for c in (incumbent, *candidates)]
     return markdown_table(["model", "val int8 %", "main val int8 %", "gate",
                            "FA/h at op", "FA events at op", "FRR % at op", "threshold",
-                           "qualifies"], rows)
+                           "FA/h - shipped's (95% speaker bootstrap)", "qualifies"], rows)
 
 
 def main(argv: list[str] | None = None) -> int:
