@@ -258,7 +258,7 @@ SEEDED: dict[str, Experiment] = {
     **seeds("speech_ema_180_xv", SPEECH_180),
     **seeds("speech_ew_150_xv", SPEECH_150_EW),
     **seeds("speech_m20_150_xv", SPEECH_150_M20),
-    **seeds("speech_wc_150_xv", SPEECH_150_WC, 1),
+    **seeds("speech_wc_150_xv", SPEECH_150_WC),
 }
 
 
