@@ -154,3 +154,25 @@ def test_word_classes_refuse_teachers_and_fine_tuning(word_data, tmp_path):
                              **option)
         with pytest.raises(KwsError, match="word classes"):
             config.check()
+
+
+def test_word_classes_keep_the_labels_class_and_word_weights(word_data, tmp_path):
+    """A word-class target weighs as its label's class (``--balance``) times its word's factor
+    (``--word-balance``), exactly as the same clip weighs without word classes."""
+    from train.data import load_dataset
+    from train.train import TrainConfig, augmented_batches, load_splits
+
+    weights = {}
+    for on in (False, True):
+        config = TrainConfig(DataConfig(word_data, task=TASK, train_unknown_pct=100.0),
+                             batch_size=1000, track=False, cache_dir=tmp_path / "cache",
+                             augment_copies=1, balance=1.0, word_balance=1.0,
+                             word_classes=on)
+        dataset = load_dataset(config.data)
+        splits = load_splits(dataset, EDGE_FRONTEND, config)
+        batches = augmented_batches(splits, dataset, EDGE_FRONTEND, config)
+        _, y, w = batches[0]
+        assert (y.max() >= len(dataset.labels)) == on  # the one batch holds every clip
+        weights[on] = (splits.label_map[y], w)
+    np.testing.assert_array_equal(weights[True][0], weights[False][0])
+    np.testing.assert_allclose(weights[True][1], weights[False][1], rtol=1e-6)
