@@ -197,6 +197,11 @@ class Splits:
     label_map: np.ndarray  # training class -> label index
     classes: list[str]  # the training classes' names
 
+    @property
+    def word_classes(self) -> bool:
+        """Whether training has classes beyond the labels (word classes)."""
+        return len(self.label_map) > int(self.label_map.max()) + 1
+
 
 def load_splits(dataset: Dataset, frontend: FrontendConfig, config: TrainConfig) -> Splits:
     index = {label: i for i, label in enumerate(dataset.labels)}
@@ -392,9 +397,8 @@ def fit(model, splits: Splits, dataset: Dataset, frontend: FrontendConfig,
         loss = "sparse_categorical_crossentropy"
     optimizer = keras.optimizers.Adam(schedule, use_ema=config.ema > 0,
                                       ema_momentum=config.ema or 0.99)
-    word_classes = len(splits.label_map) > n_labels
-    model.compile(optimizer=optimizer, loss=loss,
-                  metrics=[merged_accuracy(splits.label_map) if word_classes else "accuracy"])
+    model.compile(optimizer=optimizer, loss=loss, metrics=[
+        merged_accuracy(splits.label_map) if splits.word_classes else "accuracy"])
     best = scratch / "best.weights.h5"
     timer = epoch_timer()
     # the averaged weights are swapped in for validation and at each epoch's end, so the
@@ -487,7 +491,7 @@ def train(config: TrainConfig) -> TrainResult:
     keras.utils.set_random_seed(config.seed)
     stats = FeatureStats.of(splits.train_x) if config.normalize else None
     mined = 0
-    if len(splits.classes) > len(dataset.labels):
+    if splits.word_classes:
         log(f"word classes: {', '.join(splits.classes[len(dataset.labels):])}")
     if config.init_from is None:
         model = arch.build(len(splits.classes), stats=stats)
@@ -518,7 +522,7 @@ def train(config: TrainConfig) -> TrainResult:
               contextlib.redirect_stdout(sys.stderr)):  # Keras progress is not the result
             epochs_run, seconds = fit(model, splits, dataset, frontend, config,
                                       Path(scratch), callbacks, teachers)
-        if len(splits.classes) > len(dataset.labels):
+        if splits.word_classes:
             model = merge_words(model, splits.label_map)
         val_report = report(model, splits.val_x, splits.val_y, dataset.labels)
         test_report = report(model, splits.test_x, splits.test_y, dataset.labels)

@@ -13,6 +13,8 @@ logits instead of one logit).
 
 from __future__ import annotations
 
+from collections import Counter
+
 import numpy as np
 
 from edge_runtime.dataset import UNKNOWN
@@ -24,10 +26,7 @@ MERGE_LAYER = "merge_words"
 def word_vocabulary(words: list[str | None], min_clips: int = MIN_CLIPS) -> list[str]:
     """The words (of ``_unknown_`` training clips; ``None`` for the others) with at least
     ``min_clips`` clips, sorted."""
-    counts: dict[str, int] = {}
-    for word in words:
-        if word is not None:
-            counts[word] = counts.get(word, 0) + 1
+    counts = Counter(w for w in words if w is not None)
     return sorted(w for w, n in counts.items() if n >= min_clips)
 
 
