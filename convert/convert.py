@@ -75,6 +75,9 @@ class ConvertConfig:
     clip_percentile: float | None = DEFAULT_PERCENTILE
     # added to the _unknown_ logit before conversion (see convert.logit_offset); 0: as trained
     unknown_bias: float = 0.0
+    # int8 weights with one scale per tensor instead of per output channel (smaller files for
+    # networks of many narrow layers; see convert.tflite.to_tflite)
+    per_tensor: bool = False
     dynamic: bool = False
     tracking_uri: str | None = None
     seed: int = 0
@@ -306,6 +309,8 @@ def _convert_into(staging: Path, config: ConvertConfig, settings, keras_model, d
     notes: dict = {"calibration_examples": int(len(calib)), "calibration_seed": config.seed}
     if config.unknown_bias:
         notes["unknown_bias"] = config.unknown_bias
+    if config.per_tensor:
+        notes["per_tensor_weights"] = True
     core, feature_norm = split_normalization(keras_model)
     if feature_norm:
         log("normalisation layer moved out of the model into the manifest (feature_norm)")
@@ -321,7 +326,8 @@ def _convert_into(staging: Path, config: ConvertConfig, settings, keras_model, d
 
     for quant in tqdm(quantizations, desc="convert", unit=" models", disable=None, leave=False):
         log(f"converting to {quant}")
-        content = to_tflite(core, quant, calib if quant == "int8" else None)
+        content = to_tflite(core, quant, calib if quant == "int8" else None,
+                            per_tensor=config.per_tensor)
         unfolded = unfolded_batchnorm(content)
         if unfolded:
             raise RuntimeError(f"{quant}: BatchNorm not folded into {unfolded}")
@@ -423,6 +429,7 @@ def log_to_mlflow(result: ConvertResult, config: ConvertConfig, source_run: str 
             "convert.max_drop": str(config.max_drop),
             "convert.calibration": str(config.calibration),
             "convert.unknown_bias": str(config.unknown_bias),
+            "convert.per_tensor": str(config.per_tensor),
             "convert.source_run_id": source_run or "",
             "convert.folder": str(result.folder),
         })

@@ -56,12 +56,15 @@ def normalize(features: np.ndarray, norm: dict) -> np.ndarray:
 
 def to_tflite(model, quantization: str = "float32",
               representative: Iterable[np.ndarray] | None = None,
-              method: str = "auto") -> bytes:
+              method: str = "auto", per_tensor: bool = False) -> bytes:
     """Convert a Keras 3 model to TFLite bytes.
 
     ``float32`` sets no optimisation flag at all; ``int8`` is full-integer (int8 input
     and output, ``TFLITE_BUILTINS_INT8`` only) calibrated on ``representative`` feature
-    matrices; ``dynamic`` is dynamic-range weight quantisation.
+    matrices; ``dynamic`` is dynamic-range weight quantisation. Weights are quantised per
+    output channel or, with ``per_tensor``, with one scale per tensor: a per-channel tensor
+    stores a float scale and an int64 zero point for each channel, which in a network of
+    many narrow layers (BC-ResNet) is most of the file.
 
     The input has batch size 1. ``method``: ``keras`` uses ``from_keras_model`` (which
     freezes the weights); ``frozen`` traces the model into a concrete function and folds
@@ -92,6 +95,8 @@ def to_tflite(model, quantization: str = "float32",
             converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
             converter.inference_input_type = tf.int8
             converter.inference_output_type = tf.int8
+        if per_tensor and quantization != "float32":
+            converter._experimental_disable_per_channel = True  # no public switch (TF 2.21)
         return strip_names(converter.convert())
 
     # Keras' export prints its endpoints and TensorFlow's converter logs from C++: both are

@@ -49,6 +49,7 @@ class PipelineConfig:
     calibration: int = DEFAULT_CALIBRATION
     clip_percentile: float | None = DEFAULT_PERCENTILE
     unknown_bias: float = 0.0  # added to the _unknown_ logit at conversion (prior correction)
+    per_tensor: bool = False  # int8 weights with one scale per tensor (see convert.tflite)
     max_drop: float = DEFAULT_MAX_DROP
     min_accuracy: float = DEFAULT_MIN_ACCURACY
     demo_voices: int = 80  # clips per word in the demo data (one voice each)
@@ -211,6 +212,7 @@ def _run_pipeline(config: PipelineConfig) -> int:
         min_accuracy=config.min_accuracy,
         widen_max_drop=config.demo, calibration=config.calibration,
         clip_percentile=config.clip_percentile, unknown_bias=config.unknown_bias,
+        per_tensor=config.per_tensor,
         tracking_uri=tracking_uri, seed=seed))
     comparison = converted.comparison
     report: dict = {
@@ -267,6 +269,7 @@ def pipeline_config(args: argparse.Namespace) -> PipelineConfig:
     return PipelineConfig(
         out, train, demo=args.demo, calibration=args.calibration,
         clip_percentile=args.clip_percentile, unknown_bias=args.unknown_bias,
+        per_tensor=args.per_tensor,
         max_drop=args.max_drop,
         min_accuracy=args.min_accuracy, demo_voices=args.demo_voices,
         bench_runs=args.bench_runs)

@@ -392,6 +392,43 @@ def test_unknown_bias_multiplies_the_unknown_odds_and_the_manifest_says_so(train
                                   trained["model"].layers[-1].get_weights()[1])
 
 
+def weight_scales(content: bytes) -> list[int]:
+    """How many quantisation scales each int8 constant (weight) tensor of a model has."""
+    from convert.tflite import inspect_interpreter
+
+    interpreter = inspect_interpreter(content)
+    ops = interpreter._get_ops_details()
+    constants = ({i for op in ops for i in op["inputs"]} - {o for op in ops for o in op["outputs"]}
+                 - {d["index"] for d in interpreter.get_input_details()})
+    return [len(t["quantization_parameters"]["scales"]) for t in interpreter.get_tensor_details()
+            if t["index"] in constants and np.dtype(t["dtype"]) == np.int8]
+
+
+def test_per_tensor_weights_have_one_scale_each_and_the_manifest_says_so(trained, converted,
+                                                                         tmp_path):
+    """``kws convert --per-tensor``: every int8 weight tensor has one scale (the default
+    file has per-channel ones), the file is smaller, it still agrees with float32, and the
+    manifest and report record the choice."""
+    out = tmp_path / "out"
+    done = kws("convert", "--keras", trained["folder"], "--data", trained["data"],
+               "--no-mlflow", "--out", out, "--max-drop", "100", "--calibration", "40",
+               "--per-tensor")
+    assert done.returncode == 0, done.stderr[-2000:]
+    per_tensor = (out / "kws_int8.tflite").read_bytes()
+    per_channel = converted.models["int8"].read_bytes()
+    assert max(weight_scales(per_channel)) > 1
+    assert weight_scales(per_tensor) and set(weight_scales(per_tensor)) == {1}
+    assert len(per_tensor) < len(per_channel)
+    assert op_names(per_tensor) == op_names(per_channel)
+    assert load_manifest(out / "kws_int8.manifest.json").notes["per_tensor_weights"] is True
+    assert "per_tensor_weights" not in converted.notes
+    clips = split_clips(trained["dataset"], EDGE_FRONTEND).waveforms
+    floats, ints = KwsModel(converted.models["float32"]), KwsModel(out / "kws_int8.tflite")
+    agree = np.mean([floats.predict_samples(w).argmax() == ints.predict_samples(w).argmax()
+                     for w in clips])
+    assert agree >= 0.9
+
+
 def test_shift_logit_refuses_a_model_without_a_softmax_dense_last_or_the_class():
     import keras
 
