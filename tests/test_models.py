@@ -61,7 +61,7 @@ def test_bigger_ds_cnns(arch, filters, blocks):
 def test_each_architecture_declares_the_front_end_its_input_takes(arch):
     config = frontend_for(arch)
     expected = {"seed_cnn": SEED_FRONTEND, "bc_resnet_1": LOG_MEL_FRONTEND,
-                "bc_resnet_2": LOG_MEL_FRONTEND,
+                "bc_resnet_2": LOG_MEL_FRONTEND, "bc_resnet_2_hs": LOG_MEL_FRONTEND,
                 "ds_cnn_w_8k": WIDEBAND_FRONTEND,
                 "ds_cnn_w_20": MFCC20_FRONTEND}.get(arch, EDGE_FRONTEND)
     assert config == expected
@@ -206,15 +206,34 @@ def test_per_tensor_weights_shrink_bc_resnet_2_by_a_third():
     variances), so that no two constants are alike and shared, as in a trained model."""
     from convert.tflite import op_names, to_tflite
 
-    model = build_model("bc_resnet_2", 12)
-    rng = np.random.default_rng(4)
-    model.set_weights([np.abs(w) + 0.5 if "variance" in v.path else rng.normal(size=w.shape)
-                       * 0.1 for v, w in zip(model.weights, model.get_weights(), strict=True)])
-    calib = rng.normal(size=(8, 49, 40, 1)).astype(np.float32)
+    model, calib = varied_weights(build_model("bc_resnet_2", 12))
     per_channel = to_tflite(model, "int8", calib)
     per_tensor = to_tflite(model, "int8", calib, per_tensor=True)
     assert len(per_tensor) < 2 / 3 * len(per_channel)
     assert op_names(per_tensor) == op_names(per_channel)
+
+
+@pytest.mark.slow
+def test_bc_resnet_2_with_hard_swish_fits_60_kb_with_per_tensor_weights():
+    """Hard-swish is one int8 op where swish is two (LOGISTIC, MUL): with per-tensor weights
+    that brings BC-ResNet-2, whose swish file is ~60.6 KB, under the 60 KB budget."""
+    from convert.tflite import op_names, to_tflite
+
+    model, calib = varied_weights(build_model("bc_resnet_2_hs", 12))
+    content = to_tflite(model, "int8", calib, per_tensor=True)
+    assert len(content) <= 60_000
+    ops = op_names(content)
+    assert ops.count("HARD_SWISH") == 12 and "LOGISTIC" not in ops
+    assert model.count_params() == build_model("bc_resnet_2", 12).count_params()
+
+
+def varied_weights(model):
+    """``model`` with random weights (positive variances), so that no two constants are alike
+    and shared, as in a trained model, and int8 calibration features."""
+    rng = np.random.default_rng(4)
+    model.set_weights([np.abs(w) + 0.5 if "variance" in v.path else rng.normal(size=w.shape)
+                       * 0.1 for v, w in zip(model.weights, model.get_weights(), strict=True)])
+    return model, rng.normal(size=(8, *model.input_shape[1:])).astype(np.float32)
 
 
 def test_a_saved_bc_resnet_loads_in_a_fresh_process(tmp_path):

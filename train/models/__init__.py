@@ -67,6 +67,11 @@ ARCHITECTURES: dict[str, Architecture] = {
                                 partial(bc_resnet.build, spec=bc_resnet.BC_RESNET_2,
                                         name="bc_resnet_2"),
                                 "BC-ResNet-2 (Kim et al. 2021), 49x40 log-mel, ~32k parameters"),
+    "bc_resnet_2_hs": Architecture("bc_resnet_2_hs", bc_resnet.FRONTEND,
+                                   partial(bc_resnet.build, spec=bc_resnet.BC_RESNET_2_HS,
+                                           name="bc_resnet_2_hs"),
+                                   "BC-ResNet-2 with hard-swish, 49x40 log-mel, ~32k parameters "
+                                   "(under 60 KB with per-tensor int8 weights)"),
 }
 
 
