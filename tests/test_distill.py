@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from edge_runtime.errors import KwsError
-from edge_runtime.frontend import EDGE_FRONTEND
+from edge_runtime.frontend import EDGE_FRONTEND, Frontend
 from kws.cli import main
 from tests.fixtures_data import make_fake_dataset
 from train.data import DataConfig, load_dataset
@@ -37,6 +37,18 @@ def teacher(fake_data, tmp_path_factory) -> Path:
     return out
 
 
+@pytest.fixture(scope="module")
+def log_mel_teacher(fake_data, tmp_path_factory) -> Path:
+    """A BC-ResNet (40 log-mel bands: another front-end than the student's MFCC) trained 1
+    epoch (not tracked)."""
+    from train.train import TrainConfig, train
+
+    out = tmp_path_factory.mktemp("teacher") / "bc"
+    train(TrainConfig(DataConfig(fake_data, task=TASK), arch="bc_resnet_1", epochs=1,
+                      batch_size=8, track=False, out_dir=out, verbose=0))
+    return out
+
+
 def labels_of(fake_data: Path) -> list[str]:
     return load_dataset(DataConfig(fake_data, task=TASK)).labels
 
@@ -56,12 +68,14 @@ def test_targets_mix_the_true_label_with_the_teachers_mean(fake_data, teacher):
     assert not np.allclose(probs, np.eye(5)[y], atol=0.05)  # the teacher is not one-hot
 
 
-def test_teachers_must_share_labels_and_front_end(fake_data, teacher, tmp_path):
+def test_teachers_must_share_labels_and_audio(fake_data, teacher, tmp_path):
     labels = labels_of(fake_data)
     with pytest.raises(KwsError, match="labels .* differ from the data's"):
         Teachers.load((teacher,), 0.5, labels[:-1], EDGE_FRONTEND)
-    with pytest.raises(KwsError, match="front-end .* differs from the student's"):
-        Teachers.load((teacher,), 0.5, labels, replace(EDGE_FRONTEND, n_mfcc=13))
+    with pytest.raises(KwsError, match="front-end .* hears other audio than the student's"):
+        Teachers.load((teacher,), 0.5, labels, replace(EDGE_FRONTEND, sample_rate=8000))
+    with pytest.raises(KwsError, match="front-end .* hears other audio than the student's"):
+        Teachers.load((teacher,), 0.5, labels, replace(EDGE_FRONTEND, clip_ms=800))
     with pytest.raises(KwsError, match="no trained model there"):
         Teachers.load((tmp_path,), 0.5, labels, EDGE_FRONTEND)
 
@@ -84,6 +98,63 @@ def test_training_batches_carry_the_teachers_targets_of_what_the_student_sees(fa
     np.testing.assert_array_equal(w, plain_w)
     assert y.shape == (4, 5) and y.dtype == np.float32  # ... with soft targets
     np.testing.assert_allclose(y, teachers.targets(x, plain_y, 5), atol=1e-6)
+
+
+def test_a_teacher_of_another_front_end_scores_its_own_features_of_the_audio(
+        fake_data, teacher, log_mel_teacher):
+    from train.models import load_keras
+    from train.settings import ModelSettings
+
+    labels = labels_of(fake_data)
+    audio = np.random.default_rng(1).uniform(-0.3, 0.3, (5, 16000))
+    feats = Frontend(EDGE_FRONTEND)(audio)[..., None].astype(np.float32)
+    y = np.array([0, 1, 2, 3, 4])
+    both = Teachers.load((teacher, log_mel_teacher), 0.4, labels, EDGE_FRONTEND)
+    assert both.need_audio and not Teachers.load((teacher,), 0.4, labels,
+                                                 EDGE_FRONTEND).need_audio
+    own = ModelSettings.load(log_mel_teacher).frontend
+    assert own.features == "log_mel" and own != EDGE_FRONTEND
+    mel = Frontend(own)(audio)[..., None].astype(np.float32)
+    probs = [np.asarray(load_keras(teacher)(feats, training=False)),
+             np.asarray(load_keras(log_mel_teacher)(mel, training=False))]
+    expected = 0.6 * np.eye(5)[y] + 0.4 * np.mean(probs, axis=0)
+    np.testing.assert_allclose(both.targets(feats, y, 5, audio), expected, atol=1e-5)
+    with pytest.raises(ValueError, match="needs the audio"):
+        both.targets(feats, y, 5)
+
+
+def test_training_batches_carry_a_log_mel_teachers_targets_of_the_augmented_audio(
+        fake_data, log_mel_teacher):
+    """Without random augmentation the audio of a batch is its rows' clips: the log-mel
+    teacher's targets of batch 0 are its prediction for them, and the features the MFCC
+    student sees are the ones it sees without a teacher."""
+    from train.augment import AugmentConfig
+    from train.train import TrainConfig, augmented_batches, load_splits
+
+    identity = AugmentConfig(noise=False, shift=False, gain=False, specaugment=False)
+    config = TrainConfig(DataConfig(fake_data, task=TASK), batch_size=4, track=False,
+                         augment=identity)
+    dataset = load_dataset(config.data)
+    splits = load_splits(dataset, EDGE_FRONTEND, config)
+    teachers = Teachers.load((log_mel_teacher,), 1.0, dataset.labels, EDGE_FRONTEND)
+    batches = augmented_batches(splits, dataset, EDGE_FRONTEND, config, teachers)
+    x, y, _ = batches[0]
+    plain_x, _, _ = augmented_batches(splits, dataset, EDGE_FRONTEND, config)[0]
+    np.testing.assert_array_equal(x, plain_x)
+    rows = batches.order[:4]
+    mel = teachers.frontends[0](splits.train_waves[rows])[..., None].astype(np.float32)
+    np.testing.assert_allclose(y, np.asarray(teachers.models[0](mel, training=False)),
+                               atol=1e-5)
+
+
+def test_a_teacher_of_another_front_end_needs_augmented_training(fake_data, log_mel_teacher,
+                                                                  tmp_path):
+    from train.train import TrainConfig, train
+
+    with pytest.raises(KwsError, match="hears the training audio: train with augmentation"):
+        train(TrainConfig(DataConfig(fake_data, task=TASK), epochs=1, batch_size=8,
+                          track=False, out_dir=tmp_path / "s", verbose=0, augment=None,
+                          teachers=(log_mel_teacher,)))
 
 
 def test_kws_train_distils_and_records_its_teachers(fake_data, teacher, tmp_path, capsys):

@@ -1,10 +1,12 @@
 """Distillation: the training targets mix the true label with an ensemble's predictions.
 
-Trained models of the same labels and front-end (the *teachers*) score each training batch
-as the student sees it before SpecAugment; the target becomes
+Trained models of the same labels (the *teachers*) score each training batch as the student
+hears it before SpecAugment (a teacher of another front-end, e.g. a log-mel BC-ResNet for an
+MFCC DS-CNN, computes its own features of the same augmented audio); the target becomes
 ``(1 - weight) * one_hot(label) + weight * mean(teacher probabilities)``. An ensemble of a
 few runs of one recipe is better than any of them (the runs' errors differ by seed): the
-averaged probabilities carry that into one small model.
+averaged probabilities carry that into one small model; runs of two model families differ
+the most.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from edge_runtime.errors import KwsError
-from edge_runtime.frontend import FrontendConfig
+from edge_runtime.frontend import Frontend, FrontendConfig
 from train.models import load_keras
 from train.settings import ModelSettings
 
@@ -26,12 +28,15 @@ PREDICT_BATCH = 1000
 class Teachers:
     models: list  # Keras models
     weight: float  # share of the teachers' probabilities in the target
+    # each model's front-end; None where it is the student's (it reads the student's features)
+    frontends: list[Frontend | None] | None = None
 
     @classmethod
     def load(cls, folders: tuple[Path, ...], weight: float, labels: list[str],
              frontend: FrontendConfig) -> Teachers:
-        """The models of ``folders``; KwsError unless each has ``labels`` and ``frontend``."""
-        models = []
+        """The models of ``folders``; KwsError unless each has ``labels`` and a front-end of
+        the student's audio (``frontend``'s sample rate and clip length)."""
+        models, frontends = [], []
         for folder in folders:
             try:
                 settings = ModelSettings.load(folder)
@@ -41,21 +46,42 @@ class Teachers:
             if list(settings.labels) != list(labels):
                 raise KwsError(f"teacher {folder}: labels {settings.labels} differ from the "
                                f"data's {labels}")
-            if settings.frontend != frontend:
-                raise KwsError(f"teacher {folder}: front-end {settings.frontend.describe()} "
-                               f"differs from the student's {frontend.describe()}")
+            theirs = settings.frontend
+            if (theirs.sample_rate, theirs.clip_ms) != (frontend.sample_rate, frontend.clip_ms):
+                raise KwsError(f"teacher {folder}: front-end {theirs.describe()} hears other "
+                               f"audio than the student's {frontend.describe()}")
             models.append(load_keras(folder))
-        return cls(models, weight)
+            frontends.append(None if theirs == frontend else Frontend(theirs))
+        return cls(models, weight, frontends)
 
-    def probabilities(self, features: np.ndarray) -> np.ndarray:
-        """The teachers' mean probabilities ``(N, labels)`` for features ``(N, T, F, 1)``."""
-        out = [m.predict(features, batch_size=PREDICT_BATCH, verbose=0) for m in self.models]
+    @property
+    def need_audio(self) -> bool:
+        """Whether a teacher computes its own features (it needs the training audio)."""
+        return any(f is not None for f in self.frontends or ())
+
+    def probabilities(self, features: np.ndarray,
+                      audio: np.ndarray | None = None) -> np.ndarray:
+        """The teachers' mean probabilities ``(N, labels)`` for the student's features
+        ``(N, T, F, 1)`` of ``audio`` ``(N, samples)`` (needed only by a teacher of another
+        front-end)."""
+        out = []
+        for model, own in zip(self.models, self.frontends or [None] * len(self.models),
+                              strict=True):
+            if own is not None:
+                if audio is None:
+                    raise ValueError("a teacher of another front-end needs the audio")
+                x = own(audio)[..., None].astype(np.float32)
+            else:
+                x = features
+            out.append(model.predict(x, batch_size=PREDICT_BATCH, verbose=0))
         return np.mean(np.asarray(out, dtype=np.float64), axis=0)
 
-    def targets(self, features: np.ndarray, labels: np.ndarray, n_labels: int) -> np.ndarray:
-        """Soft targets ``(N, n_labels)`` float32 for label indices ``labels``."""
+    def targets(self, features: np.ndarray, labels: np.ndarray, n_labels: int,
+                audio: np.ndarray | None = None) -> np.ndarray:
+        """Soft targets ``(N, n_labels)`` float32 for label indices ``labels`` (``audio``:
+        as for ``probabilities``)."""
         hard = np.eye(n_labels)[labels]
         if not len(labels):
             return hard.astype(np.float32)
-        soft = self.probabilities(features)
+        soft = self.probabilities(features, audio)
         return ((1.0 - self.weight) * hard + self.weight * soft).astype(np.float32)

@@ -319,24 +319,31 @@ def augmented_batches(splits: Splits, dataset: Dataset, frontend: FrontendConfig
         return weights[splits.label_map[y]] * np.where(y == splits.train_y[rows],
                                                        per_word[rows], 1.0)
 
-    def waveforms_to_features(rows: np.ndarray, rng: np.random.Generator):
-        """Features (before SpecAugment) and labels of augmented training rows."""
+    def augmented_rows(rows: np.ndarray, rng: np.random.Generator):
+        """Features (before SpecAugment), labels and the teachers' targets (None without
+        teachers) of augmented training rows."""
         waves, y = splits.train_waves[rows], splits.train_y[rows]
         if bounds is not None:
             waves, y = mix_in(rng, waves, y, splits.train_waves, bounds, unknown_rows,
                               keyword_rows, unknown, windows, unknown_p)
-        return compute(augment_waveforms(waves, rng, dataset.noise, augment)), y
+        waves = augment_waveforms(waves, rng, dataset.noise, augment)
+        feats = compute(waves)
+        # the teachers score what the student hears, before SpecAugment
+        soft = None if teachers is None else teachers.targets(feats[..., None], y, len(labels),
+                                                              waves)
+        return feats, y, soft
 
     copies = []  # with augment_copies: fixed augmented copies of the whole training split
     for c in range(config.augment_copies):
         feats = np.empty((len(splits.train_y), *frontend.feature_shape), dtype=np.float32)
         ys = np.empty(len(splits.train_y), dtype=splits.train_y.dtype)
+        soft = None if teachers is None else np.empty((len(ys), len(labels)), np.float32)
         for start in range(0, len(ys), config.batch_size):
             rows = np.arange(start, min(start + config.batch_size, len(ys)))
             rng = np.random.default_rng([config.seed, c, start, 2**30])
-            feats[rows], ys[rows] = waveforms_to_features(rows, rng)
-        # the teachers score each copy once, as the student sees it before SpecAugment
-        soft = None if teachers is None else teachers.targets(feats[..., None], ys, len(labels))
+            feats[rows], ys[rows], targets = augmented_rows(rows, rng)
+            if soft is not None:
+                soft[rows] = targets
         copies.append((feats, ys, soft))
         log(f"augmented copy {c + 1}/{config.augment_copies} of the training split ready")
 
@@ -361,9 +368,8 @@ def augmented_batches(splits: Splits, dataset: Dataset, frontend: FrontendConfig
                 feats, y = table[rows], labels_of[rows]
                 target = y if soft is None else soft[rows]
             else:
-                feats, y = waveforms_to_features(rows, rng)
-                target = y if teachers is None else teachers.targets(feats[..., None], y,
-                                                                     len(labels))
+                feats, y, soft = augmented_rows(rows, rng)
+                target = y if soft is None else soft
             weights = example_weights(rows, y).astype(np.float32)
             return spec_augment(feats, rng, augment)[..., None], target, weights
 
@@ -487,6 +493,9 @@ def train(config: TrainConfig) -> TrainResult:
     if config.teachers:
         teachers = Teachers.load(config.teachers, config.teacher_weight, dataset.labels,
                                  frontend)
+        if teachers.need_audio and config.augment is None:
+            raise KwsError("a teacher of another front-end hears the training audio: train "
+                           "with augmentation")
         log(f"distillation: {len(config.teachers)} teachers, weight {config.teacher_weight:g}")
     keras.utils.set_random_seed(config.seed)
     stats = FeatureStats.of(splits.train_x) if config.normalize else None
