@@ -86,6 +86,19 @@ def test_the_wide_ds_cnns_fit_60_kb_in_int8(arch):
     assert 40_000 < size <= 60_000
 
 
+def test_ds_cnn_w96_fits_60_kb_only_with_per_tensor_weights():
+    """One scale per weight tensor is what lets 96 filters fit (per channel they do not)."""
+    from convert.tflite import to_tflite
+    from tests.model_factory import trained_looking_batchnorm
+
+    model = trained_looking_batchnorm(build_model("ds_cnn_w96", 12))
+    rng = np.random.default_rng(0)
+    calib = rng.normal(size=(8, *frontend_for("ds_cnn_w96").feature_shape, 1)).astype(
+        np.float32)
+    assert len(to_tflite(model, "int8", calib)) > 60_000
+    assert 45_000 < len(to_tflite(model, "int8", calib, per_tensor=True)) <= 60_000
+
+
 def test_unknown_architecture_and_too_few_labels_are_errors():
     with pytest.raises(KwsError, match="unknown architecture 'resnet'"):
         build_model("resnet", 12)

@@ -54,6 +54,10 @@ ARCHITECTURES: dict[str, Architecture] = {
                                partial(ds_cnn.build, spec=ds_cnn.WIDE_80, name="ds_cnn_w80"),
                                f"DS-CNN small with {ds_cnn.WIDE_80.filters} filters (~57 KB "
                                "int8)"),
+    "ds_cnn_w96": Architecture("ds_cnn_w96", ds_cnn.FRONTEND,
+                               partial(ds_cnn.build, spec=ds_cnn.WIDE_96, name="ds_cnn_w96"),
+                               f"DS-CNN small with {ds_cnn.WIDE_96.filters} filters (~53 KB "
+                               "int8 with per-tensor weights, convert --per-tensor)"),
     "ds_cnn_w_qn": Architecture(
         "ds_cnn_w_qn", ds_cnn.FRONTEND,
         partial(input_noise.with_input_noise,

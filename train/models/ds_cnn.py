@@ -39,6 +39,8 @@ SMALL = DsCnnSpec(64, (2, 2), ((1, 1),) * 4)
 # 80 filters ~57 KB; 84 would be ~61 KB
 WIDE = DsCnnSpec(72, (2, 2), ((1, 1),) * 4)
 WIDE_80 = DsCnnSpec(80, (2, 2), ((1, 1),) * 4)
+# with per-tensor int8 weights (convert --per-tensor) 96 filters fit: ~53 KB
+WIDE_96 = DsCnnSpec(96, (2, 2), ((1, 1),) * 4)
 MEDIUM = DsCnnSpec(172, (2, 1), ((2, 2),) + ((1, 1),) * 3)
 LARGE = DsCnnSpec(276, (2, 1), ((2, 2),) + ((1, 1),) * 4)
 
