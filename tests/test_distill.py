@@ -49,6 +49,21 @@ def log_mel_teacher(fake_data, tmp_path_factory) -> Path:
     return out
 
 
+def first_batches(fake_data: Path, teacher: Path, weight: float, augment, copies: int = 0):
+    """Training batches of 4 with ``teacher`` (weight ``weight``), the teachers, the splits,
+    and batch 0 of the same batches without a teacher."""
+    from train.train import TrainConfig, augmented_batches, load_splits
+
+    config = TrainConfig(DataConfig(fake_data, task=TASK), batch_size=4, track=False,
+                         augment=augment, augment_copies=copies)
+    dataset = load_dataset(config.data)
+    splits = load_splits(dataset, EDGE_FRONTEND, config)
+    teachers = Teachers.load((teacher,), weight, dataset.labels, EDGE_FRONTEND)
+    batches = augmented_batches(splits, dataset, EDGE_FRONTEND, config, teachers)
+    return batches, teachers, splits, augmented_batches(splits, dataset, EDGE_FRONTEND,
+                                                         config)[0]
+
+
 def labels_of(fake_data: Path) -> list[str]:
     return load_dataset(DataConfig(fake_data, task=TASK)).labels
 
@@ -84,16 +99,11 @@ def test_teachers_must_share_labels_and_audio(fake_data, teacher, tmp_path):
 def test_training_batches_carry_the_teachers_targets_of_what_the_student_sees(fake_data,
                                                                               teacher, copies):
     from train.augment import AugmentConfig
-    from train.train import TrainConfig, augmented_batches, load_splits
 
-    config = TrainConfig(DataConfig(fake_data, task=TASK), batch_size=4, track=False,
-                         augment=AugmentConfig(specaugment=False), augment_copies=copies)
-    dataset = load_dataset(config.data)
-    splits = load_splits(dataset, EDGE_FRONTEND, config)
-    teachers = Teachers.load((teacher,), 0.6, dataset.labels, EDGE_FRONTEND)
-    batches = augmented_batches(splits, dataset, EDGE_FRONTEND, config, teachers)
+    batches, teachers, _, plain = first_batches(fake_data, teacher, 0.6,
+                                                AugmentConfig(specaugment=False), copies)
     x, y, w = batches[0]
-    plain_x, plain_y, plain_w = augmented_batches(splits, dataset, EDGE_FRONTEND, config)[0]
+    plain_x, plain_y, plain_w = plain
     np.testing.assert_array_equal(x, plain_x)  # the same examples and weights ...
     np.testing.assert_array_equal(w, plain_w)
     assert y.shape == (4, 5) and y.dtype == np.float32  # ... with soft targets
@@ -129,17 +139,11 @@ def test_training_batches_carry_a_log_mel_teachers_targets_of_the_augmented_audi
     teacher's targets of batch 0 are its prediction for them, and the features the MFCC
     student sees are the ones it sees without a teacher."""
     from train.augment import AugmentConfig
-    from train.train import TrainConfig, augmented_batches, load_splits
 
     identity = AugmentConfig(noise=False, shift=False, gain=False, specaugment=False)
-    config = TrainConfig(DataConfig(fake_data, task=TASK), batch_size=4, track=False,
-                         augment=identity)
-    dataset = load_dataset(config.data)
-    splits = load_splits(dataset, EDGE_FRONTEND, config)
-    teachers = Teachers.load((log_mel_teacher,), 1.0, dataset.labels, EDGE_FRONTEND)
-    batches = augmented_batches(splits, dataset, EDGE_FRONTEND, config, teachers)
+    batches, teachers, splits, plain = first_batches(fake_data, log_mel_teacher, 1.0, identity)
     x, y, _ = batches[0]
-    plain_x, _, _ = augmented_batches(splits, dataset, EDGE_FRONTEND, config)[0]
+    plain_x = plain[0]
     np.testing.assert_array_equal(x, plain_x)
     rows = batches.order[:4]
     mel = teachers.frontends[0](splits.train_waves[rows])[..., None].astype(np.float32)

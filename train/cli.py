@@ -60,7 +60,8 @@ def add_training_args(p: argparse.ArgumentParser) -> None:
                    help="keep an exponential moving average of the weights with this momentum "
                         "per step (e.g. 0.999; 0: off)")
     p.add_argument("--teacher", type=Path, action="append", default=[], metavar="DIR",
-                   help="distil from this trained model folder (same labels and front-end); "
+                   help="distil from this trained model folder (same labels and audio; its own "
+                        "front-end); "
                         "repeatable: the teachers' mean prediction is the soft target")
     p.add_argument("--teacher-weight", type=float_range(0, 1),
                    default=train_default("teacher_weight"),

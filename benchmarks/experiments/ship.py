@@ -260,7 +260,7 @@ BC2HS_SPEECH_50 = replace(BC2_SPEECH_50, idea="bc2_speech_50_xv with hard-swish 
                           "(bc_resnet_2_hs: 58.8 KB int8 with per-tensor weights)",
                           arch="bc_resnet_2_hs")
 # validation (1,099 clips): speech_ema_150_xv 94.18%, bc2_speech_50_xv 94.72%, the mean of
-# their float32 predictions 96.18% (two seeds of the DS-CNN recipe together: 94.72%): the two
+# their float32 predictions 96.18% (the 150- and 180-epoch DS-CNN runs together: 94.72%): the two
 # families (MFCC DS-CNN, log-mel BC-ResNet) err on different clips
 DISTILL_X_150 = replace(SPEECH_150, idea="speech_ema_150_xv distilled from the mean prediction "
                         "of speech_ema_150_xv and bc2_speech_50_xv (two model families, each "
