@@ -4,9 +4,10 @@ Trained models of the same labels (the *teachers*) score each training batch as 
 hears it before SpecAugment (a teacher of another front-end, e.g. a log-mel BC-ResNet for an
 MFCC DS-CNN, computes its own features of the same augmented audio); the target becomes
 ``(1 - weight) * one_hot(label) + weight * mean(teacher probabilities)``. An ensemble of a
-few runs of one recipe is better than any of them (the runs' errors differ by seed): the
-averaged probabilities carry that into one small model; runs of two model families differ
-the most.
+few runs is better than any of them (their errors differ; runs of two model families differ
+the most), and the averaged probabilities are meant to carry that into one small model. On
+the data here they did not (teachers trained on the student's own clips: see
+benchmarks/results/shipped_model.md, ``distill_5``, ``distill_x_150_xv``).
 """
 
 from __future__ import annotations
