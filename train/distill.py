@@ -30,7 +30,7 @@ class Teachers:
     models: list  # Keras models
     weight: float  # share of the teachers' probabilities in the target
     # each model's front-end; None where it is the student's (it reads the student's features)
-    frontends: list[Frontend | None] | None = None
+    frontends: list[Frontend | None]
 
     @classmethod
     def load(cls, folders: tuple[Path, ...], weight: float, labels: list[str],
@@ -58,7 +58,7 @@ class Teachers:
     @property
     def need_audio(self) -> bool:
         """Whether a teacher computes its own features (it needs the training audio)."""
-        return any(f is not None for f in self.frontends or ())
+        return any(f is not None for f in self.frontends)
 
     def probabilities(self, features: np.ndarray,
                       audio: np.ndarray | None = None) -> np.ndarray:
@@ -66,8 +66,7 @@ class Teachers:
         ``(N, T, F, 1)`` of ``audio`` ``(N, samples)`` (needed only by a teacher of another
         front-end)."""
         out = []
-        for model, own in zip(self.models, self.frontends or [None] * len(self.models),
-                              strict=True):
+        for model, own in zip(self.models, self.frontends, strict=True):
             if own is not None:
                 if audio is None:
                     raise ValueError("a teacher of another front-end needs the audio")
