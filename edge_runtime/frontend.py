@@ -159,6 +159,9 @@ MFCC20_FRONTEND = FrontendConfig(n_mfcc=20)
 # hop instead of the paper's 10 ms: 49 frames as in MLPerf Tiny, half the compute.
 LOG_MEL_FRONTEND = FrontendConfig(window_ms=30.0, hop_ms=20.0, n_fft=512, n_mels=40,
                                   fmin=20.0, fmax=8000.0, features="log_mel")
+# The edge set's own 40 log-mel energies (20 Hz-4 kHz), of which its MFCC are the DCT: a
+# log-mel model on these and an MFCC model on EDGE_FRONTEND share one input (train.ensemble).
+EDGE_LOG_MEL_FRONTEND = FrontendConfig(features="log_mel")
 
 
 _FFT_HAS_OUT = np.lib.NumpyVersion(np.__version__) >= "2.0.0"

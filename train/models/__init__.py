@@ -76,6 +76,12 @@ ARCHITECTURES: dict[str, Architecture] = {
                                            name="bc_resnet_2_hs"),
                                    "BC-ResNet-2 with hard-swish, 49x40 log-mel, ~32k parameters "
                                    "(under 60 KB with per-tensor int8 weights)"),
+    "bc_resnet_h12_4k": Architecture("bc_resnet_h12_4k", bc_resnet.BC_RESNET_H12_4K.frontend,
+                                     partial(bc_resnet.build, spec=bc_resnet.BC_RESNET_H12_4K,
+                                             name="bc_resnet_h12_4k"),
+                                     "BC-ResNet, 12 base channels, blocks 1-1-2-2, 49x40 "
+                                     "log-mel up to 4 kHz, ~13k parameters (an ensemble member "
+                                     "beside ds_cnn_w)"),
 }
 
 

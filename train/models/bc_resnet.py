@@ -14,9 +14,12 @@ Network (``base`` channels ``b``): Conv 5x5 (frequency stride 2) 2b -> BN -> ReL
 2, 2, 4, 4 blocks with b, 1.5b, 2b, 2.5b channels (stages 2 and 3 stride frequency by 2,
 dilation 1, 2, 4, 8); DepthwiseConv 5x5 over the last 5 frequency bins -> Conv 1x1 4b -> BN
 -> ReLU -> global average -> Dense softmax. ``bc_resnet_1`` (b=8) has ~9k parameters,
-``bc_resnet_2`` (b=16) ~30k. ``bc_resnet_2_hs`` is ``bc_resnet_2`` with hard-swish (MobileNetV3)
-for swish: one int8 op (HARD_SWISH) instead of LOGISTIC + MUL, which with per-tensor int8
-weights brings the file under 60 KB (58.8 KB, against 60.6 KB with swish).
+``bc_resnet_2`` (b=16) ~30k. ``bc_resnet_h12_4k`` (b=12, half the blocks: 1, 1, 2, 2) is
+small enough (~26 KB int8 with per-tensor weights) to sit beside a ``ds_cnn_w`` in one 60 KB
+ensemble file: it reads the edge set's 4 kHz log-mel, whose DCT are that model's MFCC.
+``bc_resnet_2_hs`` is ``bc_resnet_2`` with hard-swish (MobileNetV3) for swish: one int8 op
+(HARD_SWISH) instead of LOGISTIC + MUL, which with per-tensor int8 weights brings the file
+under 60 KB (58.8 KB, against 60.6 KB with swish).
 
 Built for the int8 converter: SubSpectralNorm is one per-(sub-band, channel) scale and shift
 at inference, a ``(1, 1, F, C)`` constant (never a full-size tensor); the broadcast residual is
@@ -27,7 +30,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from edge_runtime.frontend import LOG_MEL_FRONTEND, FrontendConfig
+from edge_runtime.frontend import EDGE_LOG_MEL_FRONTEND, LOG_MEL_FRONTEND, FrontendConfig
 from train.models.common import BN_MOMENTUM, FeatureStats, model_input
 
 FRONTEND = LOG_MEL_FRONTEND
@@ -44,6 +47,7 @@ class BcResNetSpec:
     frontend: FrontendConfig = field(default=FRONTEND)
     subspectral: bool = True  # SubSpectralNorm after the frequency conv (else BatchNorm)
     activation: str = "swish"  # of the temporal branch: "swish" or "hard_swish"
+    stage_blocks: tuple[int, ...] = STAGE_BLOCKS
 
     @property
     def widths(self) -> tuple[int, ...]:
@@ -54,6 +58,7 @@ class BcResNetSpec:
 BC_RESNET_1 = BcResNetSpec(8)
 BC_RESNET_2 = BcResNetSpec(16)
 BC_RESNET_2_HS = BcResNetSpec(16, activation="hard_swish")
+BC_RESNET_H12_4K = BcResNetSpec(12, frontend=EDGE_LOG_MEL_FRONTEND, stage_blocks=(1, 1, 2, 2))
 
 
 def _sub_spectral_norm_class():
@@ -178,7 +183,7 @@ def build(n_labels: int, spec: BcResNetSpec = BC_RESNET_1, stats: FeatureStats |
                       kernel_regularizer=decay, name="head_conv")(x)
     x = layers.BatchNormalization(momentum=BN_MOMENTUM, name="head_bn")(x)
     x = layers.ReLU(name="head_relu")(x)
-    for stage, blocks in enumerate(STAGE_BLOCKS):
+    for stage, blocks in enumerate(spec.stage_blocks):
         for i in range(blocks):
             stride = 2 if stage in STRIDED_STAGES and i == 0 else 1
             x = _block(x, widths[stage + 1], stride, 2**stage, name=f"s{stage}b{i}",
