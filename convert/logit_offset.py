@@ -28,11 +28,18 @@ def shift_logit(model, labels: list[str], label: str, offset: float) -> None:
     """Add ``offset`` to the logit of class ``label`` (one of the model's ``labels``) in
     ``model``'s last layer (a softmax Dense, in place). A model trained with word classes
     (:mod:`train.word_classes`) gets it on every class merged into ``label``, which multiplies
-    their summed probability by ``e**offset`` alike."""
+    their summed probability by ``e**offset`` alike; a one-file ensemble
+    (:mod:`train.ensemble`) gets it in each member."""
+    from train.ensemble import members
     from train.word_classes import merged_softmax
 
     if label not in labels:
         raise KwsError(f"--unknown-bias: the model has no {label} class")
+    parts = members(model)
+    if parts is not None:
+        for part in parts:
+            shift_logit(part, labels, label, offset)
+        return
     merged = merged_softmax(model)
     layer, mapping = merged if merged else (model.layers[-1], np.arange(len(labels)))
     activation = getattr(getattr(layer, "activation", None), "__name__", "")

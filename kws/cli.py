@@ -1,4 +1,5 @@
-"""``kws``: the toolchain command line (data, train, convert, compare, export, pipeline).
+"""``kws``: the toolchain command line (data, train, ensemble, convert, compare, export,
+pipeline).
 
 It needs the training extras (TensorFlow, MLflow, librosa, …); without them it says so in one
 ``error:`` line with exit status 2, as it does for any bad input.
@@ -30,8 +31,9 @@ def build_parser() -> Parser:
 
     parser = Parser(prog="kws", description="kws-edge toolchain: data, training, conversion.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
-    for add in (data_cli.add_data_parser, train_cli.add_train_parser, convert_cli.add_parser,
-                registry.add_parser, pipeline.add_parser):  # in help order
+    for add in (data_cli.add_data_parser, train_cli.add_train_parser,
+                train_cli.add_ensemble_parser, convert_cli.add_parser, registry.add_parser,
+                pipeline.add_parser):  # in help order
         add(sub)
     return parser
 

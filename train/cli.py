@@ -159,6 +159,33 @@ def add_train_parser(subparsers) -> None:
     p.set_defaults(func=cmd_train)
 
 
+def add_ensemble_parser(subparsers) -> None:
+    p = subparsers.add_parser(
+        "ensemble", help="put trained models into one model that averages their predictions",
+        description="Merge trained models (kws train folders) of one set of mel bands, MFCC "
+                    "or log-mel, into one Keras model on their common log-mel input (MFCC by "
+                    "a fixed DCT layer) whose output is the mean of theirs; convert it as any "
+                    "trained model.")
+    p.add_argument("models", nargs="+", type=Path, metavar="MODEL_DIR",
+                   help="trained model folders (model.keras + model_settings.json), 2 or more")
+    p.add_argument("--out", type=Path, required=True, help="folder for the merged model")
+    p.set_defaults(func=cmd_ensemble)
+
+
+def cmd_ensemble(args: argparse.Namespace) -> int:
+    from train.ensemble import merge_models
+    from train.settings import FILENAME, MODEL_FILENAME
+
+    for folder in args.models:
+        if not (folder / MODEL_FILENAME).is_file() or not (folder / FILENAME).is_file():
+            raise KwsError(f"{folder}: not a trained model folder ({MODEL_FILENAME} and "
+                           f"{FILENAME})")
+    if (args.out / MODEL_FILENAME).exists():
+        raise KwsError(f"{args.out / MODEL_FILENAME} exists: choose another --out")
+    print(merge_models(args.models, args.out))
+    return 0
+
+
 def data_config(args: argparse.Namespace, data_dir: Path) -> DataConfig:
     """The data and split options of :func:`add_training_args`, on ``data_dir``."""
     return DataConfig(data_dir, task=args.task, val_pct=args.val_pct, test_pct=args.test_pct,

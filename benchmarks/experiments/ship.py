@@ -89,6 +89,9 @@ class Experiment:
     soup: tuple[tuple[str, float], ...] = ()
     word_classes: bool = False  # non-keyword words as classes, merged after (train.word_classes)
     per_tensor: bool = False  # int8 weights with one scale per tensor (convert.tflite)
+    # no training: these experiments' trained models in one file, predictions averaged
+    # (train.ensemble)
+    ensemble: tuple[str, ...] = ()
 
 
 # wide_wb_long's recipe; the later runs each change one thing of it
@@ -300,6 +303,12 @@ SEEDED: dict[str, Experiment] = {
     **seeds("speech_w96_150_xv", SPEECH_150_W96, 1),
     **seeds("bc12h_speech_40_xv", BC12H_SPEECH_40, 1),
 }
+ENSEMBLES = {
+    "ens_ema_bc12h": replace(BC12H_SPEECH_40, idea="speech_ema_150_xv and bc12h_speech_40_xv in "
+                             "one file (log-mel input, the DS-CNN's MFCC by a fixed DCT layer), "
+                             "their predictions averaged",
+                             ensemble=("speech_ema_150_xv", "bc12h_speech_40_xv")),
+}
 
 
 EXPERIMENTS: dict[str, Experiment] = {
@@ -394,6 +403,7 @@ EXPERIMENTS: dict[str, Experiment] = {
     **SEEDED,
     **FINE_TUNED,
     **SOUPS,
+    **ENSEMBLES,
     "light_ema_60_s1": replace(LIGHT_60, idea="light_ema_60 with training seed 1", train_seed=1),
     "distill_5_w09": DISTILL_5_W09,
     "distill_5_w09_s1": replace(DISTILL_5_W09, idea="distill_5_w09 with training seed 1",
@@ -424,11 +434,11 @@ EXPERIMENTS: dict[str, Experiment] = {
 EXPERIMENTS.update({
     f"{run}_ub{str(b).replace('.', '')}": replace(
         EXPERIMENTS[run], idea=f"{run}'s model with its _unknown_ logit raised by {b:g} before "
-        "conversion (prior correction)", model_from=run, unknown_bias=b, soup=())
+        "conversion (prior correction)", model_from=run, unknown_bias=b, soup=(), ensemble=())
     for run, biases in (("wide_ema_60", (0.5, 1.0, 1.5)), ("reject_ema_60_xv", (0.5, 1.0)),
                         *((run, (0.5, 1.0) if run.startswith(ALSO_UB10) else (0.5,))
                           for run in SEEDED),
-                        *((run, (0.5, 1.0)) for run in (*FINE_TUNED, *SOUPS)))
+                        *((run, (0.5, 1.0)) for run in (*FINE_TUNED, *SOUPS, *ENSEMBLES)))
     for b in biases})
 
 # the shipped model's int8 file agreed with its float32 twin on 99.0% of validation clips: the
@@ -562,14 +572,22 @@ def validation_parts(model_dir: Path, models: dict[str, Path]) -> dict:
     return out
 
 
-def make_soup(name: str, exp: Experiment) -> dict:
-    """Average the ``exp.soup`` experiments' trained models into ``<work>/models/NAME``; its
-    training figures: the validation accuracy of the mean (Keras) and the minutes of every
-    training behind it (each ingredient's own, and the models they started from once)."""
+def keras_val_accuracy(folder: Path, settings) -> float:
+    """Accuracy of the Keras model in ``folder`` on the validation split of its data."""
     from convert.compare import evaluate_keras
     from convert.convert import split_clips
     from train.data import load_dataset
     from train.models import load_keras
+
+    clips = split_clips(load_dataset(settings.data.config), settings.frontend, "val")
+    return evaluate_keras(load_keras(folder), settings.labels, settings.frontend,
+                          clips).accuracy
+
+
+def make_soup(name: str, exp: Experiment) -> dict:
+    """Average the ``exp.soup`` experiments' trained models into ``<work>/models/NAME``; its
+    training figures: the validation accuracy of the mean (Keras) and the minutes of every
+    training behind it (each ingredient's own, and the models they started from once)."""
     from train.settings import ModelSettings
     from train.soup import average_models
 
@@ -577,14 +595,30 @@ def make_soup(name: str, exp: Experiment) -> dict:
     out = average_models([WORK / "models" / n for n in names], WORK / "models" / name,
                          [w for _, w in exp.soup])
     settings = ModelSettings.load(out)
-    val = evaluate_keras(load_keras(out), settings.labels, settings.frontend,
-                         split_clips(load_dataset(settings.data.config), settings.frontend,
-                                     "val")).accuracy
+    val = keras_val_accuracy(out, settings)
     own = {n: trained_minutes(n) - base_minutes(EXPERIMENTS[n]) for n in names}
     bases = {EXPERIMENTS[n].init_from for n in names} - {None} - set(names)
     minutes = round(sum(own.values()) + sum(trained_minutes(b) for b in bases), 2)
     settings.metrics.update(val_accuracy=round(val, 6), train_minutes=minutes,
                             epochs_run=sum(EXPERIMENTS[n].epochs for n in {*names, *bases}))
+    settings.save(out)
+    return {"epochs_run": settings.metrics["epochs_run"], "train_minutes": minutes,
+            "val_accuracy": val}
+
+
+def make_ensemble(name: str, exp: Experiment) -> dict:
+    """Merge the ``exp.ensemble`` experiments' trained models into ``<work>/models/NAME``; its
+    training figures: the validation accuracy of the ensemble (Keras), the members' minutes and
+    epochs summed (each member is trained on its own)."""
+    from train.ensemble import merge_models
+    from train.settings import ModelSettings
+
+    out = merge_models([WORK / "models" / n for n in exp.ensemble], WORK / "models" / name)
+    settings = ModelSettings.load(out)
+    val = keras_val_accuracy(out, settings)
+    minutes = round(sum(trained_minutes(n) for n in exp.ensemble), 2)
+    settings.metrics.update(val_accuracy=round(val, 6), train_minutes=minutes,
+                            epochs_run=sum(EXPERIMENTS[n].epochs for n in exp.ensemble))
     settings.save(out)
     return {"epochs_run": settings.metrics["epochs_run"], "train_minutes": minutes,
             "val_accuracy": val}
@@ -601,6 +635,8 @@ def run(name: str, data: Path) -> dict:
     exp = EXPERIMENTS[name]
     if exp.soup:
         return convert_and_score(name, WORK / "models" / name, data, make_soup(name, exp))
+    if exp.ensemble:
+        return convert_and_score(name, WORK / "models" / name, data, make_ensemble(name, exp))
     start = time.perf_counter()
     result = train(train_config(name, exp, data))
     minutes = (time.perf_counter() - start) / 60 + base_minutes(exp)
@@ -624,7 +660,7 @@ def score(name: str, data: Path) -> dict:
     exp = EXPERIMENTS[name]
     model_dir = WORK / "models" / (exp.model_from or name)
     metrics = ModelSettings.load(model_dir).metrics
-    minutes = metrics.get("train_minutes") or (  # a soup records its own
+    minutes = metrics.get("train_minutes") or (  # a soup or an ensemble records its own
         metrics["epochs_run"] * metrics["seconds_per_epoch"] / 60 + base_minutes(exp))
     return convert_and_score(name, model_dir, data, {
         "epochs_run": metrics["epochs_run"], "train_minutes": round(minutes, 2),
