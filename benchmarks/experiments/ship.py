@@ -282,6 +282,11 @@ SPEECH_150_W96 = replace(SPEECH_150, idea="speech_ema_150_xv with 96 filters ins
 BC12H_SPEECH_40 = replace(BC2_SPEECH_50, idea="bc2_speech_50_xv's recipe with "
                           "bc_resnet_h12_4k (12 base channels, blocks 1-1-2-2, log-mel up to "
                           "4 kHz), 40 epochs", arch="bc_resnet_h12_4k", epochs=40)
+# bc_resnet_h12_4k's file (29,696 B) put the pair at 64,896 B: without SubSpectralNorm and with
+# hard-swish ~6 KB less
+BC12HB_SPEECH_40 = replace(BC12H_SPEECH_40, idea="bc12h_speech_40_xv with BatchNorm for "
+                           "SubSpectralNorm and hard-swish (bc_resnet_h12_4k_bnhs)",
+                           arch="bc_resnet_h12_4k_bnhs")
 SEEDED: dict[str, Experiment] = {
     # reject_ema_60_xv's windows alone: its synthetic words, weighted as real ones by the word
     # balance, outweighed the real _unknown_ words (validation _unknown_ recall 69%)
@@ -302,12 +307,16 @@ SEEDED: dict[str, Experiment] = {
     **seeds("distill_x_150_xv", DISTILL_X_150, 1),
     **seeds("speech_w96_150_xv", SPEECH_150_W96, 1),
     **seeds("bc12h_speech_40_xv", BC12H_SPEECH_40, 1),
+    **seeds("bc12hb_speech_40_xv", BC12HB_SPEECH_40, 1),
 }
 ENSEMBLES = {
     "ens_ema_bc12h": replace(BC12H_SPEECH_40, idea="speech_ema_150_xv and bc12h_speech_40_xv in "
                              "one file (log-mel input, the DS-CNN's MFCC by a fixed DCT layer), "
                              "their predictions averaged",
                              ensemble=("speech_ema_150_xv", "bc12h_speech_40_xv")),
+    "ens_ema_bc12hb": replace(BC12HB_SPEECH_40, idea="ens_ema_bc12h with bc12hb_speech_40_xv "
+                              "(BatchNorm, hard-swish) for bc12h_speech_40_xv",
+                              ensemble=("speech_ema_150_xv", "bc12hb_speech_40_xv")),
 }
 
 

@@ -82,6 +82,12 @@ ARCHITECTURES: dict[str, Architecture] = {
                                      "BC-ResNet, 12 base channels, blocks 1-1-2-2, 49x40 "
                                      "log-mel up to 4 kHz, ~13k parameters (an ensemble member "
                                      "beside ds_cnn_w)"),
+    "bc_resnet_h12_4k_bnhs": Architecture(
+        "bc_resnet_h12_4k_bnhs", bc_resnet.BC_RESNET_H12_4K_BNHS.frontend,
+        partial(bc_resnet.build, spec=bc_resnet.BC_RESNET_H12_4K_BNHS,
+                name="bc_resnet_h12_4k_bnhs"),
+        "bc_resnet_h12_4k with BatchNorm for SubSpectralNorm and hard-swish (~24 KB int8 with "
+        "per-tensor weights: fits beside ds_cnn_w in 60 KB)"),
 }
 
 
