@@ -191,3 +191,31 @@ def test_kws_ensemble_merges_folders_and_refuses_bad_input(tmp_path, capsys):
         assert err.startswith("error: ") and message in err and "\n" not in err
     assert (out / MODEL_FILENAME).read_bytes() == before
     assert not (tmp_path / "o1").exists() and not (tmp_path / "o2").exists()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("member, fits", [("bc_resnet_h12_4k_bnhs", True),
+                                          ("bc_resnet_h12_4k", False)])
+def test_the_shipped_ds_cnn_and_a_small_bc_resnet_fit_60_kb_in_one_int8_file(tmp_path, member,
+                                                                             fits):
+    """ds_cnn_w (per-tensor int8 weights) beside the BatchNorm/hard-swish BC-ResNet fits the
+    60 KB budget as one file; with SubSpectralNorm and swish it does not. Weights drawn at
+    random, so that no two constants are alike and shared, as in a trained model."""
+    from convert.tflite import split_normalization, to_tflite
+    from tests.test_models import varied_weights
+    from train.models import build_model, frontend_for, load_keras
+
+    folders = []
+    for arch in ("ds_cnn_w", member):
+        frontend = frontend_for(arch)
+        stats = FeatureStats.of(Frontend(frontend)(clips(4)))
+        model, _ = varied_weights(build_model(arch, len(LABELS), stats=stats))
+        folders.append(tmp_path / arch)
+        folders[-1].mkdir()
+        model.save(folders[-1] / MODEL_FILENAME)
+        ModelSettings(arch, LABELS, frontend, data=DataSummary(normalized=True)).save(
+            folders[-1])
+    core, _ = split_normalization(load_keras(merge_models(folders, tmp_path / "ens")))
+    calib = np.random.default_rng(0).normal(size=(8, 49, 40, 1)).astype(np.float32)
+    size = len(to_tflite(core, "int8", calib, per_tensor=True))
+    assert (size <= 60_000) is fits, size

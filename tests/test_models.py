@@ -11,6 +11,7 @@ import pytest
 from edge_runtime.errors import KwsError
 from edge_runtime.frontend import (
     EDGE_FRONTEND,
+    EDGE_LOG_MEL_FRONTEND,
     LOG_MEL_FRONTEND,
     MFCC20_FRONTEND,
     SEED_FRONTEND,
@@ -63,7 +64,8 @@ def test_each_architecture_declares_the_front_end_its_input_takes(arch):
     expected = {"seed_cnn": SEED_FRONTEND, "bc_resnet_1": LOG_MEL_FRONTEND,
                 "bc_resnet_2": LOG_MEL_FRONTEND, "bc_resnet_2_hs": LOG_MEL_FRONTEND,
                 "ds_cnn_w_8k": WIDEBAND_FRONTEND,
-                "ds_cnn_w_20": MFCC20_FRONTEND}.get(arch, EDGE_FRONTEND)
+                "ds_cnn_w_20": MFCC20_FRONTEND, "bc_resnet_h12_4k": EDGE_LOG_MEL_FRONTEND,
+                "bc_resnet_h12_4k_bnhs": EDGE_LOG_MEL_FRONTEND}.get(arch, EDGE_FRONTEND)
     assert config == expected
     model = build_model(arch, 5)
     assert model.input_shape[1:] == (*config.feature_shape, 1)

@@ -178,6 +178,7 @@ def test_augmented_copies_rotate_and_balance_weights_follow_the_labels(fake_data
     (["--ema", "1"], "argument --ema: must be within 0-0.9999"),
     (["--train-seed", "-3"], "argument --train-seed"),
     (["--speed-pct", "60"], "argument --speed-pct: must be within 0-49.9"),
+    (["--freq-mask-bins", "-1"], "argument --freq-mask-bins"),
     (["--extra", "/nonexistent/x"], "/nonexistent/x: no such extra data folder"),
     (["--extra-val-pct", "100"], "argument --extra-val-pct: must be within 0-99.9"),
     (["--extra-val-pct", "10"], "extra_val_pct needs extra folders"),
@@ -199,6 +200,22 @@ def test_speed_perturbation_reaches_the_augmentation_config(tmp_path):
 
     args = build_parser().parse_args(["train", "--data", str(tmp_path), "--speed-pct", "12.5"])
     assert train_config(args).augment.speed_pct == 12.5
+
+
+def test_specaugment_mask_sizes_reach_the_augmentation_config(tmp_path):
+    """Masks sized for 40 log-mel bands (the BC-ResNet recipes) instead of 10 MFCC."""
+    from kws.cli import build_parser
+    from train.augment import AugmentConfig
+    from train.cli import train_config
+
+    args = build_parser().parse_args(["train", "--data", str(tmp_path), "--time-masks", "3",
+                                      "--time-mask-frames", "6", "--freq-masks", "2",
+                                      "--freq-mask-bins", "4"])
+    augment = train_config(args).augment
+    assert (augment.time_masks, augment.time_mask_frames, augment.freq_masks,
+            augment.freq_mask_bins) == (3, 6, 2, 4)
+    default = train_config(build_parser().parse_args(["train", "--data", str(tmp_path)]))
+    assert default.augment == AugmentConfig()
 
 
 def test_fine_tuning_options_reach_the_training_config(tmp_path):

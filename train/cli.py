@@ -10,6 +10,7 @@ from pathlib import Path
 from edge_runtime.cmdline import (
     field_default,
     float_range,
+    int_range,
     percent,
     positive_float,
     positive_int,
@@ -99,6 +100,13 @@ def add_training_args(p: argparse.ArgumentParser) -> None:
                    default=field_default(AugmentConfig, "speed_pct"),
                    help="play each clip at a random speed within +-P%% (pitch and tempo "
                         "together); 0: off")
+    for name, what in (("time_masks", "SpecAugment time masks per example"),
+                       ("time_mask_frames", "each time mask 0..N frames wide"),
+                       ("freq_masks", "SpecAugment frequency masks per example"),
+                       ("freq_mask_bins", "each frequency mask 0..N coefficients (or mel "
+                                          "bands) wide")):
+        g.add_argument(f"--{name.replace('_', '-')}", type=int_range(0, 100), metavar="N",
+                       default=field_default(AugmentConfig, name), help=what)
     windows = partial(field_default, SpeechWindowConfig)
     g.add_argument("--running-speech", type=float_range(0, 1), default=windows("running_speech"),
                    help="share of each batch replaced by 1-s windows of joined non-keyword "
@@ -199,7 +207,9 @@ def recipe_fields(args: argparse.Namespace) -> dict:
     """The :class:`TrainConfig` fields that :func:`add_training_args` sets (the recipe)."""
     augment = None if args.no_augment else AugmentConfig(
         noise=not args.no_noise, shift=not args.no_shift, gain=not args.no_gain,
-        specaugment=not args.no_specaugment, speed_pct=args.speed_pct)
+        specaugment=not args.no_specaugment, speed_pct=args.speed_pct,
+        time_masks=args.time_masks, time_mask_frames=args.time_mask_frames,
+        freq_masks=args.freq_masks, freq_mask_bins=args.freq_mask_bins)
     try:
         windows = SpeechWindowConfig(running_speech=args.running_speech,
                                      cut_keywords=args.cut_keywords,
