@@ -43,7 +43,8 @@ def shift_logit(model, labels: list[str], label: str, offset: float) -> None:
     merged = merged_softmax(model)
     layer, mapping = merged if merged else (model.layers[-1], np.arange(len(labels)))
     activation = getattr(getattr(layer, "activation", None), "__name__", "")
-    if not (layer.__class__.__name__ == "Dense" and activation == "softmax"
+    # an ensemble member combined by its logits ends in a linear Dense
+    if not (layer.__class__.__name__ == "Dense" and activation in ("softmax", "linear")
             and layer.use_bias):
         raise KwsError(f"cannot shift a logit: the model's last layer {layer.name!r} is not "
                        "a softmax Dense with a bias")

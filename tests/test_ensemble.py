@@ -55,14 +55,29 @@ def saved_member(folder, frontend: FrontendConfig, seed: int, normalized: bool =
     return model
 
 
-def member_mean(models, frontends, audio) -> np.ndarray:
-    return np.mean([m.predict(Frontend(f)(audio)[..., None], verbose=0)
-                    for m, f in zip(models, frontends, strict=True)], axis=0)
+def member_mean(models, frontends, audio, combine: str = "probabilities") -> np.ndarray:
+    """The mean of the members' probabilities, or (``logits``) their normalised geometric
+    mean, which is the softmax of the mean of their logits."""
+    import keras
+
+    inputs = [Frontend(f)(audio)[..., None] for f in frontends]
+    if combine == "probabilities":
+        return np.mean([m.predict(x, verbose=0) for m, x in zip(models, inputs, strict=True)],
+                       axis=0)
+    logits = []
+    for m, x in zip(models, inputs, strict=True):  # the last Dense's input, times its weights
+        kernel, bias = m.layers[-1].get_weights()
+        hidden = keras.Model(m.inputs[0], m.layers[-1].input).predict(x, verbose=0)
+        logits.append(hidden.astype(np.float64) @ kernel + bias)
+    mean = np.mean(logits, axis=0)
+    e = np.exp(mean - mean.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
 
 
+@pytest.mark.parametrize("combine", ["probabilities", "logits"])
 @pytest.mark.parametrize("normalized", [(True, True, True), (False, False, True),
                                         (False, True, False)])
-def test_the_ensemble_predicts_the_mean_of_its_members(tmp_path, normalized):
+def test_the_ensemble_predicts_the_mean_of_its_members(tmp_path, normalized, combine):
     from train.models import load_keras
 
     # an MFCC member and two log-mel members (other statistics): the DCT layer, the ensemble's
@@ -72,10 +87,10 @@ def test_the_ensemble_predicts_the_mean_of_its_members(tmp_path, normalized):
     models = [saved_member(folder, f, i, norm)
               for i, (folder, f, norm) in enumerate(zip(folders, frontends, normalized,
                                                         strict=True))]
-    out = merge_models(folders, tmp_path / "ens")
+    out = merge_models(folders, tmp_path / "ens", combine)
     ensemble = load_keras(out)
     audio = clips(6)
-    expected = member_mean(models, frontends, audio)
+    expected = member_mean(models, frontends, audio, combine)
     got = ensemble.predict(Frontend(EDGE_LOG_MEL_FRONTEND)(audio)[..., None], verbose=0)
     assert not np.allclose(expected, expected[:1])  # the clips are told apart
     np.testing.assert_allclose(got, expected, rtol=1e-3, atol=1e-5)
@@ -83,10 +98,14 @@ def test_the_ensemble_predicts_the_mean_of_its_members(tmp_path, normalized):
     assert settings.frontend == EDGE_LOG_MEL_FRONTEND and settings.labels == LABELS
     assert settings.arch == "tiny_mfcc+tiny_log_mel+tiny_log_mel"
     assert settings.data.normalized is any(normalized[1:])
-    assert settings.metrics == {"ensemble_of": [str(f) for f in folders]}
+    assert settings.metrics == {"ensemble_of": [str(f) for f in folders],
+                                "ensemble_combine": combine}
+    if combine == "logits":  # not the arithmetic mean
+        assert not np.allclose(got, member_mean(models, frontends, audio), atol=1e-3)
 
 
-def test_the_converted_ensemble_predicts_as_in_keras(tmp_path):
+@pytest.mark.parametrize("combine", ["probabilities", "logits"])
+def test_the_converted_ensemble_predicts_as_in_keras(tmp_path, combine):
     """Through the converter's path: the leading normalisation moves into the manifest, the
     float32 file predicts as Keras, the int8 file mostly agrees with it."""
     from convert.tflite import normalize, split_normalization, to_tflite
@@ -97,7 +116,7 @@ def test_the_converted_ensemble_predicts_as_in_keras(tmp_path):
     folders = [tmp_path / "mfcc", tmp_path / "log_mel"]
     saved_member(folders[0], EDGE_FRONTEND, 0)
     saved_member(folders[1], EDGE_LOG_MEL_FRONTEND, 1)
-    ensemble = load_keras(merge_models(folders, tmp_path / "ens"))
+    ensemble = load_keras(merge_models(folders, tmp_path / "ens", combine))
     core, norm = split_normalization(ensemble)
     assert len(norm["mean"]) == EDGE_LOG_MEL_FRONTEND.n_mels
     feats = Frontend(EDGE_LOG_MEL_FRONTEND)(clips(40, 3))
@@ -117,14 +136,15 @@ def test_the_converted_ensemble_predicts_as_in_keras(tmp_path):
     assert agree >= 0.9, agree
 
 
-def test_an_unknown_bias_shifts_every_member(tmp_path):
+@pytest.mark.parametrize("combine", ["probabilities", "logits"])
+def test_an_unknown_bias_shifts_every_member(tmp_path, combine):
     from convert.logit_offset import shift_logit
     from train.models import load_keras
 
     folders = [tmp_path / "mfcc", tmp_path / "log_mel"]
     saved_member(folders[0], EDGE_FRONTEND, 0)
     saved_member(folders[1], EDGE_LOG_MEL_FRONTEND, 1)
-    out = merge_models(folders, tmp_path / "ens")
+    out = merge_models(folders, tmp_path / "ens", combine)
     ensemble = load_keras(out)
     x = Frontend(EDGE_LOG_MEL_FRONTEND)(clips(4))[..., None]
     before = ensemble.predict(x, verbose=0)
@@ -132,7 +152,7 @@ def test_an_unknown_bias_shifts_every_member(tmp_path):
     members = [load_keras(f) for f in folders]
     for m in members:
         shift_logit(m, LABELS, "_unknown_", 1.0)
-    expected = member_mean(members, [EDGE_FRONTEND, EDGE_LOG_MEL_FRONTEND], clips(4))
+    expected = member_mean(members, [EDGE_FRONTEND, EDGE_LOG_MEL_FRONTEND], clips(4), combine)
     after = ensemble.predict(x, verbose=0)
     assert np.all(after[:, 1] > before[:, 1])
     np.testing.assert_allclose(after, expected, rtol=1e-3, atol=1e-5)
@@ -148,7 +168,9 @@ def test_models_that_cannot_share_one_input_are_refused(tmp_path):
         merge_models([tmp_path / "edge", tmp_path / "other"], tmp_path / "b")
     with pytest.raises(KwsError, match="at least 2"):
         merge_models([tmp_path / "edge"], tmp_path / "c")
-    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+    with pytest.raises(KwsError, match="combine must be one of"):
+        merge_models([tmp_path / "edge", tmp_path / "edge"], tmp_path / "d", "median")
+    assert not any((tmp_path / n).exists() for n in "abcd")
 
 
 def test_the_mfcc_are_the_dct_of_the_log_mel():

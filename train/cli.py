@@ -19,6 +19,7 @@ from edge_runtime.cmdline import (
 from edge_runtime.errors import KwsError
 from train.augment import AugmentConfig
 from train.data import DataConfig
+from train.ensemble import COMBINES
 from train.hard_negatives import HardNegativeConfig
 from train.models import ARCHITECTURES, architecture
 from train.speech_windows import SpeechWindowConfig
@@ -177,6 +178,9 @@ def add_ensemble_parser(subparsers) -> None:
     p.add_argument("models", nargs="+", type=Path, metavar="MODEL_DIR",
                    help="trained model folders (model.keras + model_settings.json), 2 or more")
     p.add_argument("--out", type=Path, required=True, help="folder for the merged model")
+    p.add_argument("--combine", choices=COMBINES, default=COMBINES[0],
+                   help="average the members' probabilities, or their logits (the softmax "
+                        "of which is the normalised geometric mean of their probabilities)")
     p.set_defaults(func=cmd_ensemble)
 
 
@@ -190,7 +194,7 @@ def cmd_ensemble(args: argparse.Namespace) -> int:
                            f"{FILENAME})")
     if (args.out / MODEL_FILENAME).exists():
         raise KwsError(f"{args.out / MODEL_FILENAME} exists: choose another --out")
-    print(merge_models(args.models, args.out))
+    print(merge_models(args.models, args.out, args.combine))
     return 0
 
 

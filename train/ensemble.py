@@ -8,7 +8,9 @@ member through a fixed Dense layer that is the front-end's own orthonormal DCT-I
 are the DCT of exactly these log-mel energies). Each member's input normalisation is folded
 into that layer (or a fixed per-band scale and shift), the ensemble's own (the first
 normalised log-mel member's, else none) leads the model, so that the converter moves it into
-the manifest. The output is the mean of the members' softmax outputs.
+the manifest. The output is the mean of the members' softmax outputs (``combine="probabilities"``)
+or the softmax of the mean of their logits (``"logits"``: the normalised geometric mean of
+their probabilities, high for a keyword only where every member gives it some weight).
 
 Members must share the labels and every front-end setting but ``features`` and ``n_mfcc``.
 """
@@ -26,6 +28,7 @@ from edge_runtime.frontend import FrontendConfig, dct_matrix
 from train.settings import MODEL_FILENAME, DataSummary, ModelSettings
 
 AVERAGE_LAYER = "ensemble_mean"
+COMBINES = ("probabilities", "logits")
 
 
 def log_mel_of(frontend: FrontendConfig) -> FrontendConfig:
@@ -88,7 +91,23 @@ def _member_input(x, s: ModelSettings, inner: dict, outer: dict, index: int):
                                       name=f"member{index}_normalize")(x)
 
 
-def merge_models(folders: Sequence[Path], out_dir: Path) -> Path:
+def logits_of(member, name: str):
+    """``member`` (a loaded model ending in a softmax Dense) with its logits as output."""
+    import keras
+
+    last = member.layers[-1]
+    if not (isinstance(last, keras.layers.Dense)
+            and getattr(last.activation, "__name__", "") == "softmax"):
+        raise KwsError(f"{name}: its last layer {last.name!r} is not a softmax Dense: "
+                       "no logits to average")
+    dense = keras.layers.Dense(last.units, name=f"{last.name}_logits")
+    out = dense(last.input)
+    dense.set_weights(last.get_weights())
+    return keras.Model(member.inputs[0], out, name=member.name)
+
+
+def merge_models(folders: Sequence[Path], out_dir: Path,
+                 combine: str = "probabilities") -> Path:
     """Write the one-file ensemble of the models in ``folders`` (``model.keras`` +
     ``model_settings.json`` each) to ``out_dir``; returns ``out_dir``."""
     import keras
@@ -96,10 +115,15 @@ def merge_models(folders: Sequence[Path], out_dir: Path) -> Path:
     from convert.tflite import split_normalization
     from train.models import load_keras
 
+    if combine not in COMBINES:
+        raise KwsError(f"combine must be one of {', '.join(COMBINES)}, got {combine!r}")
     folders = [Path(f) for f in folders]
     settings = [ModelSettings.load(f) for f in folders]
     frontend = check_members(settings, folders)
-    cores, norms = zip(*(split_normalization(load_keras(f)) for f in folders), strict=True)
+    loaded = [load_keras(f) for f in folders]
+    if combine == "logits":
+        loaded = [logits_of(m, str(f)) for m, f in zip(loaded, folders, strict=True)]
+    cores, norms = zip(*(split_normalization(m) for m in loaded), strict=True)
     outer = next((n for s, n in zip(settings, norms, strict=True)
                   if s.frontend.features == "log_mel" and n), {})
     inputs = keras.Input((*frontend.feature_shape, 1), name="log_mel")
@@ -112,15 +136,20 @@ def merge_models(folders: Sequence[Path], out_dir: Path) -> Path:
     for i, (s, core, inner) in enumerate(zip(settings, cores, norms, strict=True)):
         member = keras.Model(core.inputs[0], core.outputs[0], name=f"member{i}_{s.arch}")
         outputs.append(member(_member_input(x, s, inner, outer, i)))
-    model = keras.Model(inputs, keras.layers.Average(name=AVERAGE_LAYER)(outputs),
-                        name="ensemble")
+    if combine == "logits":
+        mean = keras.layers.Average(name="ensemble_logit_mean")(outputs)
+        out = keras.layers.Softmax(name=AVERAGE_LAYER)(mean)
+    else:
+        out = keras.layers.Average(name=AVERAGE_LAYER)(outputs)
+    model = keras.Model(inputs, out, name="ensemble")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     model.save(out_dir / MODEL_FILENAME)
     data = replace(settings[0].data, normalized=bool(outer)) if settings[0].data.config else \
         DataSummary(normalized=bool(outer))
     ModelSettings("+".join(s.arch for s in settings), list(settings[0].labels), frontend,
-                  metrics={"ensemble_of": [str(f) for f in folders]}, data=data).save(out_dir)
+                  metrics={"ensemble_of": [str(f) for f in folders], "ensemble_combine": combine},
+                  data=data).save(out_dir)
     return out_dir
 
 
