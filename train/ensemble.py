@@ -25,9 +25,9 @@ import numpy as np
 
 from edge_runtime.errors import KwsError
 from edge_runtime.frontend import FrontendConfig, dct_matrix
-from train.settings import MODEL_FILENAME, DataSummary, ModelSettings
+from train.settings import MODEL_FILENAME, ModelSettings
 
-AVERAGE_LAYER = "ensemble_mean"
+AVERAGE_LAYER = "ensemble_mean"  # the output: the mean probability, or softmax of mean logit
 COMBINES = ("probabilities", "logits")
 
 
@@ -145,8 +145,7 @@ def merge_models(folders: Sequence[Path], out_dir: Path,
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     model.save(out_dir / MODEL_FILENAME)
-    data = replace(settings[0].data, normalized=bool(outer)) if settings[0].data.config else \
-        DataSummary(normalized=bool(outer))
+    data = replace(settings[0].data, normalized=bool(outer))
     ModelSettings("+".join(s.arch for s in settings), list(settings[0].labels), frontend,
                   metrics={"ensemble_of": [str(f) for f in folders], "ensemble_combine": combine},
                   data=data).save(out_dir)

@@ -277,14 +277,14 @@ SPEECH_150_W96 = replace(SPEECH_150, idea="speech_ema_150_xv with 96 filters ins
                          "(ds_cnn_w96), int8 weights per tensor", arch="ds_cnn_w96",
                          per_tensor=True)
 # the mean of a DS-CNN's and a BC-ResNet's predictions validated 1.5-2 points above either
-# (two DS-CNN runs together: +0.5): a BC-ResNet small enough to share one 60 KB file with the
+# (two DS-CNN runs together: +0.5): a BC-ResNet meant to share one 60 KB file with the
 # shipped recipe's DS-CNN, on the log-mel whose DCT are that DS-CNN's MFCC (train.ensemble);
 # 40 epochs keep the pair's training within 60 minutes
 BC12H_SPEECH_40 = replace(BC2_SPEECH_50, idea="bc2_speech_50_xv's recipe with "
                           "bc_resnet_h12_4k (12 base channels, blocks 1-1-2-2, log-mel up to "
                           "4 kHz), 40 epochs", arch="bc_resnet_h12_4k", epochs=40)
 # bc_resnet_h12_4k's file (29,696 B) put the pair at 64,896 B: without SubSpectralNorm and with
-# hard-swish ~6 KB less
+# hard-swish ~5 KB less
 BC12HB_SPEECH_40 = replace(BC12H_SPEECH_40, idea="bc12h_speech_40_xv with BatchNorm for "
                            "SubSpectralNorm and hard-swish (bc_resnet_h12_4k_bnhs)",
                            arch="bc_resnet_h12_4k_bnhs")

@@ -86,7 +86,7 @@ ARCHITECTURES: dict[str, Architecture] = {
         "bc_resnet_h12_4k_bnhs", bc_resnet.BC_RESNET_H12_4K_BNHS.frontend,
         partial(bc_resnet.build, spec=bc_resnet.BC_RESNET_H12_4K_BNHS,
                 name="bc_resnet_h12_4k_bnhs"),
-        "bc_resnet_h12_4k with BatchNorm for SubSpectralNorm and hard-swish (~24 KB int8 with "
+        "bc_resnet_h12_4k with BatchNorm for SubSpectralNorm and hard-swish (~25 KB int8 with "
         "per-tensor weights: fits beside ds_cnn_w in 60 KB)"),
 }
 
