@@ -39,7 +39,6 @@ from convert.tflite import (
     normalize,
     op_names,
     quantized_tensors,
-    split_normalization,
     to_tflite,
     unfolded_batchnorm,
 )
@@ -311,6 +310,8 @@ def _convert_into(staging: Path, config: ConvertConfig, settings, keras_model, d
         notes["unknown_bias"] = config.unknown_bias
     if config.per_tensor:
         notes["per_tensor_weights"] = True
+    from train.models.common import split_normalization
+
     core, feature_norm = split_normalization(keras_model)
     if feature_norm:
         log("normalisation layer moved out of the model into the manifest (feature_norm)")

@@ -47,7 +47,7 @@ def shift_logit(model, labels: list[str], label: str, offset: float) -> None:
     if not (layer.__class__.__name__ == "Dense" and activation in ("softmax", "linear")
             and layer.use_bias):
         raise KwsError(f"cannot shift a logit: the model's last layer {layer.name!r} is not "
-                       "a softmax (or logit) Dense with a bias")
+                       "a softmax Dense (or a member's logit Dense) with a bias")
     kernel, bias = layer.get_weights()
     bias = np.array(bias, copy=True)
     bias[mapping == list(labels).index(label)] += offset

@@ -263,9 +263,9 @@ def test_normalisation_moves_from_the_model_into_the_manifest(tmp_path):
     """The int8 input then quantises normalised features, not raw MFCCs of wide range."""
     import keras
 
-    from convert.tflite import normalize, split_normalization
+    from convert.tflite import normalize
     from edge_runtime.manifest import write_manifest
-    from train.models.common import FeatureStats, model_input
+    from train.models.common import FeatureStats, model_input, split_normalization
 
     feats = calibration_features(EDGE_FRONTEND, n=16)
     stats = FeatureStats.of(feats)

@@ -108,10 +108,11 @@ def test_the_ensemble_predicts_the_mean_of_its_members(tmp_path, normalized, com
 def test_the_converted_ensemble_predicts_as_in_keras(tmp_path, combine):
     """Through the converter's path: the leading normalisation moves into the manifest, the
     float32 file predicts as Keras, the int8 file mostly agrees with it."""
-    from convert.tflite import normalize, split_normalization, to_tflite
+    from convert.tflite import normalize, to_tflite
     from edge_runtime.manifest import write_manifest
     from edge_runtime.model import KwsModel
     from train.models import load_keras
+    from train.models.common import split_normalization
 
     folders = [tmp_path / "mfcc", tmp_path / "log_mel"]
     saved_member(folders[0], EDGE_FRONTEND, 0)
@@ -223,9 +224,10 @@ def test_the_shipped_ds_cnn_and_a_small_bc_resnet_fit_60_kb_in_one_int8_file(tmp
     """ds_cnn_w (per-tensor int8 weights) beside the BatchNorm/hard-swish BC-ResNet fits the
     60 KB budget as one file; with SubSpectralNorm and swish it does not. Weights drawn at
     random, so that no two constants are alike and shared, as in a trained model."""
-    from convert.tflite import split_normalization, to_tflite
+    from convert.tflite import to_tflite
     from tests.test_models import varied_weights
     from train.models import build_model, frontend_for, load_keras
+    from train.models.common import split_normalization
 
     folders = []
     for arch in ("ds_cnn_w", member):

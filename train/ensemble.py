@@ -112,8 +112,8 @@ def merge_models(folders: Sequence[Path], out_dir: Path,
     ``model_settings.json`` each) to ``out_dir``; returns ``out_dir``."""
     import keras
 
-    from convert.tflite import split_normalization
     from train.models import load_keras
+    from train.models.common import split_normalization
 
     if combine not in COMBINES:
         raise KwsError(f"combine must be one of {', '.join(COMBINES)}, got {combine!r}")

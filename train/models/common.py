@@ -1,4 +1,5 @@
-"""Pieces shared by the architectures: the model input and the fixed feature normalisation."""
+"""Pieces shared by the architectures: the model input, the fixed feature normalisation and
+its removal (for the converter and for ensembles)."""
 
 from __future__ import annotations
 
@@ -52,3 +53,25 @@ def model_input(frontend: FrontendConfig, stats: FeatureStats | None = None):
     norm = keras.layers.Normalization(axis=2, mean=list(stats.mean),
                                       variance=list(stats.variance), name="normalize")
     return inputs, norm(inputs)
+
+
+def split_normalization(model) -> tuple[object, dict]:
+    """Take a leading per-coefficient ``Normalization`` layer out of a Keras model.
+
+    Returns the rest of the model and ``{"mean": [...], "std": [...]}`` for the manifest (the
+    runtime normalises before quantising). Inside an int8 model the normalisation would come
+    after the input quantisation, whose one scale must then span raw MFCCs (c0 reaches about
+    -600 on silence while the other coefficients stay within +-50) and leaves few steps for
+    the small coefficients. Models without such a layer come back unchanged, with ``{}``.
+    """
+    import keras
+
+    layers = [layer for layer in model.layers if not isinstance(layer, keras.layers.InputLayer)]
+    first = layers[0] if layers else None
+    if not isinstance(first, keras.layers.Normalization) or first.input is not model.inputs[0]:
+        return model, {}
+    mean = np.asarray(first.mean, dtype=np.float64).reshape(-1)
+    std = np.maximum(np.sqrt(np.asarray(first.variance, dtype=np.float64).reshape(-1)),
+                     keras.backend.epsilon())  # as Normalization.call does
+    rest = keras.Model(first.output, model.outputs, name=f"{model.name}_without_norm")
+    return rest, {"mean": [float(v) for v in mean], "std": [float(v) for v in std]}
