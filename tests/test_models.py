@@ -74,7 +74,8 @@ def test_each_architecture_declares_the_front_end_its_input_takes(arch):
     np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=1e-5)
 
 
-@pytest.mark.parametrize("arch", ["ds_cnn_w", "ds_cnn_w80", "ds_cnn_w_8k", "ds_cnn_w_20"])
+@pytest.mark.parametrize("arch", ["ds_cnn_w", "ds_cnn_w80", "ds_cnn_w_8k", "ds_cnn_w_20",
+                                  "ds_cnn_w_cmn"])
 def test_the_wide_ds_cnns_fit_60_kb_in_int8(arch):
     """With trained-looking BatchNorm terms (an untrained file is smaller: the converter
     shares its identical constant buffers)."""
@@ -86,6 +87,39 @@ def test_the_wide_ds_cnns_fit_60_kb_in_int8(arch):
     calib = rng.normal(size=(8, *frontend_for(arch).feature_shape, 1)).astype(np.float32)
     size = len(to_tflite(model, "int8", calib))
     assert 40_000 < size <= 60_000
+
+
+def test_clip_mean_removal_makes_a_fixed_offset_per_coefficient_invisible():
+    """``ds_cnn_w_cmn`` predicts the same when every frame of a clip moves by the same amount per
+    coefficient (a microphone's or a voice's fixed tilt); ``ds_cnn_w`` with the same weights
+    does not. Both through the int8 kernels as well: pool and subtraction convert."""
+    from convert.tflite import to_tflite
+
+    rng = np.random.default_rng(0)
+    feats = (rng.normal(size=(16, 49, 10, 1)) * 30 - 100).astype(np.float32)
+    offset = (rng.normal(size=(1, 1, 10, 1)) * 20).astype(np.float32)
+    stats = FeatureStats.of(feats)
+    weights = None
+    moved = {}
+    for arch in ("ds_cnn_w_cmn", "ds_cnn_w"):
+        model = build_model(arch, 12, stats=stats)
+        if weights is None:  # large random weights: outputs that depend on the input
+            weights = [rng.normal(size=w.shape).astype(np.float32) * 0.3 if w.ndim > 1 else w
+                       for w in model.get_weights()]
+        model.set_weights(weights)
+        before, after = model.predict(feats, verbose=0), model.predict(feats + offset, verbose=0)
+        moved[arch] = float(np.abs(before - after).max())
+        if arch == "ds_cnn_w_cmn":
+            ops = {type(layer).__name__ for layer in model.layers}
+            assert {"AveragePooling2D", "Subtract"} <= ops
+            from ai_edge_litert.interpreter import Interpreter
+
+            interpreter = Interpreter(model_content=to_tflite(model, "int8", feats))
+            kinds = {op["op_name"] for op in interpreter._get_ops_details()}
+            assert {"AVERAGE_POOL_2D", "SUB"} <= kinds
+            assert interpreter.get_input_details()[0]["dtype"] == np.int8
+    assert moved["ds_cnn_w_cmn"] < 1e-5
+    assert moved["ds_cnn_w"] > 1e-2
 
 
 def test_ds_cnn_w96_fits_60_kb_only_with_per_tensor_weights():

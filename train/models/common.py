@@ -1,5 +1,5 @@
 """Pieces shared by the architectures: the model input, the fixed feature normalisation and
-its removal (for the converter and for ensembles)."""
+its removal (for the converter and for ensembles), the clip-mean removal."""
 
 from __future__ import annotations
 
@@ -53,6 +53,19 @@ def model_input(frontend: FrontendConfig, stats: FeatureStats | None = None):
     norm = keras.layers.Normalization(axis=2, mean=list(stats.mean),
                                       variance=list(stats.variance), name="normalize")
     return inputs, norm(inputs)
+
+
+def remove_clip_mean(x, name: str = "clip_mean"):
+    """``x`` minus each coefficient's mean over the clip's frames (cepstral mean normalisation).
+
+    A microphone or a voice that shifts a coefficient for a whole clip then no longer moves the
+    input. Two layers the converter keeps small: an average pool over the frames (one value per
+    coefficient and channel) and a broadcast subtraction, both int8 kernels.
+    """
+    from keras import layers
+
+    mean = layers.AveragePooling2D((int(x.shape[1]), 1), name=name)(x)
+    return layers.Subtract(name=f"{name}_removed")([x, mean])
 
 
 def split_normalization(model) -> tuple[object, dict]:

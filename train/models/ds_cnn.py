@@ -11,15 +11,17 @@ All convolutions carry L2 weight decay 1e-4. ``ds_cnn_s`` is the MLPerf Tiny ref
 first stride (2,1), the first block stride (2,2): 141,224 and 422,844 parameters for 12
 classes. BatchNorm momentum is 0.9 (see ``common.BN_MOMENTUM``). ``frontend`` changes only the
 features' settings (``ds_cnn_w_8k``: mel bands up to 8 kHz; ``ds_cnn_w_20``: 20 MFCC, the
-same parameters on twice the feature map).
+same parameters on twice the feature map). ``ds_cnn_w_cmn`` first subtracts each
+coefficient's mean over the clip (cepstral mean normalisation: invariant to a fixed spectral
+tilt of microphone or voice).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from edge_runtime.frontend import EDGE_FRONTEND, FrontendConfig
-from train.models.common import BN_MOMENTUM, FeatureStats, model_input
+from train.models.common import BN_MOMENTUM, FeatureStats, model_input, remove_clip_mean
 
 FRONTEND = EDGE_FRONTEND
 WEIGHT_DECAY = 1e-4
@@ -32,12 +34,15 @@ class DsCnnSpec:
     block_strides: tuple[tuple[int, int], ...]
     first_dropout: float = 0.2
     final_dropout: float = 0.4
+    clip_mean_removal: bool = False  # each coefficient's mean over the clip subtracted first
 
 
 SMALL = DsCnnSpec(64, (2, 2), ((1, 1),) * 4)
 # wider small nets for the 60 KB int8 budget (trained, 12 classes): 72 filters 49.8 KB;
 # 80 filters ~57 KB; 84 would be ~61 KB
 WIDE = DsCnnSpec(72, (2, 2), ((1, 1),) * 4)
+# the same with cepstral mean normalisation per clip (``ds_cnn_w_cmn``)
+WIDE_CMN = replace(WIDE, clip_mean_removal=True)
 WIDE_80 = DsCnnSpec(80, (2, 2), ((1, 1),) * 4)
 # with per-tensor int8 weights (convert --per-tensor) 96 filters fit: ~53 KB
 WIDE_96 = DsCnnSpec(96, (2, 2), ((1, 1),) * 4)
@@ -52,6 +57,8 @@ def build(n_labels: int, spec: DsCnnSpec = SMALL, stats: FeatureStats | None = N
 
     decay = keras.regularizers.L2(WEIGHT_DECAY)
     inputs, x = model_input(frontend, stats)
+    if spec.clip_mean_removal:
+        x = remove_clip_mean(x)
     x = layers.Conv2D(spec.filters, (10, 4), strides=spec.first_stride, padding="same",
                       kernel_regularizer=decay, name="conv0")(x)
     x = layers.BatchNormalization(momentum=BN_MOMENTUM, name="bn0")(x)
