@@ -24,13 +24,16 @@ def check_offset(offset: float) -> float:
     return offset
 
 
-def shift_logit(model, labels: list[str], label: str, offset: float) -> None:
+def shift_logit(model, labels: list[str], label: str, offset: float, *,
+                member: bool = False) -> None:
     """Add ``offset`` to the logit of class ``label`` (one of the model's ``labels``) in
     ``model``'s last layer (a softmax Dense, in place). A model trained with word classes
     (:mod:`train.word_classes`) gets it on every class merged into ``label``, which multiplies
     their summed probability by ``e**offset`` alike; a one-file ensemble
-    (:mod:`train.ensemble`) gets it in each member."""
+    (:mod:`train.ensemble`) gets it in each member (``member``: a member combined by its logits
+    ends in a linear Dense)."""
     from train.ensemble import members
+    from train.models.common import dense_activation
     from train.word_classes import merged_softmax
 
     if label not in labels:
@@ -38,16 +41,14 @@ def shift_logit(model, labels: list[str], label: str, offset: float) -> None:
     parts = members(model)
     if parts is not None:
         for part in parts:
-            shift_logit(part, labels, label, offset)
+            shift_logit(part, labels, label, offset, member=True)
         return
     merged = merged_softmax(model)
     layer, mapping = merged if merged else (model.layers[-1], np.arange(len(labels)))
-    activation = getattr(getattr(layer, "activation", None), "__name__", "")
-    # an ensemble member combined by its logits ends in a linear Dense
-    if not (layer.__class__.__name__ == "Dense" and activation in ("softmax", "linear")
-            and layer.use_bias):
+    allowed = ("softmax", "linear") if member else ("softmax",)
+    if dense_activation(layer) not in allowed or not layer.use_bias:
         raise KwsError(f"cannot shift a logit: the model's last layer {layer.name!r} is not "
-                       "a softmax Dense (or a member's logit Dense) with a bias")
+                       "a softmax Dense (or an ensemble member's logit Dense) with a bias")
     kernel, bias = layer.get_weights()
     bias = np.array(bias, copy=True)
     bias[mapping == list(labels).index(label)] += offset

@@ -438,6 +438,11 @@ def test_shift_logit_refuses_a_model_without_a_softmax_dense_last_or_the_class()
     model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, activation="relu")])
     with pytest.raises(KwsError, match="not a softmax Dense"):
         shift_logit(model, ["yes", "no", "_unknown_"], "_unknown_", 1.0)
+    linear = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])
+    with pytest.raises(KwsError, match="not a softmax Dense"):  # logits: only in an ensemble
+        shift_logit(linear, ["yes", "no", "_unknown_"], "_unknown_", 1.0)
+    shift_logit(linear, ["yes", "no", "_unknown_"], "_unknown_", 1.0, member=True)
+    np.testing.assert_allclose(linear.layers[-1].get_weights()[1], [0, 0, 1])
     softmax = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, activation="softmax")])
     before = softmax.layers[-1].get_weights()[1].copy()
     with pytest.raises(KwsError, match="has no _unknown_ class"):

@@ -95,9 +95,10 @@ def logits_of(member, name: str):
     """``member`` (a loaded model ending in a softmax Dense) with its logits as output."""
     import keras
 
+    from train.models.common import dense_activation
+
     last = member.layers[-1]
-    if not (isinstance(last, keras.layers.Dense)
-            and getattr(last.activation, "__name__", "") == "softmax"):
+    if dense_activation(last) != "softmax":
         raise KwsError(f"{name}: its last layer {last.name!r} is not a softmax Dense: "
                        "no logits to average")
     dense = keras.layers.Dense(last.units, name=f"{last.name}_logits")

@@ -1,5 +1,6 @@
 """Pieces shared by the architectures: the model input, the fixed feature normalisation and
-its removal (for the converter and for ensembles), the clip-mean removal."""
+its removal (for the converter and for ensembles), the clip-mean removal, the classifier's
+last layer."""
 
 from __future__ import annotations
 
@@ -88,3 +89,11 @@ def split_normalization(model) -> tuple[object, dict]:
                      keras.backend.epsilon())  # as Normalization.call does
     rest = keras.Model(first.output, model.outputs, name=f"{model.name}_without_norm")
     return rest, {"mean": [float(v) for v in mean], "std": [float(v) for v in std]}
+
+
+def dense_activation(layer) -> str | None:
+    """The activation's name of a ``Dense`` layer ("softmax", "linear", ...); None for any other
+    layer. A classifier's last layer is a softmax Dense; its logits are that Dense made linear."""
+    if layer.__class__.__name__ != "Dense":
+        return None
+    return getattr(layer.activation, "__name__", None)
