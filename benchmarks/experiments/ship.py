@@ -314,7 +314,7 @@ SEEDED: dict[str, Experiment] = {
     **seeds("speech_w96_150_xv", SPEECH_150_W96, 1),
     **seeds("bc12h_speech_40_xv", BC12H_SPEECH_40, 1),
     **seeds("bc12hb_speech_40_xv", BC12HB_SPEECH_40, 1),
-    **seeds("speech_cmn_150_xv", SPEECH_150_CMN, 1),
+    **seeds("speech_cmn_150_xv", SPEECH_150_CMN, 2),
 }
 ENSEMBLES = {
     "ens_ema_bc12h": replace(BC12H_SPEECH_40, idea="speech_ema_150_xv and bc12h_speech_40_xv in "
