@@ -323,6 +323,9 @@ def _convert_into(staging: Path, config: ConvertConfig, settings, keras_model, d
                 "calibration outputs (ReLU6, rescaled)")
             core = clipped
             notes["clip_percentile"] = config.clip_percentile
+        else:
+            log("ReLUs not clipped: the model is not one chain of layers with a ReLU after a "
+                "BatchNorm (converted as trained)")
     from tqdm import tqdm
 
     for quant in tqdm(quantizations, desc="convert", unit=" models", disable=None, leave=False):

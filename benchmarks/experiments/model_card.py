@@ -127,6 +127,13 @@ def comparison_lines(shipped: str) -> list[str]:
                             "int8 bytes", "float32 bytes", "int8 ms"], rows), ""]
 
 
+def architecture_text(arch: str) -> str:
+    """The architecture's one-line description from the model registry."""
+    from train.models import ARCHITECTURES
+
+    return ARCHITECTURES[arch].description if arch in ARCHITECTURES else "not in the registry"
+
+
 def what_it_is_lines(m8: dict, m32: dict, settings: dict, why: str) -> list[str]:
     """Task, architecture and input, why it was shipped, and the files."""
     fe = FrontendConfig.from_dict(m8["frontend"])
@@ -134,7 +141,7 @@ def what_it_is_lines(m8: dict, m32: dict, settings: dict, why: str) -> list[str]
         "## What it is",
         "",
         f"- Task: 12-class keyword spotting on 1-s clips: {', '.join(m8['labels'])}.",
-        f"- Architecture: `{settings['arch']}` (DS-CNN, depthwise-separable CNN), "
+        f"- Architecture: `{settings['arch']}` ({architecture_text(settings['arch'])}), "
         f"{settings['metrics'].get('params', 'n/a')} parameters; input "
         f"{fe.describe()} from the shared NumPy front-end "
         f"({fe.sample_rate} Hz, {fe.window_ms:g} ms windows, {fe.hop_ms:g} ms "

@@ -44,8 +44,8 @@ ARCHITECTURES: dict[str, Architecture] = {
     "ds_cnn_w_cmn": Architecture("ds_cnn_w_cmn", ds_cnn.FRONTEND,
                                  partial(ds_cnn.build, spec=ds_cnn.WIDE_CMN,
                                          name="ds_cnn_w_cmn"),
-                                 "ds_cnn_w with each MFCC's mean over the clip subtracted first "
-                                 "(cepstral mean normalisation)"),
+                                 "ds_cnn_w with each MFCC's mean over the clip subtracted before "
+                                 "the first convolution (cepstral mean normalisation)"),
     "ds_cnn_w_8k": Architecture("ds_cnn_w_8k", WIDEBAND_FRONTEND,
                                 partial(ds_cnn.build, spec=ds_cnn.WIDE, name="ds_cnn_w_8k",
                                         frontend=WIDEBAND_FRONTEND),
