@@ -4,6 +4,7 @@ did: a copied command reproduces the model."""
 
 from __future__ import annotations
 
+import json
 import re
 import shlex
 from dataclasses import asdict
@@ -12,7 +13,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-SHIPPED_RUN, SHIPPED_FILE = "speech_ema_150_xv", "speech_ema_150_xv_ub10"
+SHIPPED_RUN, SHIPPED_FILE = "speech_cmn_150_xv", "speech_cmn_150_xv_ub10"
 
 
 def readme_command(program: str) -> list[str]:
@@ -52,6 +53,8 @@ def shipped_experiment():
 
     exp = EXPERIMENTS[SHIPPED_FILE]
     assert exp.model_from == SHIPPED_RUN and not EXPERIMENTS[SHIPPED_RUN].init_from
+    shipped = json.loads((ROOT / "artifacts" / "kws_int8.manifest.json").read_text())
+    assert shipped["arch"] == exp.arch  # the names above follow the model in artifacts/
     return exp, train_config(SHIPPED_RUN, EXPERIMENTS[SHIPPED_RUN],
                              Path("speech_commands_mini"))
 
