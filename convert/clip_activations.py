@@ -7,7 +7,8 @@ percentile, so most values get few int8 steps. A ReLU is positively homogeneous,
 ReLU is scaled by ``a = 6 / c``, the ReLU becomes a ReLU6 (fused into the convolution by the
 converter) and the next layer's weights are scaled by ``1 / a``. The float model computes
 the same function except above ``c``, where it now clips; the int8 range ends at ``c``.
-Only chains (each layer reading the one before, as in DS-CNN) are rewritten.
+Only chains (each layer reading the one before, as in DS-CNN) are rewritten, also after a head
+of weightless layers that the chain reads (the clip-mean subtraction of ``ds_cnn_w_cmn``).
 """
 
 from __future__ import annotations
@@ -22,30 +23,77 @@ PASS_THROUGH = ("Dropout", "AveragePooling2D", "GlobalAveragePooling2D", "Flatte
 WEIGHTED = ("Conv2D", "DepthwiseConv2D", "Dense")
 
 
-def chain_layers(model) -> list | None:
-    """The model's layers (without the input) if each one reads only the one before and the
-    last is the output, else None. Read from the model's own graph config: a layer may also
-    belong to other models (``split_normalization`` makes such a one)."""
+def _reads(arg) -> list[str]:
+    """The names of the layers whose outputs a call argument (a tensor or a list) reads."""
+    if isinstance(arg, dict) and arg.get("class_name") == "__keras_tensor__":
+        return [arg["config"]["keras_history"][0]]
+    if isinstance(arg, (list, tuple)):
+        return [name for a in arg for name in _reads(a)]
+    return []
+
+
+def split_chain(model) -> tuple[list[dict], list] | None:
+    """``(head, chain)``: the model as a graph of layers (``head``, their graph-config entries;
+    empty when the chain starts at the input) followed by a chain of layers each reading only
+    the one before, the last being the output (``chain``, the layers). None when the output
+    is not the end of such a chain (several inputs, a layer called twice). Read from the
+    model's own graph config: a layer may also belong to other models (``split_normalization``
+    makes such a one)."""
     import keras
 
     layers = [layer for layer in model.layers if not isinstance(layer, keras.layers.InputLayer)]
     if isinstance(model, keras.Sequential):
-        return layers
+        return [], layers
     config = model.get_config()
     inputs, outputs = config["input_layers"], config["output_layers"]
     # one input or output is written [name, 0, 0] or [[name, 0, 0]], several [[name, 0, 0], ...]
     if len(inputs) == 1 and isinstance(inputs[0], list):
         inputs = inputs[0]
-    previous = inputs[0] if isinstance(inputs[0], str) else None
-    for entry in config["layers"][1:]:
-        nodes = entry["inbound_nodes"]
-        args = nodes[0]["args"] if len(nodes) == 1 else ()
-        history = [a["config"]["keras_history"][0] for a in args
-                   if isinstance(a, dict) and a.get("class_name") == "__keras_tensor__"]
-        if len(args) != 1 or history != [previous]:
-            return None
-        previous = entry["name"]
-    return layers if outputs in ([previous, 0, 0], [[previous, 0, 0]]) else None
+    entries = config["layers"]
+    if not isinstance(inputs[0], str) or entries[0]["name"] != inputs[0]:
+        return None
+    if any(len(entry["inbound_nodes"]) > 1 for entry in entries):
+        return None
+
+    def link(j: int) -> bool:  # entry j reads entry j - 1 alone
+        args = entries[j]["inbound_nodes"][0]["args"]
+        return len(args) == 1 and _reads(args) == [entries[j - 1]["name"]]
+
+    if outputs not in ([entries[-1]["name"], 0, 0], [[entries[-1]["name"], 0, 0]]):
+        return None
+    start = len(entries)
+    while start > 1 and link(start - 1):
+        start -= 1
+    if start == len(entries):
+        return None
+    return entries[1:start], [model.get_layer(entry["name"]) for entry in entries[start:]]
+
+
+def chain_layers(model) -> list | None:
+    """The model's layers (without the input) if each one reads only the one before and the
+    last is the output, else None."""
+    split = split_chain(model)
+    return split[1] if split is not None and not split[0] else None
+
+
+def replay_head(model, head: list[dict], x):
+    """Copies of the ``head`` layers of ``model`` (see :func:`split_chain`) applied to ``x``,
+    their weights copied; the head's output."""
+    tensors = {model.get_config()["layers"][0]["name"]: x}
+
+    def resolve(arg):
+        if isinstance(arg, dict) and arg.get("class_name") == "__keras_tensor__":
+            return tensors[arg["config"]["keras_history"][0]]
+        if isinstance(arg, (list, tuple)):
+            return [resolve(a) for a in arg]
+        return arg
+
+    for entry in head:
+        layer = model.get_layer(entry["name"])
+        new = layer.__class__.from_config(layer.get_config())
+        x = tensors[entry["name"]] = new(*resolve(entry["inbound_nodes"][0]["args"]))
+        new.set_weights(layer.get_weights())
+    return x
 
 
 def _kind(layer) -> str:
@@ -85,20 +133,28 @@ def clip_points(layers: list, relus: set[int], features: np.ndarray,
 
 def clip_to_relu6(model, features: np.ndarray, percentile: float = DEFAULT_PERCENTILE):
     """A copy of ``model`` with its ReLUs clipped at ``percentile`` of their outputs on
-    ``features`` and rescaled to ReLU6 (module docstring); None when ``model`` is not a
-    chain or has no ReLU after a BatchNorm."""
+    ``features`` and rescaled to ReLU6 (module docstring); None when ``model`` is not a chain
+    after a weightless head or has no ReLU after a BatchNorm there."""
     import keras
 
     if not 0 < percentile <= 100:
         raise ValueError(f"percentile must be within 0-100, got {percentile}")
-    layers = chain_layers(model)
-    sites = relu_sites(layers) if layers else []
+    split = split_chain(model)
+    # a head with weights (a residual network's blocks) is left as it is: only a weightless
+    # one such as the clip-mean subtraction is copied in front of the clipped chain
+    if split is None or any(model.get_layer(entry["name"]).weights for entry in split[0]):
+        return None
+    head, layers = split
+    sites = relu_sites(layers)
     if not sites:
         return None
     relus = {relu for _, relu, _ in sites}
     features = np.asarray(features, np.float32).reshape(-1, *model.inputs[0].shape[1:])
-    points = clip_points(layers, relus, features, percentile)
     x = inputs = keras.Input(batch_shape=model.inputs[0].shape, dtype="float32")
+    if head:  # e.g. the clip-mean subtraction: the chain reads its output
+        x = replay_head(model, head, inputs)
+        features = np.asarray(keras.Model(inputs, x)(features, training=False))
+    points = clip_points(layers, relus, features, percentile)
     copies = []
     for i, layer in enumerate(layers):
         new = (keras.layers.Activation("relu6", name=f"{layer.name}6") if i in relus

@@ -324,8 +324,8 @@ def _convert_into(staging: Path, config: ConvertConfig, settings, keras_model, d
             core = clipped
             notes["clip_percentile"] = config.clip_percentile
         else:
-            log("ReLUs not clipped: the model is not one chain of layers with a ReLU after a "
-                "BatchNorm (converted as trained)")
+            log("ReLUs not clipped: the model is not a chain of layers (after a weightless "
+                "head at most) with a ReLU after a BatchNorm; converted as trained")
     from tqdm import tqdm
 
     for quant in tqdm(quantizations, desc="convert", unit=" models", disable=None, leave=False):

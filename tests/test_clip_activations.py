@@ -101,3 +101,30 @@ def test_a_model_with_its_input_in_a_list_and_a_word_merge_is_still_a_chain(mode
     assert clipped is not None and clipped.output_shape == (None, 12)
     np.testing.assert_allclose(clipped.predict(features, verbose=0),
                                merged.predict(features, verbose=0), atol=0.05)
+
+
+def test_the_chain_after_the_clip_mean_subtraction_is_clipped(features):
+    """ds_cnn_w_cmn: the clip-mean subtraction (an average pool and a two-input subtract) is a
+    head the chain reads; the chain's ReLUs are clipped, the head copied as it is."""
+    import keras
+
+    from convert.clip_activations import split_chain
+    from train.models import architecture
+    from train.models.common import split_normalization
+
+    keras.utils.set_random_seed(6)
+    cmn, _ = split_normalization(trained_looking_batchnorm(architecture("ds_cnn_w_cmn").build(12)))
+    head, chain = split_chain(cmn)
+    assert [entry["class_name"] for entry in head] == ["AveragePooling2D", "Subtract"]
+    assert chain_layers(cmn) is None and type(chain[0]).__name__ == "Conv2D"
+    same = clip_to_relu6(cmn, features, 100.0)
+    kinds = [type(layer).__name__ for layer in same.layers]
+    assert "ReLU" not in kinds and kinds.count("Activation") == 9 and "Subtract" in kinds
+    np.testing.assert_allclose(same.predict(features, verbose=0),
+                               cmn.predict(features, verbose=0), atol=2e-5)
+    clipped = clip_to_relu6(cmn, features)
+    assert op_names(to_tflite(clipped, "int8", features)) == op_names(
+        to_tflite(cmn, "int8", features))
+    offset = features + np.random.default_rng(0).normal(size=(1, 1, features.shape[2], 1))
+    np.testing.assert_allclose(clipped.predict(offset, verbose=0),  # still invariant
+                               clipped.predict(features, verbose=0), atol=1e-4)

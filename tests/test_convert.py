@@ -27,19 +27,20 @@ from tests.fixtures_data import make_fake_dataset
 from tests.model_factory import calibration_features, tiny_keras_model
 
 ROOT = Path(__file__).resolve().parents[1]
-def test_a_model_that_is_not_a_chain_is_converted_unclipped_and_the_log_says_so(
+def test_a_model_whose_relus_sit_in_a_residual_block_is_converted_unclipped_and_says_so(
         trained, tmp_path, capsys):
-    """The clip-mean layers (two inputs to one Subtract) leave no chain to clip: the ReLUs stay
-    as trained, the console says so and the manifest names no clip percentile."""
+    """A ReLU whose output feeds two layers (a residual add) cannot be rescaled into one next
+    layer: the ReLUs stay as trained, the console says so and the manifest names no clip
+    percentile."""
     import keras
 
-    from train.models.common import remove_clip_mean
     from train.settings import ModelSettings
 
     frames, coeffs = EDGE_FRONTEND.feature_shape
     inputs = keras.Input((frames, coeffs, 1))
-    x = keras.layers.Conv2D(8, (5, 3), strides=2, padding="same")(remove_clip_mean(inputs))
+    x = keras.layers.Conv2D(8, (5, 3), strides=2, padding="same")(inputs)
     x = keras.layers.ReLU()(keras.layers.BatchNormalization()(x))
+    x = keras.layers.Add()([x, keras.layers.Conv2D(8, 3, padding="same")(x)])
     x = keras.layers.GlobalAveragePooling2D()(x)
     n_labels = len(trained["dataset"].labels)
     model = keras.Model(inputs, keras.layers.Dense(n_labels, activation="softmax")(x))
@@ -47,12 +48,12 @@ def test_a_model_that_is_not_a_chain_is_converted_unclipped_and_the_log_says_so(
     folder.mkdir()
     model.save(folder / "model.keras")
     settings = ModelSettings.load(trained["folder"])
-    ModelSettings(arch="tiny_cmn_test", labels=settings.labels, frontend=settings.frontend,
+    ModelSettings(arch="tiny_residual_test", labels=settings.labels, frontend=settings.frontend,
                   data=settings.data).save(folder)
     result = convert_model(ConvertConfig(
         data_dir=trained["data"], keras_path=folder, out_dir=tmp_path / "out", calibration=20,
         max_drop=100.0, min_accuracy=0, mlflow=False))
-    assert "ReLUs not clipped: the model is not one chain" in capsys.readouterr().err
+    assert "ReLUs not clipped: the model is not a chain of layers" in capsys.readouterr().err
     assert "clip_percentile" not in result.notes
     assert "clip_percentile" not in load_manifest(manifest_path_for(result.models["int8"])).notes
 
