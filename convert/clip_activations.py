@@ -23,13 +23,21 @@ PASS_THROUGH = ("Dropout", "AveragePooling2D", "GlobalAveragePooling2D", "Flatte
 WEIGHTED = ("Conv2D", "DepthwiseConv2D", "Dense")
 
 
-def _reads(arg) -> list[str]:
-    """The names of the layers whose outputs a call argument (a tensor or a list) reads."""
+def _map_tensors(arg, fn):
+    """A call argument of a graph config (a tensor, a list of them, a constant) with each
+    tensor replaced by ``fn(name of the layer that made it)``."""
     if isinstance(arg, dict) and arg.get("class_name") == "__keras_tensor__":
-        return [arg["config"]["keras_history"][0]]
+        return fn(arg["config"]["keras_history"][0])
     if isinstance(arg, (list, tuple)):
-        return [name for a in arg for name in _reads(a)]
-    return []
+        return [_map_tensors(a, fn) for a in arg]
+    return arg
+
+
+def _reads(arg) -> list[str]:
+    """The names of the layers whose outputs a call argument reads."""
+    names: list[str] = []
+    _map_tensors(arg, names.append)
+    return names
 
 
 def split_chain(model) -> tuple[list[dict], list] | None:
@@ -56,8 +64,9 @@ def split_chain(model) -> tuple[list[dict], list] | None:
         return None
 
     def link(j: int) -> bool:  # entry j reads entry j - 1 alone
-        args = entries[j]["inbound_nodes"][0]["args"]
-        return len(args) == 1 and _reads(args) == [entries[j - 1]["name"]]
+        nodes = entries[j]["inbound_nodes"]
+        return (len(nodes) == 1 and len(nodes[0]["args"]) == 1
+                and _reads(nodes[0]["args"]) == [entries[j - 1]["name"]])
 
     if outputs not in ([entries[-1]["name"], 0, 0], [[entries[-1]["name"], 0, 0]]):
         return None
@@ -80,18 +89,11 @@ def replay_head(model, head: list[dict], x):
     """Copies of the ``head`` layers of ``model`` (see :func:`split_chain`) applied to ``x``,
     their weights copied; the head's output."""
     tensors = {model.get_config()["layers"][0]["name"]: x}
-
-    def resolve(arg):
-        if isinstance(arg, dict) and arg.get("class_name") == "__keras_tensor__":
-            return tensors[arg["config"]["keras_history"][0]]
-        if isinstance(arg, (list, tuple)):
-            return [resolve(a) for a in arg]
-        return arg
-
     for entry in head:
         layer = model.get_layer(entry["name"])
         new = layer.__class__.from_config(layer.get_config())
-        x = tensors[entry["name"]] = new(*resolve(entry["inbound_nodes"][0]["args"]))
+        x = tensors[entry["name"]] = new(*_map_tensors(entry["inbound_nodes"][0]["args"],
+                                                       tensors.__getitem__))
         new.set_weights(layer.get_weights())
     return x
 
