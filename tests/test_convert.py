@@ -27,36 +27,6 @@ from tests.fixtures_data import make_fake_dataset
 from tests.model_factory import calibration_features, tiny_keras_model
 
 ROOT = Path(__file__).resolve().parents[1]
-def test_a_model_whose_relus_sit_in_a_residual_block_is_converted_unclipped_and_says_so(
-        trained, tmp_path, capsys):
-    """A ReLU whose output feeds two layers (a residual add) cannot be rescaled into one next
-    layer: the ReLUs stay as trained, the console says so and the manifest names no clip
-    percentile."""
-    import keras
-
-    from train.settings import ModelSettings
-
-    frames, coeffs = EDGE_FRONTEND.feature_shape
-    inputs = keras.Input((frames, coeffs, 1))
-    x = keras.layers.Conv2D(8, (5, 3), strides=2, padding="same")(inputs)
-    x = keras.layers.ReLU()(keras.layers.BatchNormalization()(x))
-    x = keras.layers.Add()([x, keras.layers.Conv2D(8, 3, padding="same")(x)])
-    x = keras.layers.GlobalAveragePooling2D()(x)
-    n_labels = len(trained["dataset"].labels)
-    model = keras.Model(inputs, keras.layers.Dense(n_labels, activation="softmax")(x))
-    folder = tmp_path / "model_dir"
-    folder.mkdir()
-    model.save(folder / "model.keras")
-    settings = ModelSettings.load(trained["folder"])
-    ModelSettings(arch="tiny_residual_test", labels=settings.labels, frontend=settings.frontend,
-                  data=settings.data).save(folder)
-    result = convert_model(ConvertConfig(
-        data_dir=trained["data"], keras_path=folder, out_dir=tmp_path / "out", calibration=20,
-        max_drop=100.0, min_accuracy=0, mlflow=False))
-    assert "ReLUs not clipped: the model is not a chain of layers" in capsys.readouterr().err
-    assert "clip_percentile" not in result.notes
-    assert "clip_percentile" not in load_manifest(manifest_path_for(result.models["int8"])).notes
-
 
 BIN = Path(sys.executable).parent
 WORDS = ["yes", "no", "up", "down", "cat", "dog"]
@@ -479,3 +449,34 @@ def test_shift_logit_refuses_a_model_without_a_softmax_dense_last_or_the_class()
     with pytest.raises(KwsError, match="has no _unknown_ class"):
         shift_logit(softmax, ["yes", "no", "up"], "_unknown_", 1.0)
     np.testing.assert_array_equal(softmax.layers[-1].get_weights()[1], before)  # untouched
+
+
+def test_a_model_whose_relus_sit_in_a_residual_block_is_converted_unclipped_and_says_so(
+        trained, tmp_path, capsys):
+    """A ReLU whose output feeds two layers (a residual add) cannot be rescaled into one next
+    layer: the ReLUs stay as trained, the console says so and the manifest names no clip
+    percentile."""
+    import keras
+
+    from train.settings import ModelSettings
+
+    frames, coeffs = EDGE_FRONTEND.feature_shape
+    inputs = keras.Input((frames, coeffs, 1))
+    x = keras.layers.Conv2D(8, (5, 3), strides=2, padding="same")(inputs)
+    x = keras.layers.ReLU()(keras.layers.BatchNormalization()(x))
+    x = keras.layers.Add()([x, keras.layers.Conv2D(8, 3, padding="same")(x)])
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    n_labels = len(trained["dataset"].labels)
+    model = keras.Model(inputs, keras.layers.Dense(n_labels, activation="softmax")(x))
+    folder = tmp_path / "model_dir"
+    folder.mkdir()
+    model.save(folder / "model.keras")
+    settings = ModelSettings.load(trained["folder"])
+    ModelSettings(arch="tiny_residual_test", labels=settings.labels, frontend=settings.frontend,
+                  data=settings.data).save(folder)
+    result = convert_model(ConvertConfig(
+        data_dir=trained["data"], keras_path=folder, out_dir=tmp_path / "out", calibration=20,
+        max_drop=100.0, min_accuracy=0, mlflow=False))
+    assert "ReLUs not clipped: the model is not a chain of layers" in capsys.readouterr().err
+    assert "clip_percentile" not in result.notes
+    assert "clip_percentile" not in load_manifest(manifest_path_for(result.models["int8"])).notes

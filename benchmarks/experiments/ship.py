@@ -565,7 +565,7 @@ def convert_and_score(name: str, model_dir: Path, data: Path, training: dict) ->
            "gate_passed": result.passed, "fits_60kb": c.sizes["int8"] <= SIZE_LIMIT,
            "agreement_float32_int8": round(c.agreement_float_int8, 6),
            "calibration": calibration,
-           # what the converter did: a model that is not one chain is converted unclipped
+           # what the converter did: a model it cannot clip is converted unclipped
            "clip_percentile": result.notes.get("clip_percentile"),
            "unknown_bias": exp.unknown_bias, "per_tensor": exp.per_tensor,
            "per_class_float32": c.reports["float32"].per_class(),
