@@ -97,6 +97,17 @@ def test_toolchain_seed_and_drop_ranges(args: list[str], tmp_path) -> None:
     one_error_line(r, "--seed: must be within 0-4294967295|--max-drop: must be within 0-100")
 
 
+@pytest.mark.parametrize("args", [["--cv-folds", "1"], ["--cv-folds", "4", "--cv-fold", "4"],
+                                  ["--cv-fold", "1"]])
+def test_cross_validation_fold_out_of_range(args: list[str], tmp_path) -> None:
+    """Row train-cv-fold: a fold that does not exist is refused before anything is trained."""
+    data = make_fake_dataset(tmp_path / "d", ["yes", "no"], speakers=4, per_speaker=2)
+    r = kws("train", "--data", data, "--out", tmp_path / "m", "--no-mlflow", *args)
+    one_error_line(r, "cv_folds must be 0 \\(off\\) or at least 2|cv_fold must be within|"
+                      "cv_fold 1 needs cv_folds")
+    assert not (tmp_path / "m" / "model.keras").exists()
+
+
 # --- files that are not regular files, audio too long -------------------------------------
 
 def test_fifo_is_refused_not_waited_on(tmp_path) -> None:
@@ -282,7 +293,7 @@ ROWS = (*OPTIONS, "fifo-predict", "fifo-in-evaluate-data", "dev-zero", "ten-hour
         "non-utf8-file-name", "non-utf8-testing-list", *ENCODINGS, "batch-predict-one-bad",
         "corrupt-feature-cache", "train-one-class", "train-empty-labels",
         "train-skipped-clips", "train-unwritable-out", "long-file-streamed",
-        "seed-negative")
+        "seed-negative", "train-cv-fold")
 
 
 @pytest.mark.parametrize("rate", [16000, 44100])

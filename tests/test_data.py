@@ -18,6 +18,7 @@ from train.data import (
     STANDARD_WORDS,
     DataConfig,
     Example,
+    cv_fold_of,
     extra_val_speakers,
     load_dataset,
     load_waveforms,
@@ -330,6 +331,31 @@ def test_extra_val_pct_moves_a_share_of_extra_speakers_into_validation(tmp_path,
             load_dataset(DataConfig(fake, extra_dirs=(extra,), extra_val_pct=bad))
     with pytest.raises(KwsError, match="needs extra folders"):
         load_dataset(DataConfig(fake, extra_val_pct=10.0))
+
+
+def test_cv_folds_rotate_validation_over_the_main_folder_speakers(fake):
+    base = load_dataset(DataConfig(fake))
+    pool = speakers(base.train) | speakers(base.val)
+    folds = [load_dataset(DataConfig(fake, cv_folds=4, cv_fold=k)) for k in range(4)]
+    seen: set[str] = set()
+    for k, ds in enumerate(folds):
+        assert_disjoint(ds)
+        assert [ds.example_id(e) for e in ds.test] == [base.example_id(e) for e in base.test]
+        val = speakers(ds.val)
+        assert not val & seen  # each speaker validates in one fold only
+        seen |= val
+        assert speakers(ds.train) == pool - val  # the other folds train
+        assert all(cv_fold_of(ex.speaker, 4) == k for ex in ds.val if ex.speaker)
+        assert "4 folds" in ds.split_rule and f"fold {k} validates" in ds.split_rule
+    assert seen == pool and all(speakers(ds.val) for ds in folds)
+    again = load_dataset(DataConfig(fake, cv_folds=4, cv_fold=2))
+    assert [again.example_id(e) for e in again.val] == [folds[2].example_id(e)
+                                                        for e in folds[2].val]
+    for bad, message in (({"cv_folds": 1}, "cv_folds"), ({"cv_folds": -2}, "cv_folds"),
+                         ({"cv_folds": 3, "cv_fold": 3}, "cv_fold must be within 0-2"),
+                         ({"cv_fold": 1}, "needs cv_folds")):
+        with pytest.raises(KwsError, match=message):
+            load_dataset(DataConfig(fake, **bad))
 
 
 def word_sound_of(example: Example) -> np.ndarray:

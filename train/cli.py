@@ -76,6 +76,11 @@ def add_training_args(p: argparse.ArgumentParser) -> None:
                    default=data_default("extra_val_pct"), metavar="P",
                    help="validate on P%% of the --extra folders' speakers instead of training "
                         "on them (a larger validation than the --data folder's alone)")
+    p.add_argument("--cv-folds", type=int, default=data_default("cv_folds"), metavar="K",
+                   help="cross-validation: the --data folder's training and validation "
+                        "speakers in K folds, fold --cv-fold validating (the test split stays)")
+    p.add_argument("--cv-fold", type=int, default=data_default("cv_fold"), metavar="k",
+                   help="which of the --cv-folds folds validates (0 .. K-1)")
     p.add_argument("--train-unknown-pct", type=float_range(0, 1000),
                    help="the training split's --unknown-pct (default: the same)")
     p.add_argument("--balance", type=float_range(0, 1), default=train_default("balance"),
@@ -204,7 +209,8 @@ def data_config(args: argparse.Namespace, data_dir: Path) -> DataConfig:
                       silence_pct=args.silence_pct, unknown_pct=args.unknown_pct,
                       synth_dir=args.synth, seed=args.seed, extra_dirs=tuple(args.extra),
                       train_unknown_pct=args.train_unknown_pct,
-                      extra_val_pct=args.extra_val_pct)
+                      extra_val_pct=args.extra_val_pct, cv_folds=args.cv_folds,
+                      cv_fold=args.cv_fold)
 
 
 def recipe_fields(args: argparse.Namespace) -> dict:

@@ -7,7 +7,9 @@ speech_commands_mini (``_silence_/``, ``_unknown_/<word>_<speaker>_nohash_<n>.wa
 (``extra_dirs``) add training examples: their clips of speakers who are in the validation
 or test split are dropped, so every split stays speaker-disjoint; ``extra_val_pct`` of their
 speakers (salted hash) validate instead of training, for a validation of more speakers than the
-main folder can spare. Unknown and silence examples
+main folder can spare. ``cv_folds`` > 0 re-splits the main folder's training and validation
+speakers into that many folds (salted hash), fold ``cv_fold`` validating: cross-validation on
+the main folder's own speakers, the test split unchanged. Unknown and silence examples
 are sampled per split as TensorFlow's ``speech_commands/input_data.py`` does.
 """
 
@@ -35,6 +37,7 @@ SPLITS = ("train", "val", "test")
 IO_THREADS = 4
 SPLIT_SALT = "kws-edge/"  # used only when the plain rule leaves a split empty (see load_dataset)
 EXTRA_VAL_SALT = "kws-edge/extra-val/"  # which extra folders' speakers validate
+CV_SALT = "kws-edge/cv/"  # which fold a main-folder speaker falls in (cv_folds)
 AUDIO_SUFFIXES = (".wav", ".flac")  # training reads FLAC too (soundfile); the device WAV only
 
 
@@ -53,6 +56,8 @@ class DataConfig:
     extra_dirs: tuple[Path, ...] = ()  # more real speech: added to the training split only
     train_unknown_pct: float | None = None  # the training split's unknown_pct (None: same)
     extra_val_pct: float = 0.0  # share of the extra folders' speakers that validate, not train
+    cv_folds: int = 0  # > 0: the main folder's train+val speakers in this many folds ...
+    cv_fold: int = 0  # ... of which this one validates (the test split never changes)
 
     def __post_init__(self) -> None:  # folders given as strings become paths
         set_field = object.__setattr__  # frozen
@@ -181,6 +186,12 @@ def split_name(clip: Clip) -> str:
     return re.sub(r"_nohash_.*$", "", clip.path.name)
 
 
+def cv_fold_of(name: str, folds: int) -> int:
+    """The fold (0 .. ``folds``-1) of a clip's :func:`split_name` (its speaker, mostly)."""
+    value = int(hashlib.sha1((CV_SALT + name).encode("utf-8", "surrogateescape")).hexdigest(), 16)
+    return value % folds
+
+
 def _extra_split(clip: Clip, val_pct: float) -> str:
     """``"val"`` for the extra folders' clips of ``val_pct`` % of their speakers, else
     ``"train"`` (speaker-less clips always train)."""
@@ -228,6 +239,12 @@ def _check_config(config: DataConfig) -> None:
             raise KwsError(f"{folder}: no such data folder")
     if config.val_pct + config.test_pct >= 100:
         raise KwsError("val_pct + test_pct must be below 100 (nothing left to train on)")
+    if config.cv_folds == 1 or config.cv_folds < 0:
+        raise KwsError(f"cv_folds must be 0 (off) or at least 2, got {config.cv_folds}")
+    if not config.cv_folds and config.cv_fold:
+        raise KwsError(f"cv_fold {config.cv_fold} needs cv_folds (the number of folds)")
+    if config.cv_folds and not 0 <= config.cv_fold < config.cv_folds:
+        raise KwsError(f"cv_fold must be within 0-{config.cv_folds - 1}, got {config.cv_fold}")
 
 
 def read_clip(path: Path) -> Audio:
@@ -357,6 +374,13 @@ def load_dataset(config: DataConfig) -> Dataset:
             rule = f"hash, salted with {SPLIT_SALT!r}"
             by_split = _split(clips, lambda c: which_set(split_name(c), config.val_pct,
                                                           config.test_pct, SPLIT_SALT))
+    if config.cv_folds:
+        pool, by_split["train"], by_split["val"] = by_split["train"] + by_split["val"], [], []
+        for clip in pool:
+            fold = cv_fold_of(split_name(clip), config.cv_folds)
+            by_split["val" if fold == config.cv_fold else "train"].append(clip)
+        rule += (f"; train and val speakers re-split into {config.cv_folds} folds (hash salted "
+                 f"with {CV_SALT!r}), fold {config.cv_fold} validates")
     eval_speakers = {c.speaker for s in ("val", "test") for c in by_split[s] if c.speaker}
     extra_val: list[Clip] = []  # validated apart: the main folder's val split stays as it is
     for folder in config.train_only_dirs:  # the main folder's val/test speakers are dropped

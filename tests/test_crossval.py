@@ -1,0 +1,63 @@
+"""Pooling a recipe's speaker-fold validation runs."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+from benchmarks.experiments.crossval import main, pool, rows
+
+
+def write_fold(results, name: str, n: int, right: int, *, float_right: int | None = None,
+               agree: int | None = None, per_class: dict | None = None, gate: bool = True,
+               n_extra: int = 100, extra_right: int = 95) -> None:
+    results.mkdir(exist_ok=True)
+    (results / f"{name}.json").write_text(json.dumps({
+        "name": name, "gate_passed": gate, "n_val_main": n, "val_main_int8_accuracy": right / n,
+        "val_main_float32_accuracy": (right if float_right is None else float_right) / n,
+        "val_main_agreement_float32_int8": (n if agree is None else agree) / n,
+        "val_main_per_class_int8": per_class or {"yes": 1.0, "go": 0.5},
+        "n_val_extra": n_extra, "val_extra_int8_accuracy": extra_right / n_extra}))
+
+
+def test_folds_are_summed_clip_by_clip(tmp_path):
+    write_fold(tmp_path, "a_f0", 800, 720, float_right=724, agree=790,
+               per_class={"yes": 1.0, "go": 0.6})
+    write_fold(tmp_path, "a_f1", 200, 190, per_class={"yes": 0.5, "go": 1.0}, gate=False)
+    p = pool("a", [0, 1], tmp_path, {0: {"yes": 30, "go": 10}, 1: {"yes": 10, "go": 30}})
+    assert (p.n, p.correct, p.float32_correct, p.agree) == (1000, 910, 914, 990)
+    assert p.accuracy == pytest.approx(0.91)  # not the mean of 0.90 and 0.95
+    assert p.standard_error == pytest.approx(math.sqrt(0.91 * 0.09 / 1000))
+    assert p.per_class == pytest.approx({"yes": 0.875, "go": 0.9})  # weighted by clips
+    assert (p.n_extra, p.extra_correct, p.gates_passed) == (200, 190, 1)
+    assert pool("a", [0, 1], tmp_path).per_class == pytest.approx({"yes": 0.75, "go": 0.8})
+
+
+def test_differences_are_against_the_first_recipe(tmp_path):
+    write_fold(tmp_path, "a_f0", 1000, 900)
+    write_fold(tmp_path, "b_f0", 1000, 920)
+    a, b = pool("a", [0], tmp_path), pool("b", [0], tmp_path)
+    diff, se = b.difference(a)
+    assert diff == pytest.approx(2.0)
+    assert se == pytest.approx(100 * math.hypot(math.sqrt(.9 * .1 / 1000),
+                                                math.sqrt(.92 * .08 / 1000)))
+    table = rows([a, b])
+    assert table[0]["int8 %"].startswith("90.00 ±") and table[1]["vs a (pt)"].startswith("+2.00")
+    assert table[1]["weakest classes"].startswith("go 50.0")
+
+
+def test_cli_prints_the_table_and_refuses_missing_folds(tmp_path, capsys):
+    write_fold(tmp_path, "a_f0", 1000, 900)
+    write_fold(tmp_path, "a_f1", 1000, 880)
+    missing = tmp_path / "no-data"
+    assert main(["a", "--folds", "0", "1", "--results", str(tmp_path), "--data",
+                 str(missing), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out[0]["clips"] == 2000 and out[0]["int8 %"].startswith("89.00")
+    assert main(["a", "--folds", "0", "2", "--results", str(tmp_path), "--data",
+                 str(missing)]) == 2
+    assert "no results for fold 2 of a" in capsys.readouterr().err
+    assert main(["a", "--folds", "7", "--results", str(tmp_path), "--data",
+                 str(missing)]) == 2
