@@ -61,3 +61,18 @@ def test_cli_prints_the_table_and_refuses_missing_folds(tmp_path, capsys):
     assert "no results for fold 2 of a" in capsys.readouterr().err
     assert main(["a", "--folds", "7", "--results", str(tmp_path), "--data",
                  str(missing)]) == 2
+
+
+def test_the_reference_is_scored_on_the_same_fold_clips(real_data):
+    from benchmarks.experiments.crossval import main_val_class_counts, reference_on_folds
+    from benchmarks.reference import reference_dir
+
+    if reference_dir() is None:
+        pytest.skip("the MLPerf Tiny reference model is not on this machine")
+    counts = main_val_class_counts(real_data, [1], 4)[1]
+    anchor = reference_on_folds(real_data, [1], 4)
+    assert anchor.anchor and anchor.n == sum(counts.values())
+    assert set(anchor.per_class) == set(counts)
+    weighted = sum(anchor.per_class[c] * counts[c] for c in counts) / anchor.n
+    assert weighted == pytest.approx(anchor.accuracy, abs=1e-9)  # per class adds up
+    assert rows([anchor])[0]["float32 %"] == "—"

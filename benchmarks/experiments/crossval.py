@@ -38,6 +38,7 @@ class Pooled:
     extra_correct: int
     gates_passed: int
     per_class: dict[str, float]  # int8 accuracy per class, pooled
+    anchor: bool = False  # the reference model: no float32 twin, gate or extra part
 
     @property
     def accuracy(self) -> float:
@@ -101,6 +102,34 @@ def main_val_class_counts(data: Path, folds: list[int], cv_folds: int) -> dict[i
         for k in folds}
 
 
+def reference_on_folds(data: Path, folds: list[int], cv_folds: int) -> Pooled | None:
+    """The MLPerf Tiny reference on the same main-folder fold clips (None: not here)."""
+    from benchmarks.accuracy import reference_report
+    from benchmarks.experiments.ship import TEST_PCT, VAL_PCT
+    from convert.convert import split_clips
+    from edge_runtime.frontend import EDGE_FRONTEND
+    from train.data import DataConfig, load_dataset
+
+    n = correct = 0
+    hits: dict[str, list[int]] = {}
+    for k in folds:
+        clips = split_clips(load_dataset(DataConfig(data, val_pct=VAL_PCT, test_pct=TEST_PCT,
+                                                    cv_folds=cv_folds, cv_fold=k)),
+                            EDGE_FRONTEND, "val")
+        got = reference_report(clips)
+        if got is None:
+            return None
+        report = got[0]
+        n += len(clips.truths)
+        correct += round(report.accuracy * len(clips.truths))
+        for label, acc in report.per_class().items():
+            count = clips.truths.count(label)
+            hit = hits.setdefault(label, [0, 0])
+            hit[0], hit[1] = hit[0] + round(acc * count), hit[1] + count
+    return Pooled("MLPerf Tiny reference (anchor)", tuple(folds), n, correct, correct, n, 0, 0,
+                  0, {label: h / max(c, 1) for label, (h, c) in hits.items()}, anchor=True)
+
+
 def rows(pooled: list[Pooled]) -> list[dict]:
     first = pooled[0]
     out = []
@@ -111,11 +140,11 @@ def rows(pooled: list[Pooled]) -> list[dict]:
             "recipe": p.recipe, "folds": " ".join(map(str, p.folds)), "clips": p.n,
             "int8 %": f"{100 * p.accuracy:.2f} ± {100 * p.standard_error:.2f}",
             f"vs {first.recipe} (pt)": "" if p is first else f"{diff:+.2f} ± {se:.2f}",
-            "float32 %": f"{100 * p.float32_correct / p.n:.2f}",
-            "agree %": f"{100 * p.agree / p.n:.2f}",
+            "float32 %": "—" if p.anchor else f"{100 * p.float32_correct / p.n:.2f}",
+            "agree %": "—" if p.anchor else f"{100 * p.agree / p.n:.2f}",
             "extra part int8 %": (f"{100 * p.extra_correct / p.n_extra:.2f}" if p.n_extra
                                   else "—"),
-            "gate": f"{p.gates_passed}/{len(p.folds)}",
+            "gate": "—" if p.anchor else f"{p.gates_passed}/{len(p.folds)}",
             "weakest classes": ", ".join(f"{c} {100 * a:.1f}" for c, a in weakest)})
     return out
 
@@ -130,6 +159,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--results", type=Path, default=WORK / "results")
     p.add_argument("--data", type=Path, default=DATA,
                    help="the main folder (for per-class clip counts)")
+    p.add_argument("--reference", action="store_true",
+                   help="add the MLPerf Tiny reference scored on the same clips (an anchor)")
     p.add_argument("--json", action="store_true")
     args = p.parse_args(argv)
     try:
@@ -138,10 +169,12 @@ def main(argv: list[str] | None = None) -> int:
         counts = (main_val_class_counts(args.data, args.folds, CV_FOLDS)
                   if args.data.is_dir() else None)
         pooled = [pool(r, args.folds, args.results, counts) for r in args.recipes]
+        anchor = (reference_on_folds(args.data, args.folds, CV_FOLDS)
+                  if args.reference and args.data.is_dir() else None)
     except KwsError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    table = rows(pooled)
+    table = rows(pooled + ([anchor] if anchor is not None else []))
     print(json.dumps(table, indent=2) if args.json else
           markdown_table(list(table[0]), [list(r.values()) for r in table]))
     return 0
