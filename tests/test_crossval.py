@@ -76,3 +76,22 @@ def test_the_reference_is_scored_on_the_same_fold_clips(real_data):
     weighted = sum(anchor.per_class[c] * counts[c] for c in counts) / anchor.n
     assert weighted == pytest.approx(anchor.accuracy, abs=1e-9)  # per class adds up
     assert rows([anchor])[0]["float32 %"] == "—"
+
+
+def test_fold_runs_validate_on_their_fold_and_keep_the_test_split(real_data):
+    from benchmarks.experiments.ship import CV_FOLDS, EXPERIMENTS, train_config
+    from train.data import load_dataset
+
+    def split(name: str):
+        config = train_config(name, EXPERIMENTS[name], real_data).data.without_train_only()
+        return load_dataset(config)
+
+    base = split("speech_ema_150_xv")
+    folds = [split(f"speech_ema_150_xv_f{k}") for k in range(CV_FOLDS)]
+    ids = [[ds.example_id(e) for e in ds.test] for ds in (base, *folds)]
+    assert all(i == ids[0] for i in ids)  # the test clips never change
+    main_speakers = {e.speaker for ds in (base,) for e in ds.train + ds.val if e.speaker}
+    fold_val = [{e.speaker for e in ds.val if e.speaker} for ds in folds]
+    assert set().union(*fold_val) == main_speakers  # every training-side speaker validates once
+    assert sum(map(len, fold_val)) == len(main_speakers)
+    assert EXPERIMENTS["speech_cmn_150_xv_f1"].clip_percentile == 99.9  # converted as shipped
