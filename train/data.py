@@ -166,10 +166,15 @@ class Dataset:
         }
 
 
+def name_hash(name: str, salt: str = "") -> int:
+    """SHA-1 of ``salt + name`` as an integer: what the split rules deal speakers by."""
+    return int(hashlib.sha1((salt + name).encode("utf-8", "surrogateescape")).hexdigest(), 16)
+
+
 def which_set(hash_name: str, val_pct: float, test_pct: float, salt: str = "") -> str:
     """The data set's documented split rule on a name (``"train"``, ``"val"`` or ``"test"``)."""
-    value = int(hashlib.sha1((salt + hash_name).encode("utf-8", "surrogateescape")).hexdigest(), 16)
-    pct = (value % (MAX_NUM_WAVS_PER_CLASS + 1)) * (100.0 / MAX_NUM_WAVS_PER_CLASS)
+    value = name_hash(hash_name, salt) % (MAX_NUM_WAVS_PER_CLASS + 1)
+    pct = value * (100.0 / MAX_NUM_WAVS_PER_CLASS)
     if pct < val_pct:
         return "val"
     if pct < val_pct + test_pct:
@@ -188,8 +193,7 @@ def split_name(clip: Clip) -> str:
 
 def cv_fold_of(name: str, folds: int) -> int:
     """The fold (0 .. ``folds``-1) of a clip's :func:`split_name` (its speaker, mostly)."""
-    value = int(hashlib.sha1((CV_SALT + name).encode("utf-8", "surrogateescape")).hexdigest(), 16)
-    return value % folds
+    return name_hash(name, CV_SALT) % folds
 
 
 def _extra_split(clip: Clip, val_pct: float) -> str:

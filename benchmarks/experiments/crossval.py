@@ -90,32 +90,33 @@ def pool(recipe: str, folds: list[int], results: Path,
         sum(bool(r["gate_passed"]) for r in rows), per_class)
 
 
-def main_val_class_counts(data: Path, folds: list[int], cv_folds: int) -> dict[int, dict]:
-    """Per fold, the main folder's validation examples per class (``ship``'s split)."""
-    from collections import Counter
-
+def fold_split(data: Path, fold: int, cv_folds: int):
+    """The main folder alone split as ``ship``'s fold runs split it (its validation clips are
+    their main part)."""
     from benchmarks.experiments.ship import TEST_PCT, VAL_PCT
     from train.data import DataConfig, load_dataset
 
-    return {k: dict(Counter(e.label for e in load_dataset(DataConfig(
-        data, val_pct=VAL_PCT, test_pct=TEST_PCT, cv_folds=cv_folds, cv_fold=k)).val))
-        for k in folds}
+    return load_dataset(DataConfig(data, val_pct=VAL_PCT, test_pct=TEST_PCT, cv_folds=cv_folds,
+                                   cv_fold=fold))
+
+
+def main_val_class_counts(data: Path, folds: list[int], cv_folds: int) -> dict[int, dict]:
+    """Per fold, the main folder's validation examples per class."""
+    from collections import Counter
+
+    return {k: dict(Counter(e.label for e in fold_split(data, k, cv_folds).val)) for k in folds}
 
 
 def reference_on_folds(data: Path, folds: list[int], cv_folds: int) -> Pooled | None:
     """The MLPerf Tiny reference on the same main-folder fold clips (None: not here)."""
     from benchmarks.accuracy import reference_report
-    from benchmarks.experiments.ship import TEST_PCT, VAL_PCT
     from convert.convert import split_clips
     from edge_runtime.frontend import EDGE_FRONTEND
-    from train.data import DataConfig, load_dataset
 
     n = correct = 0
     hits: dict[str, list[int]] = {}
     for k in folds:
-        clips = split_clips(load_dataset(DataConfig(data, val_pct=VAL_PCT, test_pct=TEST_PCT,
-                                                    cv_folds=cv_folds, cv_fold=k)),
-                            EDGE_FRONTEND, "val")
+        clips = split_clips(fold_split(data, k, cv_folds), EDGE_FRONTEND, "val")
         got = reference_report(clips)
         if got is None:
             return None
