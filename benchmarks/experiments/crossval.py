@@ -62,7 +62,7 @@ def pool(recipe: str, folds: list[int], results: Path,
          class_counts: dict[int, dict[str, int]] | None = None) -> Pooled:
     """Sum ``recipe``'s fold runs; ``class_counts[k][label]``: the main-folder validation
     clips of fold ``k`` per class (None: each fold's classes weigh alike)."""
-    rows = []
+    runs = []
     for k in folds:
         path = results / f"{recipe}_f{k}.json"
         if not path.is_file():
@@ -70,24 +70,24 @@ def pool(recipe: str, folds: list[int], results: Path,
         row = json.loads(path.read_text())
         if "n_val_main" not in row:
             raise KwsError(f"{path}: no validation figures (converted before they existed)")
-        rows.append(row)
-    n = sum(r["n_val_main"] for r in rows)
-    labels = list(rows[0]["val_main_per_class_int8"])
+        runs.append(row)
+    n = sum(r["n_val_main"] for r in runs)
+    labels = list(runs[0]["val_main_per_class_int8"])
     per_class = {}
     for label in labels:
         weights = [1 if class_counts is None else class_counts[k].get(label, 0) for k in folds]
-        accs = [r["val_main_per_class_int8"].get(label, 0.0) for r in rows]
+        accs = [r["val_main_per_class_int8"].get(label, 0.0) for r in runs]
         total = sum(w * a for w, a in zip(weights, accs, strict=True))
         per_class[label] = total / max(sum(weights), 1)
     return Pooled(
         recipe, tuple(folds), n,
-        sum(_count(r["val_main_int8_accuracy"], r["n_val_main"]) for r in rows),
-        sum(_count(r["val_main_float32_accuracy"], r["n_val_main"]) for r in rows),
-        sum(_count(r["val_main_agreement_float32_int8"], r["n_val_main"]) for r in rows),
-        sum(r.get("n_val_extra", 0) for r in rows),
+        sum(_count(r["val_main_int8_accuracy"], r["n_val_main"]) for r in runs),
+        sum(_count(r["val_main_float32_accuracy"], r["n_val_main"]) for r in runs),
+        sum(_count(r["val_main_agreement_float32_int8"], r["n_val_main"]) for r in runs),
+        sum(r.get("n_val_extra", 0) for r in runs),
         sum(_count(r.get("val_extra_int8_accuracy", 0.0), r.get("n_val_extra", 0))
-            for r in rows),
-        sum(bool(r["gate_passed"]) for r in rows), per_class)
+            for r in runs),
+        sum(bool(r["gate_passed"]) for r in runs), per_class)
 
 
 def fold_split(data: Path, fold: int, cv_folds: int):
