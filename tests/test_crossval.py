@@ -95,3 +95,20 @@ def test_fold_runs_validate_on_their_fold_and_keep_the_test_split(real_data):
     assert set().union(*fold_val) == main_speakers  # every training-side speaker validates once
     assert sum(map(len, fold_val)) == len(main_speakers)
     assert EXPERIMENTS["speech_cmn_150_xv_f1"].clip_percentile == 99.9  # converted as shipped
+
+
+def test_fold_split_files_give_the_rejection_benchmark_each_folds_speakers(real_data, tmp_path,
+                                                                            capsys):
+    from benchmarks.experiments.crossval import fold_split
+    from benchmarks.rejection import held_out_speakers
+
+    assert main(["--folds", "1", "2", "--data", str(real_data), "--write-splits",
+                 str(tmp_path)]) == 0
+    one, two = (held_out_speakers(tmp_path / f"fold_{k}.json", "val") for k in (1, 2))
+    assert one == {e.speaker for e in fold_split(real_data, 1, 4).val if e.speaker}
+    assert one and two and not one & two  # folds are disjoint
+    test = held_out_speakers(tmp_path / "fold_1.json", "test")
+    assert test and not test & (one | two)
+    assert json.loads((tmp_path / "fold_1.json").read_text())["rule"].count("fold 1")
+    assert main(["--folds", "0", "--data", str(real_data)]) == 2
+    assert "name at least one recipe" in capsys.readouterr().err

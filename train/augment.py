@@ -11,7 +11,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import soxr
 
 COLOURS = {"white": 0.0, "pink": 0.5, "brown": 1.0}  # amplitude ~ 1 / f**exponent
 
@@ -67,6 +66,8 @@ def coloured_noise(rng: np.random.Generator, n: int, samples: int, colour: str) 
 def change_speed(batch: np.ndarray, rng: np.random.Generator, max_pct: float) -> np.ndarray:
     """Each row played at a random speed factor within 1 +- max_pct/100 (resampled by soxr,
     then centred in the original length: cropped when slower, zero-padded when faster)."""
+    import soxr  # only here: the rest of augmentation is NumPy alone
+
     n, length = batch.shape
     factors = 1.0 + rng.uniform(-max_pct, max_pct, size=n) / 100.0
     out = np.zeros_like(batch, dtype=np.float32)

@@ -377,7 +377,10 @@ def augmented_batches(splits: Splits, dataset: Dataset, frontend: FrontendConfig
             self.epoch += 1
             self.order = self._order()
 
-    return AugmentedBatches()
+    batches = AugmentedBatches()
+    # for training elsewhere from the same examples (benchmarks.experiments.gpu_folds)
+    batches.copies, batches.example_weights = copies, example_weights
+    return batches
 
 
 def fit(model, splits: Splits, dataset: Dataset, frontend: FrontendConfig,

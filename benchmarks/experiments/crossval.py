@@ -100,6 +100,21 @@ def fold_split(data: Path, fold: int, cv_folds: int):
                                    cv_fold=fold))
 
 
+def write_splits(data: Path, folds: list[int], cv_folds: int, out: Path) -> list[Path]:
+    """``out``/fold_<k>.json: fold k's validation speakers (and the test speakers) as a split
+    file, for streams of those speakers (``benchmarks.rejection --split F --speakers val``)."""
+    out.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for k in folds:
+        dataset = fold_split(data, k, cv_folds)
+        split = {name: sorted({e.speaker for e in dataset.split(name) if e.speaker})
+                 for name in ("val", "test")}
+        path = out / f"fold_{k}.json"
+        path.write_text(json.dumps({"rule": dataset.split_rule, **split}, indent=1) + "\n")
+        paths.append(path)
+    return paths
+
+
 def main_val_class_counts(data: Path, folds: list[int], cv_folds: int) -> dict[int, dict]:
     """Per fold, the main folder's validation examples per class."""
     from collections import Counter
@@ -155,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
 
     p = argparse.ArgumentParser(prog="python -m benchmarks.experiments.crossval",
                                 description=__doc__.split("\n\n")[0])
-    p.add_argument("recipes", nargs="+", help="experiment names without _f<k>")
+    p.add_argument("recipes", nargs="*", help="experiment names without _f<k>")
     p.add_argument("--folds", type=int, nargs="+", default=list(range(CV_FOLDS)))
     p.add_argument("--results", type=Path, default=WORK / "results")
     p.add_argument("--data", type=Path, default=DATA,
@@ -163,8 +178,20 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--reference", action="store_true",
                    help="add the MLPerf Tiny reference scored on the same clips (an anchor)")
     p.add_argument("--json", action="store_true")
+    p.add_argument("--write-splits", type=Path, metavar="DIR",
+                   help="also write DIR/fold_<k>.json, each fold's validation speakers as a "
+                        "split file for benchmarks.rejection --split ... --speakers val")
     args = p.parse_args(argv)
     try:
+        if args.write_splits is not None:
+            if not args.data.is_dir():
+                raise KwsError(f"{args.data}: no data folder to deal the speakers of")
+            for path in write_splits(args.data, args.folds, CV_FOLDS, args.write_splits):
+                print(f"wrote {path}", file=sys.stderr)
+            if not args.recipes:
+                return 0
+        if not args.recipes:
+            raise KwsError("name at least one recipe (or --write-splits DIR)")
         if any(not 0 <= k < CV_FOLDS for k in args.folds):
             raise KwsError(f"--folds must be within 0-{CV_FOLDS - 1}")
         counts = (main_val_class_counts(args.data, args.folds, CV_FOLDS)
