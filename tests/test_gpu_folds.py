@@ -105,3 +105,17 @@ def test_a_run_without_fixed_copies_cannot_be_packed(config, tmp_path):
 
     with pytest.raises(KwsError, match="no fixed augmented copies"):
         pack(replace(config, augment_copies=0), tmp_path, "run_f0", 0)
+
+
+def test_bad_inputs_are_one_line_errors(tmp_path, capsys):
+    assert main(["train", str(tmp_path / "none.npz"), "ema", "--out", str(tmp_path)]) == 2
+    assert capsys.readouterr().err.startswith("error: ")
+    (tmp_path / "ema_fx.weights.h5").write_bytes(b"")
+    assert main(["score", "speech_ema_150_xv", str(tmp_path / "ema_fx.weights.h5")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "RECIPE_f<k>.weights.h5" in err
+    (tmp_path / "ema_f0.weights.h5").write_bytes(b"")  # no .json beside it
+    assert main(["score", "speech_ema_150_xv", str(tmp_path / "ema_f0.weights.h5")]) == 2
+    assert "without the .json" in capsys.readouterr().err
+    assert main(["pack", "no_such_run", "--folds", "0", "--out", str(tmp_path)]) == 2
+    assert capsys.readouterr().err.count("\n") == 1

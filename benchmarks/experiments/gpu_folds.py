@@ -112,6 +112,8 @@ def pack_fold_run(run: str, fold: int, out: Path) -> Path:
     from benchmarks.experiments.ship import DATA, EXPERIMENTS, train_config
 
     name = f"{run}_f{fold}"
+    if name not in EXPERIMENTS:
+        raise KwsError(f"{name}: not a ship fold run (ship's folds() names them RUN_f<k>)")
     return pack(train_config(name, EXPERIMENTS[name], DATA), out, name, fold)
 
 
@@ -191,6 +193,16 @@ def train_one(packed: Path, recipe_name: str, out: Path, epochs: int | None = No
     return best
 
 
+def weights_name(weights: Path) -> tuple[str, int]:
+    """The recipe and fold of ``RECIPE_f<k>.weights.h5`` (as ``train`` names it)."""
+    stem = weights.name.removesuffix(".weights.h5")
+    recipe, _, fold = stem.rpartition("_f")
+    if stem == weights.name or recipe not in RECIPES or not fold.isdigit():
+        raise KwsError(f"{weights}: not a RECIPE_f<k>.weights.h5 file of gpu_folds train "
+                       f"(recipes: {', '.join(sorted(RECIPES))})")
+    return recipe, int(fold)
+
+
 def idea(base: str, recipe_name: str, info: dict) -> str:
     """The table's description of a run trained elsewhere."""
     changes = {k: v for k, v in asdict(RECIPES[recipe_name]).items()
@@ -209,9 +221,11 @@ def score(weights: Path, packed_run: str) -> dict:
     from train.models.common import FeatureStats
     from train.settings import MODEL_FILENAME, DataSummary, ModelSettings
 
-    recipe_name, fold = weights.name.removesuffix(".weights.h5").rsplit("_f", 1)
-    recipe, fold = RECIPES[recipe_name], int(fold)
-    base = ship.EXPERIMENTS[f"{packed_run}_f{fold}"]
+    recipe_name, fold = weights_name(weights)
+    recipe = RECIPES[recipe_name]
+    base = ship.EXPERIMENTS.get(f"{packed_run}_f{fold}")
+    if base is None:
+        raise KwsError(f"{packed_run}_f{fold}: not a ship fold run (the packed run's name)")
     info = json.loads(weights.with_name(weights.name.replace(".weights.h5", ".json"))
                       .read_text())
     name = f"gpu_{recipe_name}_{packed_run}_f{fold}"
@@ -256,14 +270,26 @@ def main(argv: list[str] | None = None) -> int:
     c.add_argument("packed_run")
     c.add_argument("weights", type=Path, nargs="+")
     args = p.parse_args(argv)
-    if args.cmd == "pack":
-        for k in args.folds:
-            print(pack_fold_run(args.run, k, args.out), flush=True)
-    elif args.cmd == "train":
-        print(train_one(args.packed, args.recipe, args.out, args.epochs), flush=True)
-    else:
-        for w in args.weights:
-            score(w, args.packed_run)
+    try:
+        if args.cmd == "pack":
+            for k in args.folds:
+                print(pack_fold_run(args.run, k, args.out), flush=True)
+        elif args.cmd == "train":
+            if not args.packed.is_file():
+                raise KwsError(f"{args.packed}: no such pack (gpu_folds pack writes them)")
+            print(train_one(args.packed, args.recipe, args.out, args.epochs), flush=True)
+        else:
+            for w in args.weights:
+                weights_name(w)  # every name checked before minutes of scoring
+                if not w.is_file() or not w.with_name(w.name.replace(".weights.h5",
+                                                                     ".json")).is_file():
+                    raise KwsError(f"{w}: missing, or without the .json that train writes "
+                                   "beside it")
+            for w in args.weights:
+                score(w, args.packed_run)
+    except KwsError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     return 0
 
 
