@@ -105,6 +105,8 @@ def test_a_run_without_fixed_copies_cannot_be_packed(config, tmp_path):
 
     with pytest.raises(KwsError, match="no fixed augmented copies"):
         pack(replace(config, augment_copies=0), tmp_path, "run_f0", 0)
+    with pytest.raises(KwsError, match="not packed"):
+        pack(replace(config, word_classes=True), tmp_path, "run_f0", 0)
 
 
 def test_bad_inputs_are_one_line_errors(tmp_path, capsys):

@@ -80,6 +80,9 @@ def pack(config, out: Path, name: str, fold: int) -> Path:
     from train.models.common import FeatureStats
     from train.train import augmented_batches, load_splits
 
+    if config.teachers or config.word_classes or config.init_from is not None:
+        raise KwsError(f"{name}: distillation, word classes and fine-tunes are not packed "
+                       "(their targets or starting weights do not travel)")
     frontend = architecture(config.arch).frontend
     dataset = load_dataset(config.data)
     splits = load_splits(dataset, frontend, config)
