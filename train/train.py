@@ -288,8 +288,6 @@ def augmented_batches(splits: Splits, dataset: Dataset, frontend: FrontendConfig
     Batch ``i`` of epoch ``e`` draws its randomness from ``default_rng([seed, e, i])``, so a
     run is repeatable whatever order Keras asks for batches in.
     """
-    import keras
-
     augment = replace(config.augment, sample_rate=frontend.sample_rate)
     windows = replace(config.speech_windows, sample_rate=frontend.sample_rate)
     compute = Frontend(frontend)
@@ -347,40 +345,66 @@ def augmented_batches(splits: Splits, dataset: Dataset, frontend: FrontendConfig
         copies.append((feats, ys, soft))
         log(f"augmented copy {c + 1}/{config.augment_copies} of the training split ready")
 
-    class AugmentedBatches(keras.utils.PyDataset):
+    def make(epoch: int, rows: np.ndarray, rng: np.random.Generator):
+        if copies:
+            table, labels_of, soft = copies[epoch % len(copies)]
+            feats, y = table[rows], labels_of[rows]
+            target = y if soft is None else soft[rows]
+        else:
+            feats, y, soft = augmented_rows(rows, rng)
+            target = y if soft is None else soft
+        return feats, target, example_weights(rows, y).astype(np.float32)
+
+    batches = epoch_batches(len(splits.train_y), config.batch_size, config.seed, augment, make)
+    # for training elsewhere from the same examples (benchmarks.experiments.gpu_folds)
+    batches.copies, batches.example_weights = copies, example_weights
+    return batches
+
+
+def epoch_batches(n: int, batch_size: int, seed: int, augment: AugmentConfig, make):
+    """A ``keras.utils.PyDataset`` over ``n`` training rows in a new order each epoch;
+    ``make(epoch, rows, rng)`` gives a batch's features, targets and loss weights, then
+    SpecAugment. Batch ``i`` of epoch ``e`` draws from ``default_rng([seed, e, i])``."""
+    import keras
+
+    class EpochBatches(keras.utils.PyDataset):
         def __init__(self):
             super().__init__()
             self.epoch = 0
             self.order = self._order()
 
         def _order(self) -> np.ndarray:
-            rng = np.random.default_rng([config.seed, self.epoch, 2**31 - 1])
-            return rng.permutation(len(splits.train_y))
+            rng = np.random.default_rng([seed, self.epoch, 2**31 - 1])
+            return rng.permutation(n)
 
         def __len__(self) -> int:
-            return math.ceil(len(splits.train_y) / config.batch_size)
+            return math.ceil(n / batch_size)
 
         def __getitem__(self, i: int):
-            rows = self.order[i * config.batch_size : (i + 1) * config.batch_size]
-            rng = np.random.default_rng([config.seed, self.epoch, i])
-            if copies:
-                table, labels_of, soft = copies[self.epoch % len(copies)]
-                feats, y = table[rows], labels_of[rows]
-                target = y if soft is None else soft[rows]
-            else:
-                feats, y, soft = augmented_rows(rows, rng)
-                target = y if soft is None else soft
-            weights = example_weights(rows, y).astype(np.float32)
+            rows = self.order[i * batch_size : (i + 1) * batch_size]
+            rng = np.random.default_rng([seed, self.epoch, i])
+            feats, target, weights = make(self.epoch, rows, rng)
             return spec_augment(feats, rng, augment)[..., None], target, weights
 
         def on_epoch_end(self) -> None:
             self.epoch += 1
             self.order = self._order()
 
-    batches = AugmentedBatches()
-    # for training elsewhere from the same examples (benchmarks.experiments.gpu_folds)
-    batches.copies, batches.example_weights = copies, example_weights
-    return batches
+    return EpochBatches()
+
+
+def compile_for_training(model, *, lr: float, min_lr_ratio: float, steps: int, epochs: int,
+                         ema: float, loss, metric) -> list:
+    """Compile with Adam on a cosine decay over all ``steps * epochs`` steps, with averaged
+    weights when ``ema`` > 0; returns the callbacks that swap those in (before any
+    checkpoint, so that it saves them)."""
+    import keras
+
+    schedule = keras.optimizers.schedules.CosineDecay(lr, decay_steps=steps * epochs,
+                                                      alpha=min_lr_ratio)
+    optimizer = keras.optimizers.Adam(schedule, use_ema=ema > 0, ema_momentum=ema or 0.99)
+    model.compile(optimizer=optimizer, loss=loss, metrics=[metric])
+    return [keras.callbacks.SwapEMAWeights(swap_on_epoch=True)] if ema else []
 
 
 def fit(model, splits: Splits, dataset: Dataset, frontend: FrontendConfig,
@@ -393,8 +417,6 @@ def fit(model, splits: Splits, dataset: Dataset, frontend: FrontendConfig,
     from train.losses import SmoothedSparseCrossentropy
 
     steps = math.ceil(len(splits.train_y) / config.batch_size)
-    schedule = keras.optimizers.schedules.CosineDecay(
-        config.lr, decay_steps=steps * config.epochs, alpha=config.min_lr_ratio)
     n_labels = len(dataset.labels)
     val_y = splits.val_y if teachers is None else np.eye(n_labels, dtype=np.float32)[
         splits.val_y]
@@ -404,15 +426,14 @@ def fit(model, splits: Splits, dataset: Dataset, frontend: FrontendConfig,
         loss = SmoothedSparseCrossentropy(config.label_smoothing)
     else:
         loss = "sparse_categorical_crossentropy"
-    optimizer = keras.optimizers.Adam(schedule, use_ema=config.ema > 0,
-                                      ema_momentum=config.ema or 0.99)
-    model.compile(optimizer=optimizer, loss=loss, metrics=[
-        merged_accuracy(splits.label_map) if splits.word_classes else "accuracy"])
-    best = scratch / "best.weights.h5"
-    timer = epoch_timer()
     # the averaged weights are swapped in for validation and at each epoch's end, so the
     # checkpoint holds them (the callback must come before ModelCheckpoint)
-    swap = [keras.callbacks.SwapEMAWeights(swap_on_epoch=True)] if config.ema else []
+    swap = compile_for_training(
+        model, lr=config.lr, min_lr_ratio=config.min_lr_ratio, steps=steps,
+        epochs=config.epochs, ema=config.ema, loss=loss,
+        metric=merged_accuracy(splits.label_map) if splits.word_classes else "accuracy")
+    best = scratch / "best.weights.h5"
+    timer = epoch_timer()
     callbacks = [
         *swap,
         keras.callbacks.ModelCheckpoint(best, monitor="val_accuracy", save_best_only=True,

@@ -125,11 +125,11 @@ def train_one(packed: Path, recipe_name: str, out: Path, epochs: int | None = No
     (``epochs``: fewer than the recipe's, for a quick check of the machine)."""
     import keras
 
-    from train.augment import AugmentConfig, spec_augment
+    from train.augment import AugmentConfig
     from train.losses import SmoothedSparseCrossentropy
     from train.models import architecture
     from train.models.common import FeatureStats
-    from train.train import epoch_timer
+    from train.train import compile_for_training, epoch_batches, epoch_timer
 
     recipe = RECIPES[recipe_name]
     data = np.load(packed)
@@ -144,46 +144,25 @@ def train_one(packed: Path, recipe_name: str, out: Path, epochs: int | None = No
     batch = s["batch_size"]
     n = x.shape[1]
 
-    class Batches(keras.utils.PyDataset):
-        def __init__(self):
-            super().__init__()
-            self.epoch = 0
-            self.order = self._order()
-
-        def _order(self):
-            return np.random.default_rng([seed, self.epoch, 2**31 - 1]).permutation(n)
-
-        def __len__(self):
-            return math.ceil(n / batch)
-
-        def __getitem__(self, i):
-            rows = self.order[i * batch:(i + 1) * batch]
-            c = self.epoch % x.shape[0]
-            feats = dequantize(x[c, rows], lo, hi)
-            rng = np.random.default_rng([seed, self.epoch, i])
-            return spec_augment(feats, rng, augment)[..., None], y[c, rows], w[c, rows]
-
-        def on_epoch_end(self):
-            self.epoch += 1
-            self.order = self._order()
+    def make(epoch: int, rows: np.ndarray, rng: np.random.Generator):
+        c = epoch % x.shape[0]
+        return dequantize(x[c, rows], lo, hi), y[c, rows], w[c, rows]
 
     keras.utils.set_random_seed(seed)
     model = architecture(recipe.arch).build(len(s["labels"]),
                                             stats=FeatureStats(**s["stats"]))
-    schedule = keras.optimizers.schedules.CosineDecay(
-        s["lr"], decay_steps=math.ceil(n / batch) * epochs, alpha=s["min_lr_ratio"])
     loss = (SmoothedSparseCrossentropy(recipe.label_smoothing) if recipe.label_smoothing
             else "sparse_categorical_crossentropy")
-    model.compile(optimizer=keras.optimizers.Adam(schedule, use_ema=ema > 0,
-                                                  ema_momentum=ema or 0.99),
-                  loss=loss, metrics=["accuracy"])
+    swap = compile_for_training(model, lr=s["lr"], min_lr_ratio=s["min_lr_ratio"],
+                                steps=math.ceil(n / batch), epochs=epochs, ema=ema, loss=loss,
+                                metric="accuracy")
     out.mkdir(parents=True, exist_ok=True)
     best = out / f"{recipe_name}_f{s['fold']}.weights.h5"
     timer = epoch_timer()
-    swap = [keras.callbacks.SwapEMAWeights(swap_on_epoch=True)] if ema else []
     val = (data["val_x"].astype(np.float32)[..., None], data["val_y"].astype(np.int32))
     start = time.perf_counter()
-    history = model.fit(Batches(), epochs=epochs, validation_data=val, verbose=0, callbacks=[
+    batches = epoch_batches(n, batch, seed, augment, make)
+    history = model.fit(batches, epochs=epochs, validation_data=val, verbose=0, callbacks=[
         *swap, keras.callbacks.ModelCheckpoint(best, monitor="val_accuracy",
                                                save_best_only=True, save_weights_only=True,
                                                mode="max"), timer])
