@@ -24,6 +24,7 @@ LABELS = ("down", "go", "left", "no", "off", "on", "right", "stop", "up", "yes",
 SAMPLE_RATE = 16000
 CLIP = 16000
 INT8_FILE = "kws_ref_model.tflite"
+REFERENCE_NAME = "MLPerf Tiny reference (int8)"  # its name in the benchmarks' results
 
 
 def reference_dir() -> Path | None:

@@ -191,6 +191,12 @@ def false_accepts_by_speaker(model, posteriors: dict, streams: dict, config: Det
             "seconds": {k: round(v * scale, 3) for k, v in sorted(clip_seconds.items())}}
 
 
+def non_keyword_hours(result: dict) -> float:
+    """The hours of non-keyword speech behind the false accepts per hour of ``result`` (a
+    rejection JSON): every stream but the keywords one."""
+    return result["minutes_per_stream"] / 60 * sum(s != "keywords" for s in result["streams"])
+
+
 def operating_point(points: list[OperatingPoint]) -> OperatingPoint | None:
     ok = [p for p in points if p.false_reject_rate <= MAX_FRR]
     if not ok:
@@ -316,13 +322,13 @@ def main(argv: list[str] | None = None) -> int:
     results = [evaluate(f"kws-edge {Path(path).name}", model, streams, config, False, windows)]
     skipped = None
     if not args.no_reference:
-        from benchmarks.reference import ReferenceModel, reference_dir
+        from benchmarks.reference import REFERENCE_NAME, ReferenceModel, reference_dir
 
         if reference_dir() is None:
             skipped = "the MLPerf Tiny reference model is not on this machine"
             print(f"note: {skipped}: scored kws-edge alone", file=sys.stderr)
         else:
-            results.append(evaluate("MLPerf Tiny reference (int8)", ReferenceModel(), streams,
+            results.append(evaluate(REFERENCE_NAME, ReferenceModel(), streams,
                                     config, True, windows))
     rows = []
     for r in results:
@@ -343,14 +349,6 @@ def main(argv: list[str] | None = None) -> int:
         ["model", *keywords_fired],
         [[r["name"], *(r["false_accepts_per_hour_by_keyword"].get(k, "—")
                        for k in keywords_fired)] for r in results])
-    hours = sum(name != "keywords" for name in streams) * args.minutes / 60
-    smoothing = markdown_table(
-        ["model", "smoothing ms", "threshold at ≤10% FRR", "FRR %", "FA/h (both)", "events"],
-        [[r["name"], f"{w['smooth_ms']:g}",
-          *((f"{op['threshold']:.2f}", f"{100 * op['false_reject_rate']:.1f}",
-             op["non_keyword_fa_per_hour"], round(op["non_keyword_fa_per_hour"] * hours))
-            if (op := w["operating_point"]) else ("none reaches 10 % FRR", "—", "—", "—"))]
-         for r in results for w in r["smoothing_sweep"]])
     meta = {"data": args.data.name, "extra": [d.name for d in args.extra],
             "extra_val_pct": args.extra_val_pct if args.extra else None,
             "split": (str(args.split.relative_to(ROOT)) if args.split.is_relative_to(ROOT)
@@ -360,6 +358,14 @@ def main(argv: list[str] | None = None) -> int:
             "detector": asdict(config), "max_frr": MAX_FRR, "reference_skipped": skipped,
             "streams": {n: {"keywords": len(s.keyword_rows()), "words": len(s.placements)}
                         for n, s in streams.items()}}
+    hours = non_keyword_hours(meta)
+    smoothing = markdown_table(
+        ["model", "smoothing ms", "threshold at ≤10% FRR", "FRR %", "FA/h (both)", "events"],
+        [[r["name"], f"{w['smooth_ms']:g}",
+          *((f"{op['threshold']:.2f}", f"{100 * op['false_reject_rate']:.1f}",
+             op["non_keyword_fa_per_hour"], round(op["non_keyword_fa_per_hour"] * hours))
+            if (op := w["operating_point"]) else ("none reaches 10 % FRR", "—", "—", "—"))]
+         for r in results for w in r["smoothing_sweep"]])
     args.out.mkdir(parents=True, exist_ok=True)
     plot(results, args.out / "rejection.png")
     text = (f"# Rejection of non-keyword speech on long streams\n\nThree {args.minutes:g}-min "

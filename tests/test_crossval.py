@@ -8,6 +8,7 @@ import math
 import pytest
 
 from benchmarks.experiments.crossval import main, pool, rows
+from edge_runtime.errors import KwsError
 
 
 def write_fold(results, name: str, n: int, right: int, *, float_right: int | None = None,
@@ -112,3 +113,121 @@ def test_fold_split_files_give_the_rejection_benchmark_each_folds_speakers(real_
     assert json.loads((tmp_path / "fold_1.json").read_text())["rule"].count("fold 1")
     assert main(["--folds", "0", "--data", str(real_data)]) == 2
     assert "name at least one recipe" in capsys.readouterr().err
+
+
+def sweep_file(path, fold: int, keywords: int, misses: dict, events: dict, minutes=20.0):
+    """A rejection JSON of fold ``fold``'s validation streams with the given counts."""
+    hours = 2 * minutes / 60
+    path.mkdir(parents=True, exist_ok=True)
+    (path / "rejection.json").write_text(json.dumps({
+        "data": "mini", "extra": [], "split": f"fold_{fold}.json", "speaker_list": "val",
+        "even_words": True, "minutes_per_stream": minutes,
+        "detector": {"hop_ms": 100.0, "smooth_ms": 800.0, "refractory_ms": 1000.0},
+        "streams": {"keywords": {"keywords": keywords, "words": 2 * keywords},
+                    "other_words": {"keywords": 0, "words": 300},
+                    "running_speech": {"keywords": 0, "words": 1500}},
+        "models": [{"name": "kws-edge kws_int8.tflite", "sweep": [
+            {"threshold": t, "false_reject_rate": round(misses[t] / keywords, 4),
+             "non_keyword_fa_per_hour": round(events[t] / hours, 2)} for t in misses]}]}))
+
+
+def test_fold_streams_share_one_threshold_over_all_folds(tmp_path):
+    from benchmarks.experiments.fold_streams import pool_sweeps, read_sweep
+
+    # alone, fold 0 would take 0.3 (8% misses) and fold 1 0.5 (10%); together 0.3 misses
+    # 14 of 200 keywords (7%) and 0.5 22 (11%): the pooled threshold is 0.3 for both
+    sweep_file(tmp_path / "a_f0", 0, 100, {0.3: 8, 0.5: 11}, {0.3: 40, 0.5: 30})
+    sweep_file(tmp_path / "a_f1", 1, 100, {0.3: 6, 0.5: 11}, {0.3: 20, 0.5: 5})
+    sweeps = [read_sweep(tmp_path / f"a_f{k}" / "rejection.json", k) for k in (0, 1)]
+    assert (sweeps[0].misses, sweeps[0].false_accepts) == ({0.3: 8, 0.5: 11}, {0.3: 40, 0.5: 30})
+    p = pool_sweeps("a", sweeps, 0.10)
+    assert (p.threshold, p.misses, p.false_accepts, p.keywords) == (0.3, 14, 60, 200)
+    assert p.hours == pytest.approx(4 / 3) and p.per_hour == pytest.approx(45.0)
+    assert p.false_reject_rate == pytest.approx(0.07)
+    none = pool_sweeps("a", sweeps, 0.05)
+    assert none.threshold is None and math.isinf(none.per_hour)
+    with pytest.raises(KwsError, match="not streams of fold 1"):
+        read_sweep(tmp_path / "a_f0" / "rejection.json", 1)
+
+
+def test_crossval_measures_and_pools_fold_streams(tmp_path, capsys):
+    from benchmarks.experiments.crossval import fold_split
+    from benchmarks.experiments.fold_streams import pool_sweeps, read_sweep
+    from tests.fixtures_data import make_fake_dataset
+    from tests.model_factory import build_models
+
+    data = make_fake_dataset(tmp_path / "sc", ["yes", "no", "bed", "cat"], speakers=24,
+                             per_speaker=1, mini_layout=True, silence_clips=4)
+    assert all(fold_split(data, k, 4).val for k in (0, 1))
+    results, streams = tmp_path / "results", tmp_path / "streams"
+    build_models(tmp_path / "m", labels=["_silence_", "_unknown_", "yes", "no"], name="kws")
+    for k in (0, 1):
+        write_fold(results, f"a_f{k}", 100, 90)
+        row = json.loads((results / f"a_f{k}.json").read_text())
+        (results / f"a_f{k}.json").write_text(json.dumps({**row, "folder": str(tmp_path / "m")}))
+    args = ["a", "--folds", "0", "1", "--results", str(results), "--data", str(data),
+            "--streams", str(streams), "--stream-minutes", "0.5"]
+    assert main([*args, "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    files = [streams / f"a_f{k}" / "rejection.json" for k in (0, 1)]
+    assert all(f.is_file() for f in files) and (streams / "fold_1.json").is_file()
+    sweeps = [read_sweep(f, k) for k, f in enumerate(files)]
+    (row,) = out["streams"]
+    assert row["keywords"] == sum(s.keywords for s in sweeps) > 0
+    assert row["hours"] == pytest.approx(2 * 2 * 0.5 / 60, abs=0.01)
+    # the pooled point is the one threshold with the fewest events at <= 10% misses overall
+    ok = [t for t in sweeps[0].misses
+          if sum(s.misses[t] for s in sweeps) <= 0.1 * row["keywords"]]
+    if ok:
+        best = min(sum(s.false_accepts[t] for s in sweeps) for t in ok)
+        assert row["false accepts (events)"].startswith(f"{best} ±")
+        assert float(row["threshold"]) in ok
+    else:
+        assert row["threshold"] == "none reaches 10% FRR"
+    assert out["accuracy"][0]["clips"] == 200
+    # measured once: a second call reads the files
+    stamps = [f.stat().st_mtime_ns for f in files]
+    assert main(args) == 0
+    text = capsys.readouterr().out
+    assert "one threshold for all folds" in text and "| a | 0 1 |" in text
+    assert [f.stat().st_mtime_ns for f in files] == stamps
+    assert pool_sweeps("a", sweeps, 0.1).threshold == (float(row["threshold"]) if ok else None)
+    # fold files of other streams are not pooled with these
+    sweep_file(streams / "b_f0", 0, 5, {0.05: 0}, {0.05: 0}, minutes=0.25)
+    sweep_file(streams / "b_f1", 1, 5, {0.05: 0}, {0.05: 0}, minutes=0.25)
+    for k in (0, 1):
+        write_fold(results, f"b_f{k}", 100, 90)
+    assert main(["b", *args]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: fold 0: the rejection files") and len(err.splitlines()) == 1
+    assert main([*args, "--stream-minutes", "0"]) == 2
+    assert capsys.readouterr().err == "error: --stream-minutes must be > 0, got 0\n"
+    assert main(["c", *args[1:]]) == 2  # no results, nothing measured
+    assert "no results for fold 0 of c" in capsys.readouterr().err
+
+
+def test_the_reference_meets_the_same_fold_streams(tmp_path, capsys):
+    from benchmarks.experiments.fold_streams import read_sweep
+    from benchmarks.reference import REFERENCE_NAME, reference_dir
+    from tests.fixtures_data import make_fake_dataset
+    from tests.model_factory import build_models
+
+    if reference_dir() is None:
+        pytest.skip("the MLPerf Tiny reference model is not on this machine")
+    data = make_fake_dataset(tmp_path / "sc", ["yes", "no", "bed"], speakers=24,
+                             per_speaker=1, mini_layout=True, silence_clips=4)
+    results, streams = tmp_path / "results", tmp_path / "streams"
+    build_models(tmp_path / "m", labels=["_silence_", "_unknown_", "yes", "no"], name="kws")
+    write_fold(results, "a_f2", 100, 90)
+    row = json.loads((results / "a_f2.json").read_text())
+    (results / "a_f2.json").write_text(json.dumps({**row, "folder": str(tmp_path / "m")}))
+    assert main(["a", "--folds", "2", "--results", str(results), "--data", str(data),
+                 "--streams", str(streams), "--stream-minutes", "0.25", "--reference",
+                 "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    path = streams / "reference_f2" / "rejection.json"
+    ours, theirs = read_sweep(streams / "a_f2" / "rejection.json", 2), read_sweep(
+        path, 2, REFERENCE_NAME)
+    assert ours.streams == theirs.streams and ours.keywords == theirs.keywords
+    assert [r["recipe"] for r in out["streams"]] == ["a", "MLPerf Tiny reference (anchor)"]
+    assert out["streams"][1]["keywords"] == theirs.keywords

@@ -84,8 +84,9 @@ def test_a_packed_run_trains_and_its_weights_load_into_the_architecture(config, 
     assert info["epochs"] == 2 and 1 <= info["best_epoch"] <= 2
     assert 0 <= info["best_val_accuracy"] <= 1
     settings = json.loads(str(np.load(path)["settings"]))
+    assert info["stats"] == settings["stats"]  # score builds the model with them
     model = architecture("ds_cnn_w").build(len(settings["labels"]),
-                                           stats=FeatureStats(**settings["stats"]))
+                                           stats=FeatureStats(**info["stats"]))
     before = [w.copy() for w in model.get_weights()]
     model.load_weights(weights)
     assert any(not np.array_equal(a, b) for a, b in zip(before, model.get_weights(),

@@ -60,6 +60,8 @@ class Candidate:
 
 def load_candidate(name: str, results: Path, streams: Path) -> Candidate:
     """``name``'s figures from its results JSON and its validation-stream rejection JSON."""
+    from benchmarks.rejection import non_keyword_hours
+
     paths = (results / f"{name}.json", streams / name / "rejection.json")
     if not paths[0].is_file():
         raise KwsError(f"{name}: {paths[0]} not found")
@@ -83,8 +85,7 @@ def load_candidate(name: str, results: Path, streams: Path) -> Candidate:
                      bool(r["gate_passed"]),
                      op["non_keyword_fa_per_hour"] if op else float("inf"),
                      op["false_reject_rate"] if op else None, op["threshold"] if op else None,
-                     # the rate counts the streams without keywords, as benchmarks.rejection does
-                     rej["minutes_per_stream"] / 60 * sum(s != "keywords" for s in rej["streams"]),
+                     non_keyword_hours(rej),
                      by_speaker=rej["models"][0].get("operating_point_speakers"))
 
 

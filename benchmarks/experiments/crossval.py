@@ -8,7 +8,9 @@ test speakers come from; the extra folder's validation speakers are pooled apart
 ``python -m benchmarks.experiments.crossval RECIPE ... [--folds 0 1]`` reads
 ``<work>/results/RECIPE_f<k>.json`` and prints a markdown table (or ``--json``); differences
 are against the first recipe, with the standard error of two independent binomial
-proportions (conservative: the recipes are scored on the same clips).
+proportions (conservative: the recipes are scored on the same clips). ``--streams DIR`` adds
+each recipe's false accepts per hour on streams of each fold's own validation speakers, at one
+threshold for all its folds (:mod:`benchmarks.experiments.fold_streams`).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from benchmarks.experiments.fold_streams import pooled_streams, stream_rows
 from benchmarks.results_io import markdown_table
 from edge_runtime.errors import KwsError
 
@@ -139,6 +142,8 @@ def reference_on_folds(data: Path, folds: list[int], cv_folds: int) -> Pooled | 
         n += len(clips.truths)
         correct += round(report.accuracy * len(clips.truths))
         for label, acc in report.per_class().items():
+            if acc is None:  # no clip of the class on this fold
+                continue
             count = clips.truths.count(label)
             hit = hits.setdefault(label, [0, 0])
             hit[0], hit[1] = hit[0] + round(acc * count), hit[1] + count
@@ -178,6 +183,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--reference", action="store_true",
                    help="add the MLPerf Tiny reference scored on the same clips (an anchor)")
     p.add_argument("--json", action="store_true")
+    p.add_argument("--streams", type=Path, metavar="DIR",
+                   help="also pool rejection on streams of each fold's validation speakers "
+                        "(DIR/RECIPE_f<k>/rejection.json; those missing are measured first)")
+    p.add_argument("--stream-minutes", type=float, default=20.0,
+                   help="length of each stream measured for --streams (default: %(default)g)")
     p.add_argument("--write-splits", type=Path, metavar="DIR",
                    help="also write DIR/fold_<k>.json, each fold's validation speakers as a "
                         "split file for benchmarks.rejection --split ... --speakers val")
@@ -192,6 +202,8 @@ def main(argv: list[str] | None = None) -> int:
                 return 0
         if not args.recipes:
             raise KwsError("name at least one recipe (or --write-splits DIR)")
+        if not args.stream_minutes > 0:
+            raise KwsError(f"--stream-minutes must be > 0, got {args.stream_minutes:g}")
         if any(not 0 <= k < CV_FOLDS for k in args.folds):
             raise KwsError(f"--folds must be within 0-{CV_FOLDS - 1}")
         counts = (main_val_class_counts(args.data, args.folds, CV_FOLDS)
@@ -199,12 +211,22 @@ def main(argv: list[str] | None = None) -> int:
         pooled = [pool(r, args.folds, args.results, counts) for r in args.recipes]
         anchor = (reference_on_folds(args.data, args.folds, CV_FOLDS)
                   if args.reference and args.data.is_dir() else None)
+        streams = (None if args.streams is None else stream_rows(pooled_streams(
+            args.recipes, args.folds, args.results, args.data, args.streams, CV_FOLDS,
+            args.reference, args.stream_minutes)))
     except KwsError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     table = rows(pooled + ([anchor] if anchor is not None else []))
-    print(json.dumps(table, indent=2) if args.json else
-          markdown_table(list(table[0]), [list(r.values()) for r in table]))
+    if args.json:
+        print(json.dumps(table if streams is None else {"accuracy": table, "streams": streams},
+                         indent=2))
+        return 0
+    print(markdown_table(list(table[0]), [list(r.values()) for r in table]))
+    if streams is not None:
+        print("\nStreams of each fold's validation speakers, one threshold for all folds "
+              "(the fewest false accepts with <= 10% false rejects):\n")
+        print(markdown_table(list(streams[0]), [list(r.values()) for r in streams]))
     return 0
 
 

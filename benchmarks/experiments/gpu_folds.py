@@ -171,7 +171,8 @@ def train_one(packed: Path, recipe_name: str, out: Path, epochs: int | None = No
         "recipe": recipe_name, "fold": s["fold"], "run": s["run"], "epochs": epochs,
         "best_val_accuracy": max(accs), "best_epoch": int(np.argmax(accs)) + 1,
         "minutes": (time.perf_counter() - start) / 60,
-        "median_epoch_s": float(np.median(timer.seconds)), "backend": keras.backend.backend()}))
+        "median_epoch_s": float(np.median(timer.seconds)), "backend": keras.backend.backend(),
+        "stats": s["stats"]}))  # the input normalisation the model was built with
     return best
 
 
@@ -211,17 +212,20 @@ def score(weights: Path, packed_run: str) -> dict:
     info = json.loads(weights.with_name(weights.name.replace(".weights.h5", ".json"))
                       .read_text())
     name = f"gpu_{recipe_name}_{packed_run}_f{fold}"
-    ship.EXPERIMENTS[name] = replace(
-        base, idea=idea(base.idea, recipe_name, info), arch=recipe.arch,
-        clip_percentile=recipe.clip_percentile, per_tensor=recipe.per_tensor,
-        epochs=info["epochs"])
-    config = ship.train_config(name, ship.EXPERIMENTS[name], ship.DATA)
+    exp = replace(base, idea=idea(base.idea, recipe_name, info), arch=recipe.arch,
+                  clip_percentile=recipe.clip_percentile, per_tensor=recipe.per_tensor,
+                  epochs=info["epochs"])
+    config = ship.train_config(name, exp, ship.DATA)
     arch = architecture(recipe.arch)
     dataset = load_dataset(config.data)
-    from train.train import load_splits
+    if "stats" in info:
+        stats = FeatureStats(**info["stats"])
+    else:  # weights from before train kept the statistics: those of the fold's training set
+        from train.train import load_splits
 
-    splits = load_splits(dataset, arch.frontend, replace(config, augment=None))
-    model = arch.build(len(dataset.labels), stats=FeatureStats.of(splits.train_x))
+        stats = FeatureStats.of(load_splits(dataset, arch.frontend,
+                                            replace(config, augment=None)).train_x)
+    model = arch.build(len(dataset.labels), stats=stats)
     model.load_weights(weights)
     folder = ship.WORK / "models" / name
     folder.mkdir(parents=True, exist_ok=True)
@@ -232,7 +236,7 @@ def score(weights: Path, packed_run: str) -> dict:
                   data=DataSummary.of(dataset, normalized=True)).save(folder)
     return ship.convert_and_score(name, folder, ship.DATA, {
         "epochs_run": info["epochs"], "train_minutes": round(info["minutes"], 2),
-        "val_accuracy": info["best_val_accuracy"], "trained_on": info["backend"]})
+        "val_accuracy": info["best_val_accuracy"], "trained_on": info["backend"]}, exp)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -565,12 +565,14 @@ def train_config(name: str, exp: Experiment, data: Path):
                        run_name=name, log_keras_model=False, verbose=2)
 
 
-def convert_and_score(name: str, model_dir: Path, data: Path, training: dict) -> dict:
-    """Convert ``model_dir`` (float32 + int8, gated) with experiment ``name``'s settings and
-    write ``results/<name>.json``; ``training``: its epochs, minutes and validation accuracy."""
+def convert_and_score(name: str, model_dir: Path, data: Path, training: dict,
+                      exp: Experiment | None = None) -> dict:
+    """Convert ``model_dir`` (float32 + int8, gated) with experiment ``name``'s settings (or
+    ``exp``'s, for a run not in EXPERIMENTS) and write ``results/<name>.json``; ``training``: its
+    epochs, minutes and validation accuracy."""
     from convert.convert import ConvertConfig, convert_model
 
-    exp = EXPERIMENTS[name]
+    exp = EXPERIMENTS[name] if exp is None else exp
     calibration, clip_percentile = exp.calibration, exp.clip_percentile
     extra = {"idea": exp.idea, "arch": exp.arch, "seed": exp.seed, "synth": exp.synth,
              **training}
