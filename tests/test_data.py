@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -331,6 +332,37 @@ def test_extra_val_pct_moves_a_share_of_extra_speakers_into_validation(tmp_path,
             load_dataset(DataConfig(fake, extra_dirs=(extra,), extra_val_pct=bad))
     with pytest.raises(KwsError, match="needs extra folders"):
         load_dataset(DataConfig(fake, extra_val_pct=10.0))
+
+
+def test_extra_train_pct_trains_on_a_share_of_the_other_extra_speakers(tmp_path, fake):
+    new = [f"e{i:07d}" for i in range(60)]
+    extra = make_fake_dataset(tmp_path / "extra", ["yes", "left", "happy"], new, 2)
+
+    def extra_speakers(examples: list[Example]) -> set[str]:
+        return speakers([e for e in examples if e.path and extra in e.path.parents])
+
+    full = load_dataset(DataConfig(fake, extra_dirs=(extra,), extra_val_pct=20.0))
+    half = load_dataset(DataConfig(fake, extra_dirs=(extra,), extra_val_pct=20.0,
+                                   extra_train_pct=50.0))
+    assert_disjoint(half)
+    # validation and test are untouched; a subset of the training speakers trains, all their
+    # clips, and which ones does not depend on the validation share
+    assert [half.example_id(e) for e in half.val] == [full.example_id(e) for e in full.val]
+    assert [half.example_id(e) for e in half.test] == [full.example_id(e) for e in full.test]
+    kept, before = extra_speakers(half.train), extra_speakers(full.train)
+    assert kept < before and 0.25 * len(before) <= len(kept) <= 0.75 * len(before)
+    def keyword_clips(examples: list[Example]) -> Counter:
+        return Counter(e.speaker for e in examples if e.speaker in kept and e.label != UNKNOWN)
+
+    assert keyword_clips(half.train) == keyword_clips(full.train)  # each kept speaker whole
+    no_val = load_dataset(DataConfig(fake, extra_dirs=(extra,), extra_train_pct=50.0))
+    assert kept <= extra_speakers(no_val.train)
+    assert extra_speakers(no_val.train) - kept <= extra_speakers(full.val)
+    assert "50% of the extra folders' other speakers train" in half.split_rule
+    assert "other speakers train" not in full.split_rule
+    for bad in (0.0, 100.5):
+        with pytest.raises(KwsError, match="extra_train_pct"):
+            load_dataset(DataConfig(fake, extra_dirs=(extra,), extra_train_pct=bad))
 
 
 def test_cv_folds_rotate_validation_over_the_main_folder_speakers(fake):

@@ -76,6 +76,10 @@ def add_training_args(p: argparse.ArgumentParser) -> None:
                    default=data_default("extra_val_pct"), metavar="P",
                    help="validate on P%% of the --extra folders' speakers instead of training "
                         "on them (a larger validation than the --data folder's alone)")
+    p.add_argument("--extra-train-pct", type=float_range(0.1, 100),
+                   default=data_default("extra_train_pct"), metavar="P",
+                   help="train on P%% of the --extra folders' other speakers (a learning curve "
+                        "over the number of speakers; default: all)")
     p.add_argument("--cv-folds", type=int, default=data_default("cv_folds"), metavar="K",
                    help="cross-validation: the --data folder's training and validation "
                         "speakers in K folds, fold --cv-fold validating (the test split stays)")
@@ -209,7 +213,8 @@ def data_config(args: argparse.Namespace, data_dir: Path) -> DataConfig:
                       silence_pct=args.silence_pct, unknown_pct=args.unknown_pct,
                       synth_dir=args.synth, seed=args.seed, extra_dirs=tuple(args.extra),
                       train_unknown_pct=args.train_unknown_pct,
-                      extra_val_pct=args.extra_val_pct, cv_folds=args.cv_folds,
+                      extra_val_pct=args.extra_val_pct,
+                      extra_train_pct=args.extra_train_pct, cv_folds=args.cv_folds,
                       cv_fold=args.cv_fold)
 
 

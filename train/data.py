@@ -7,10 +7,12 @@ speech_commands_mini (``_silence_/``, ``_unknown_/<word>_<speaker>_nohash_<n>.wa
 (``extra_dirs``) add training examples: their clips of speakers who are in the validation
 or test split are dropped, so every split stays speaker-disjoint; ``extra_val_pct`` of their
 speakers (salted hash) validate instead of training, for a validation of more speakers than the
-main folder can spare. ``cv_folds`` > 0 re-splits the main folder's training and validation
-speakers into that many folds (salted hash), fold ``cv_fold`` validating: cross-validation on
-the main folder's own speakers, the test split unchanged. Unknown and silence examples
-are sampled per split as TensorFlow's ``speech_commands/input_data.py`` does.
+main folder can spare, and ``extra_train_pct`` of the rest train (another salted hash: a
+learning curve over the number of speakers). ``cv_folds`` > 0 re-splits the main folder's
+training and validation speakers into that many folds (salted hash), fold ``cv_fold``
+validating: cross-validation on the main folder's own speakers, the test split unchanged.
+Unknown and silence examples are sampled per split as TensorFlow's
+``speech_commands/input_data.py`` does.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ SPLITS = ("train", "val", "test")
 IO_THREADS = 4
 SPLIT_SALT = "kws-edge/"  # used only when the plain rule leaves a split empty (see load_dataset)
 EXTRA_VAL_SALT = "kws-edge/extra-val/"  # which extra folders' speakers validate
+EXTRA_TRAIN_SALT = "kws-edge/extra-train/"  # which of the others train (extra_train_pct)
 CV_SALT = "kws-edge/cv/"  # which fold a main-folder speaker falls in (cv_folds)
 AUDIO_SUFFIXES = (".wav", ".flac")  # training reads FLAC too (soundfile); the device WAV only
 
@@ -56,6 +59,7 @@ class DataConfig:
     extra_dirs: tuple[Path, ...] = ()  # more real speech: added to the training split only
     train_unknown_pct: float | None = None  # the training split's unknown_pct (None: same)
     extra_val_pct: float = 0.0  # share of the extra folders' speakers that validate, not train
+    extra_train_pct: float = 100.0  # share of the extra folders' other speakers that train
     cv_folds: int = 0  # > 0: the main folder's train+val speakers in this many folds ...
     cv_fold: int = 0  # ... of which this one validates (the test split never changes)
 
@@ -204,6 +208,14 @@ def _extra_split(clip: Clip, val_pct: float) -> str:
     return which_set(clip.speaker, val_pct, 0.0, EXTRA_VAL_SALT)
 
 
+def _extra_trains(clip: Clip, train_pct: float) -> bool:
+    """Whether an extra folder's training-side clip is among the ``train_pct`` % of speakers
+    that train (speaker-less clips always do)."""
+    if clip.speaker is None or clip.word == SILENCE:
+        return True
+    return which_set(clip.speaker, train_pct, 0.0, EXTRA_TRAIN_SALT) == "val"
+
+
 def extra_val_speakers(folder: str | Path, val_pct: float) -> frozenset[str]:
     """The speakers of training-only ``folder`` who validate at ``extra_val_pct`` = ``val_pct``
     (so never train): a model's validation speakers beyond its main folder's."""
@@ -236,6 +248,9 @@ def _check_config(config: DataConfig) -> None:
                        f"{config.extra_val_pct}")
     if config.train_unknown_pct is not None and not 0 <= config.train_unknown_pct <= 1000:
         raise KwsError(f"train_unknown_pct must be within 0-1000, got {config.train_unknown_pct}")
+    if not 0 < config.extra_train_pct <= 100:
+        raise KwsError(f"extra_train_pct must be within 0-100 (0 excluded), got "
+                       f"{config.extra_train_pct}")
     if config.extra_val_pct > 0 and not config.extra_dirs:
         raise KwsError("extra_val_pct needs extra folders (--extra) to take speakers from")
     for folder in config.extra_dirs:
@@ -395,6 +410,10 @@ def load_dataset(config: DataConfig) -> Dataset:
         if folder in config.extra_dirs and config.extra_val_pct > 0:
             held = _split(kept, lambda c: _extra_split(c, config.extra_val_pct))
             kept, extra_val = held["train"], extra_val + held["val"]
+        if folder in config.extra_dirs and config.extra_train_pct < 100:
+            sampled = [c for c in kept if _extra_trains(c, config.extra_train_pct)]
+            skipped["extra_speaker_not_sampled"] += len(kept) - len(sampled)
+            kept = sampled
         by_split["train"] += kept
     if config.extra_dirs:
         rule += ("; extra folders: training split only, minus speakers of val/test"
@@ -402,6 +421,9 @@ def load_dataset(config: DataConfig) -> Dataset:
                  f"; extra folders: training split minus speakers of val/test, but "
                  f"{config.extra_val_pct:g}% of their speakers (hash salted with "
                  f"{EXTRA_VAL_SALT!r}) validate")
+        if config.extra_train_pct < 100:
+            rule += (f"; {config.extra_train_pct:g}% of the extra folders' other speakers "
+                     f"train (hash salted with {EXTRA_TRAIN_SALT!r})")
     noise, noise_names = _load_noise([root], skipped)
     own_noise = len(noise)  # validation and test silence come from the main folder alone
     more = _load_noise(list(map(Path, config.extra_dirs)), skipped)
