@@ -320,6 +320,9 @@ SPEECH_150_SH200 = replace(SPEECH_150, idea="speech_ema_150_xv with time shifts 
 # on ~6x the clips: how much do more speakers buy? Half the extra folder's training speakers
 SPEECH_150_X50 = replace(SPEECH_150, idea="speech_ema_150_xv trained on half of the extra "
                          "folder's training speakers (a learning curve)", extra_train_pct=50.0)
+SPEECH_150_X25 = replace(SPEECH_150_X50, idea="speech_ema_150_xv trained on a quarter of the "
+                         "extra folder's training speakers (a learning curve)",
+                         extra_train_pct=25.0)
 SEEDED: dict[str, Experiment] = {
     # reject_ema_60_xv's windows alone: its synthetic words, weighted as real ones by the word
     # balance, outweighed the real _unknown_ words (validation _unknown_ recall 69%)
@@ -350,7 +353,8 @@ FOLDS: dict[str, Experiment] = {
     **folds("speech_ema_150_xv", SPEECH_150),
     **folds("speech_cmn_150_xv", replace(SPEECH_150_CMN, clip_percentile=99.9)),
     **folds("speech_sh200_150_xv", SPEECH_150_SH200),
-    **folds("speech_x50_150_xv", SPEECH_150_X50)}
+    **folds("speech_x50_150_xv", SPEECH_150_X50),
+    **folds("speech_x25_150_xv", SPEECH_150_X25)}
 ENSEMBLES = {
     "ens_ema_bc12h": replace(BC12H_SPEECH_40, idea="speech_ema_150_xv and bc12h_speech_40_xv in "
                              "one file (log-mel input, the DS-CNN's MFCC by a fixed DCT layer), "
