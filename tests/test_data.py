@@ -363,6 +363,8 @@ def test_extra_train_pct_trains_on_a_share_of_the_other_extra_speakers(tmp_path,
     for bad in (0.0, 100.5):
         with pytest.raises(KwsError, match="extra_train_pct"):
             load_dataset(DataConfig(fake, extra_dirs=(extra,), extra_train_pct=bad))
+    with pytest.raises(KwsError, match="extra_train_pct needs extra folders"):
+        load_dataset(DataConfig(fake, extra_train_pct=50.0))
 
 
 def test_cv_folds_rotate_validation_over_the_main_folder_speakers(fake):

@@ -79,7 +79,7 @@ def add_training_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--extra-train-pct", type=float_range(0.1, 100),
                    default=data_default("extra_train_pct"), metavar="P",
                    help="train on P%% of the --extra folders' other speakers (a learning curve "
-                        "over the number of speakers; default: all)")
+                        "over the number of speakers)")
     p.add_argument("--cv-folds", type=int, default=data_default("cv_folds"), metavar="K",
                    help="cross-validation: the --data folder's training and validation "
                         "speakers in K folds, fold --cv-fold validating (the test split stays)")

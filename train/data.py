@@ -251,6 +251,8 @@ def _check_config(config: DataConfig) -> None:
     if not 0 < config.extra_train_pct <= 100:
         raise KwsError(f"extra_train_pct must be within 0-100 (0 excluded), got "
                        f"{config.extra_train_pct}")
+    if config.extra_train_pct < 100 and not config.extra_dirs:
+        raise KwsError("extra_train_pct needs extra folders (--extra) to take speakers from")
     if config.extra_val_pct > 0 and not config.extra_dirs:
         raise KwsError("extra_val_pct needs extra folders (--extra) to take speakers from")
     for folder in config.extra_dirs:
