@@ -200,20 +200,18 @@ def cv_fold_of(name: str, folds: int) -> int:
     return name_hash(name, CV_SALT) % folds
 
 
+def _in_speaker_share(clip: Clip, pct: float, salt: str, speakerless: bool) -> bool:
+    """Whether an extra folder's clip is one of ``pct`` % of its speakers (salted hash);
+    ``speakerless``: the answer for clips without a speaker (and silence)."""
+    if clip.speaker is None or clip.word == SILENCE:
+        return speakerless
+    return which_set(clip.speaker, pct, 0.0, salt) == "val"
+
+
 def _extra_split(clip: Clip, val_pct: float) -> str:
     """``"val"`` for the extra folders' clips of ``val_pct`` % of their speakers, else
     ``"train"`` (speaker-less clips always train)."""
-    if clip.speaker is None or clip.word == SILENCE:
-        return "train"
-    return which_set(clip.speaker, val_pct, 0.0, EXTRA_VAL_SALT)
-
-
-def _extra_trains(clip: Clip, train_pct: float) -> bool:
-    """Whether an extra folder's training-side clip is among the ``train_pct`` % of speakers
-    that train (speaker-less clips always do)."""
-    if clip.speaker is None or clip.word == SILENCE:
-        return True
-    return which_set(clip.speaker, train_pct, 0.0, EXTRA_TRAIN_SALT) == "val"
+    return "val" if _in_speaker_share(clip, val_pct, EXTRA_VAL_SALT, False) else "train"
 
 
 def extra_val_speakers(folder: str | Path, val_pct: float) -> frozenset[str]:
@@ -413,7 +411,8 @@ def load_dataset(config: DataConfig) -> Dataset:
             held = _split(kept, lambda c: _extra_split(c, config.extra_val_pct))
             kept, extra_val = held["train"], extra_val + held["val"]
         if folder in config.extra_dirs and config.extra_train_pct < 100:
-            sampled = [c for c in kept if _extra_trains(c, config.extra_train_pct)]
+            sampled = [c for c in kept if _in_speaker_share(c, config.extra_train_pct,
+                                                            EXTRA_TRAIN_SALT, True)]
             skipped["extra_speaker_not_sampled"] += len(kept) - len(sampled)
             kept = sampled
         by_split["train"] += kept
