@@ -100,7 +100,7 @@ def test_fold_runs_validate_on_their_fold_and_keep_the_test_split(real_data):
 
 def test_fold_split_files_give_the_rejection_benchmark_each_folds_speakers(real_data, tmp_path,
                                                                             capsys):
-    from benchmarks.experiments.crossval import fold_split
+    from benchmarks.experiments.speaker_folds import fold_split
     from benchmarks.rejection import held_out_speakers
 
     assert main(["--folds", "1", "2", "--data", str(real_data), "--write-splits",
@@ -151,8 +151,8 @@ def test_fold_streams_share_one_threshold_over_all_folds(tmp_path):
 
 
 def test_crossval_measures_and_pools_fold_streams(tmp_path, capsys):
-    from benchmarks.experiments.crossval import fold_split
     from benchmarks.experiments.fold_streams import pool_sweeps, read_sweep
+    from benchmarks.experiments.speaker_folds import fold_split
     from tests.fixtures_data import make_fake_dataset
     from tests.model_factory import build_models
 

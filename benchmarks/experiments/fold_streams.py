@@ -142,7 +142,7 @@ def pooled_streams(recipes: list[str], folds: list[int], results: Path, data: Pa
                    ) -> list[PooledStreams]:
     """Each recipe's (and with ``reference`` the anchor's) pooled rejection over ``folds``,
     measuring what ``out`` lacks first (streams of ``minutes`` each)."""
-    from benchmarks.experiments.crossval import write_splits
+    from benchmarks.experiments.speaker_folds import write_splits
     from benchmarks.reference import REFERENCE_NAME, reference_dir
     from benchmarks.rejection import MAX_FRR
 
