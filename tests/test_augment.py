@@ -133,3 +133,30 @@ def test_bad_config():
         AugmentConfig(noise_prob=2)
     with pytest.raises(ValueError, match="speed_pct"):
         AugmentConfig(speed_pct=-1)
+
+
+def test_mix_up_mixes_features_targets_and_weights_alike():
+    """Row i of a batch of unit vectors e_i shows its mixing weights: lam on i, 1 - lam on its
+    partner; the targets and loss weights carry exactly the same mix."""
+    from train.augment import mix_up
+
+    n, classes = 64, 3
+    feats = np.eye(n, dtype=np.float32).reshape(n, n, 1)
+    labels = np.arange(n) % classes
+    weights = np.arange(1, n + 1, dtype=np.float32)
+    x, t, w = mix_up(feats, labels, weights, np.random.default_rng(0), 0.4, classes)
+    x = x[..., 0]
+    lam = x[np.arange(n), np.arange(n)]
+    partner = np.where(np.isclose(lam, 1.0), np.arange(n),
+                       np.argmax(x - np.diag(lam), axis=1))
+    assert np.all(lam >= 0.5) and np.all(lam <= 1.0) and np.ptp(lam) > 0.1
+    np.testing.assert_allclose(x.sum(axis=1), 1.0, rtol=1e-6)
+    one_hot = np.eye(classes, dtype=np.float32)
+    expected = lam[:, None] * one_hot[labels] + (1 - lam[:, None]) * one_hot[labels[partner]]
+    np.testing.assert_allclose(t, expected, atol=1e-6)
+    np.testing.assert_allclose(w, lam * weights + (1 - lam) * weights[partner], rtol=1e-5)
+    assert np.all(t.argmax(axis=1)[lam > 0.5] == labels[lam > 0.5])
+    # probability targets (e.g. a teacher's) are mixed as they are
+    soft = np.full((n, classes), 1 / classes, np.float32)
+    _, t2, _ = mix_up(feats, soft, weights, np.random.default_rng(0), 0.4, classes)
+    np.testing.assert_allclose(t2, soft, rtol=1e-6)

@@ -129,6 +129,46 @@ def test_augmented_batches_are_repeatable_and_fresh_each_epoch(fake_data):
     assert len(first) == -(-len(splits.train_y) // 4)
 
 
+def test_mixup_batches_carry_probability_targets_and_mixed_weights(fake_data):
+    """The same rows as without mixup, mixed: each target a probability row whose largest
+    share is the row's own label, the loss weights mixed from the class weights."""
+    from dataclasses import replace
+
+    from train.data import load_dataset
+    from train.train import TrainConfig, augmented_batches, class_weights, load_splits
+
+    config = TrainConfig(DataConfig(fake_data, task=TASK, seed=3, train_unknown_pct=100.0),
+                         batch_size=8, track=False, augment_copies=1, balance=1.0)
+    dataset = load_dataset(config.data)
+    splits = load_splits(dataset, EDGE_FRONTEND, config)
+    plain = augmented_batches(splits, dataset, EDGE_FRONTEND, config)
+    mixed = augmented_batches(splits, dataset, EDGE_FRONTEND, replace(config, mixup=0.4))
+    _, y, w = plain[0]
+    x, t, wm = mixed[0]
+    again = augmented_batches(splits, dataset, EDGE_FRONTEND, replace(config, mixup=0.4))[0]
+    np.testing.assert_array_equal(x, again[0])  # repeatable
+    n = len(dataset.labels)
+    assert t.shape == (8, n) and t.dtype == np.float32
+    np.testing.assert_allclose(t.sum(axis=1), 1.0, rtol=1e-6)
+    own = t[np.arange(8), y]
+    assert np.all(own >= 0.5 - 1e-6) and np.any(own < 0.99)
+    weights = class_weights(splits.train_y, n, 1.0)
+    np.testing.assert_allclose(w, weights[y], rtol=1e-6)
+    # each mixed weight lies between the batch's class weights (exact mixing: test_augment)
+    assert np.all(wm >= w.min() - 1e-6) and np.all(wm <= w.max() + 1e-6)
+
+
+def test_training_with_mixup_learns_from_soft_targets(fake_data, tmp_path):
+    """The same seed with and without mixup: both train (soft targets need the categorical
+    loss and one-hot validation labels), to different weights."""
+    plain, _ = _weights_after(fake_data, tmp_path / "plain", epochs=1, train_seed=0)
+    mixed, settings = _weights_after(fake_data, tmp_path / "mix", epochs=1, train_seed=0,
+                                     mixup=0.4)
+    assert all(np.isfinite(v).all() for v in mixed)
+    assert 0 <= settings.metrics["val_accuracy"] <= 1 and settings.metrics["epochs_run"] == 1
+    assert any(not np.allclose(a, b) for a, b in zip(plain, mixed, strict=True))
+
+
 def test_augmented_copies_rotate_and_balance_weights_follow_the_labels(fake_data):
     from dataclasses import replace
 
@@ -187,6 +227,9 @@ def test_augmented_copies_rotate_and_balance_weights_follow_the_labels(fake_data
     (["--init-from", "/nonexistent/m"], "/nonexistent/m: no model.keras there"),
     (["--hard-negatives-max", "-1"], "max_windows >= 0"),
     (["--hard-negatives-score", "0"], "argument --hard-negatives-score: must be within"),
+    (["--mixup", "-0.1"], "argument --mixup: must be within 0-10"),
+    (["--mixup", "0.2", "--no-augment"], "mixup mixes augmented batches"),
+    (["--mixup", "0.2", "--word-classes"], "mixup mixes augmented batches"),
 ])
 def test_bad_arguments_exit_2_with_one_error_line(fake_data, capsys, args, message):
     assert main(["train", "--data", str(fake_data), *args]) == 2

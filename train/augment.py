@@ -3,7 +3,8 @@
 Waveforms (``(N, samples)``): speed perturbation (tempo and pitch together, as sox
 ``speed``), time shift, gain, background-noise mixing at a random SNR
 (recordings from ``_background_noise_`` or ``_silence_`` clips, else generated white / pink /
-brown noise). Features (``(N, frames, n_mfcc)``): SpecAugment time and frequency masks.
+brown noise). Features (``(N, frames, n_mfcc)``): SpecAugment time and frequency masks;
+mixup of features, targets and loss weights together.
 """
 
 from __future__ import annotations
@@ -168,3 +169,24 @@ def spec_augment(features: np.ndarray, rng: np.random.Generator, config: Augment
     mask = time[:, :, None] | freq[:, None, :]
     mean = out.mean(axis=1, keepdims=True)
     return np.where(mask, mean, out).astype(np.float32)
+
+
+def mix_up(features: np.ndarray, targets: np.ndarray, weights: np.ndarray,
+           rng: np.random.Generator, alpha: float, n_classes: int
+           ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Mixup (Zhang et al., ICLR 2018) within a batch: example ``i`` becomes
+    ``lam * x_i + (1 - lam) * x_j`` for another example ``j`` of the batch, with
+    ``lam ~ Beta(alpha, alpha)`` folded to >= 0.5 (each example keeps the larger share), and its
+    target (integer labels made one-hot, or probability rows) and loss weight mixed alike."""
+    soft = (np.asarray(targets, np.float32) if np.ndim(targets) == 2
+            else np.eye(n_classes, dtype=np.float32)[np.asarray(targets)])
+    n = len(features)
+    lam = rng.beta(alpha, alpha, size=n).astype(np.float32)
+    lam = np.maximum(lam, 1.0 - lam)
+    other = rng.permutation(n)
+
+    def mix(a: np.ndarray) -> np.ndarray:
+        share = lam.reshape((n,) + (1,) * (a.ndim - 1))
+        return (share * a + (1.0 - share) * a[other]).astype(np.float32)
+
+    return mix(np.asarray(features, np.float32)), mix(soft), mix(np.asarray(weights, np.float32))

@@ -58,6 +58,10 @@ def add_training_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--label-smoothing", type=float_range(0, 1),
                    default=train_default("label_smoothing"),
                    help="targets (1-S) one-hot + S/classes")
+    p.add_argument("--mixup", type=float_range(0, 10), default=train_default("mixup"),
+                   metavar="ALPHA",
+                   help="mixup within each augmented batch, mixing weight ~ Beta(ALPHA, ALPHA) "
+                        "(e.g. 0.2; 0: off)")
     p.add_argument("--ema", type=float_range(0, 0.9999), default=train_default("ema"),
                    help="keep an exponential moving average of the weights with this momentum "
                         "per step (e.g. 0.999; 0: off)")
@@ -233,7 +237,8 @@ def recipe_fields(args: argparse.Namespace) -> dict:
         raise KwsError(str(exc)) from None
     return dict(arch=args.arch, epochs=args.epochs, lr=args.lr, patience=args.patience,
                 balance=args.balance, word_balance=args.word_balance,
-                train_seed=args.train_seed, label_smoothing=args.label_smoothing, ema=args.ema,
+                train_seed=args.train_seed, label_smoothing=args.label_smoothing,
+                mixup=args.mixup, ema=args.ema,
                 teachers=tuple(args.teacher), teacher_weight=args.teacher_weight,
                 speech_windows=windows, augment_copies=args.augment_copies, augment=augment,
                 normalize=args.normalize, word_classes=args.word_classes)

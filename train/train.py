@@ -28,7 +28,7 @@ from edge_runtime.evaluate import EvalReport
 from edge_runtime.frontend import Frontend, FrontendConfig
 from edge_runtime.stream_gen import speech_bounds
 from train import tracking
-from train.augment import AugmentConfig, augment_waveforms, spec_augment
+from train.augment import AugmentConfig, augment_waveforms, mix_up, spec_augment
 from train.data import DataConfig, Dataset, load_dataset, load_waveforms
 from train.data_checks import check_training_data, write_skipped
 from train.distill import Teachers
@@ -70,6 +70,8 @@ class TrainConfig:
     # training seed keeps the same splits, so runs differing only in it stay comparable
     train_seed: int | None = None
     label_smoothing: float = 0.0  # targets (1 - s) one-hot + s / classes
+    # mixup within each augmented batch: lam ~ Beta(mixup, mixup) (train.augment.mix_up; 0: off)
+    mixup: float = 0.0
     # momentum of an exponential moving average of the weights, updated every step; the
     # average is what is validated, checkpointed and kept (0: off)
     ema: float = 0.0
@@ -113,6 +115,11 @@ class TrainConfig:
         for name in ("balance", "word_balance", "label_smoothing", "teacher_weight"):
             if not 0 <= getattr(self, name) <= 1:
                 raise KwsError(f"{name} must be within 0-1, got {getattr(self, name)}")
+        if not 0 <= self.mixup <= 10:
+            raise KwsError(f"mixup must be within 0-10, got {self.mixup}")
+        if self.mixup and (self.augment is None or self.word_classes):
+            raise KwsError("mixup mixes augmented batches of the trained classes: not without "
+                           "augmentation or with word classes")
         if not 0 <= self.ema < 1:
             raise KwsError(f"ema must be within 0-1 (excluded), got {self.ema}")
         if self.train_seed is not None and not 0 <= self.train_seed < 2**32:
@@ -355,16 +362,19 @@ def augmented_batches(splits: Splits, dataset: Dataset, frontend: FrontendConfig
             target = y if soft is None else soft
         return feats, target, example_weights(rows, y).astype(np.float32)
 
-    batches = epoch_batches(len(splits.train_y), config.batch_size, config.seed, augment, make)
+    batches = epoch_batches(len(splits.train_y), config.batch_size, config.seed, augment, make,
+                            mixup=config.mixup, n_classes=len(labels))
     # for training elsewhere from the same examples (benchmarks.experiments.gpu_folds)
     batches.copies, batches.example_weights = copies, example_weights
     return batches
 
 
-def epoch_batches(n: int, batch_size: int, seed: int, augment: AugmentConfig, make):
+def epoch_batches(n: int, batch_size: int, seed: int, augment: AugmentConfig, make,
+                  mixup: float = 0.0, n_classes: int = 0):
     """A ``keras.utils.PyDataset`` over ``n`` training rows in a new order each epoch;
-    ``make(epoch, rows, rng)`` gives a batch's features, targets and loss weights, then
-    SpecAugment. Batch ``i`` of epoch ``e`` draws from ``default_rng([seed, e, i])``."""
+    ``make(epoch, rows, rng)`` gives a batch's features, targets and loss weights, then (with
+    ``mixup`` > 0) mixup into probability targets over ``n_classes``, then SpecAugment. Batch
+    ``i`` of epoch ``e`` draws from ``default_rng([seed, e, i])``."""
     import keras
 
     class EpochBatches(keras.utils.PyDataset):
@@ -384,6 +394,8 @@ def epoch_batches(n: int, batch_size: int, seed: int, augment: AugmentConfig, ma
             rows = self.order[i * batch_size : (i + 1) * batch_size]
             rng = np.random.default_rng([seed, self.epoch, i])
             feats, target, weights = make(self.epoch, rows, rng)
+            if mixup:
+                feats, target, weights = mix_up(feats, target, weights, rng, mixup, n_classes)
             return spec_augment(feats, rng, augment)[..., None], target, weights
 
         def on_epoch_end(self) -> None:
@@ -418,9 +430,9 @@ def fit(model, splits: Splits, dataset: Dataset, frontend: FrontendConfig,
 
     steps = math.ceil(len(splits.train_y) / config.batch_size)
     n_labels = len(dataset.labels)
-    val_y = splits.val_y if teachers is None else np.eye(n_labels, dtype=np.float32)[
-        splits.val_y]
-    if teachers is not None:
+    soft = teachers is not None or config.mixup > 0  # probability targets
+    val_y = np.eye(n_labels, dtype=np.float32)[splits.val_y] if soft else splits.val_y
+    if soft:
         loss = keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing)
     elif config.label_smoothing:
         loss = SmoothedSparseCrossentropy(config.label_smoothing)

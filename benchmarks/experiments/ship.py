@@ -76,6 +76,7 @@ class Experiment:
     model_from: str | None = None  # score this run's trained model (no training of its own)
     train_seed: int | None = None  # None: the data seed (the split never changes with it)
     label_smoothing: float = 0.0
+    mixup: float = 0.0  # Beta(alpha, alpha) of mixup within each batch (0: off)
     ema: float = 0.0
     teachers: tuple[str, ...] = ()  # experiments whose trained models are distilled
     teacher_weight: float = 0.5
@@ -329,6 +330,12 @@ SPEECH_150_X25 = replace(SPEECH_150_X50, idea="speech_ema_150_xv trained on a qu
 SPEECH_150_SP10 = replace(SPEECH_150, idea="speech_ema_150_xv with speed perturbation (each clip "
                           "played at 0.9-1.1x)", augment=replace(SPEECH_150.augment,
                                                                  speed_pct=10.0))
+# neither speed perturbation nor any other augmentation of single clips stood in for more
+# speakers: mixup (alpha 0.2) trains on blends of two clips with blended targets, a
+# regulariser that also teaches the model to give mixed evidence a mixed answer
+SPEECH_150_MIX = replace(SPEECH_150, idea="speech_ema_150_xv with mixup of the MFCC features "
+                         "within each batch (alpha 0.2, targets and loss weights mixed alike)",
+                         mixup=0.2)
 SEEDED: dict[str, Experiment] = {
     # reject_ema_60_xv's windows alone: its synthetic words, weighted as real ones by the word
     # balance, outweighed the real _unknown_ words (validation _unknown_ recall 69%)
@@ -352,6 +359,7 @@ SEEDED: dict[str, Experiment] = {
     **seeds("bc12hb_speech_40_xv", BC12HB_SPEECH_40, 1),
     **seeds("speech_cmn_150_xv", SPEECH_150_CMN, 2),
     **seeds("speech_sh200_150_xv", SPEECH_150_SH200, 1),
+    **seeds("speech_mix_150_xv", SPEECH_150_MIX, 1),
 }
 # the shipped recipe (clip-mean) and the one before it, judged on the mini set's own speakers
 # (both converted with their ReLUs clipped, as the shipped file is)
@@ -361,7 +369,8 @@ FOLDS: dict[str, Experiment] = {
     **folds("speech_sh200_150_xv", SPEECH_150_SH200),
     **folds("speech_x50_150_xv", SPEECH_150_X50),
     **folds("speech_x25_150_xv", SPEECH_150_X25),
-    **folds("speech_sp10_150_xv", SPEECH_150_SP10)}
+    **folds("speech_sp10_150_xv", SPEECH_150_SP10),
+    **folds("speech_mix_150_xv", SPEECH_150_MIX)}
 ENSEMBLES = {
     "ens_ema_bc12h": replace(BC12H_SPEECH_40, idea="speech_ema_150_xv and bc12h_speech_40_xv in "
                              "one file (log-mel input, the DS-CNN's MFCC by a fixed DCT layer), "
@@ -571,7 +580,7 @@ def train_config(name: str, exp: Experiment, data: Path):
                        arch=exp.arch, epochs=exp.epochs, patience=exp.patience or exp.epochs,
                        augment=exp.augment, balance=exp.balance,
                        word_balance=exp.word_balance, train_seed=exp.train_seed,
-                       label_smoothing=exp.label_smoothing, ema=exp.ema,
+                       label_smoothing=exp.label_smoothing, mixup=exp.mixup, ema=exp.ema,
                        teachers=tuple(WORK / "models" / t for t in exp.teachers),
                        teacher_weight=exp.teacher_weight, normalize=exp.normalize,
                        speech_windows=exp.windows, augment_copies=exp.augment_copies,
