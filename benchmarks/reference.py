@@ -25,6 +25,7 @@ SAMPLE_RATE = 16000
 CLIP = 16000
 INT8_FILE = "kws_ref_model.tflite"
 REFERENCE_NAME = "MLPerf Tiny reference (int8)"  # its name in the benchmarks' results
+ANCHOR_ROW = "MLPerf Tiny reference (anchor)"  # its row in the experiments' pooled tables
 
 
 def reference_dir() -> Path | None:

@@ -200,6 +200,10 @@ def test_crossval_measures_and_pools_fold_streams(tmp_path, capsys):
     assert main(["b", *args]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: fold 0: the rejection files") and len(err.splitlines()) == 1
+    # files kept from another stream length are not reused for this one
+    assert main(["b", *args[1:]]) == 2
+    assert capsys.readouterr().err == (f"error: {streams / 'b_f0'}: measured on 0.25-min "
+                                       "streams, not 0.5 (use a new --streams folder)\n")
     assert main([*args, "--stream-minutes", "0"]) == 2
     assert capsys.readouterr().err == "error: --stream-minutes must be > 0, got 0\n"
     assert main(["c", *args[1:]]) == 2  # no results, nothing measured

@@ -99,6 +99,23 @@ def test_a_packed_run_trains_and_its_weights_load_into_the_architecture(config, 
     assert small.count_params() < model.count_params()
 
 
+def test_a_mixup_recipe_trains_on_the_packed_copies_mixed(config, tmp_path):
+    """The same pack, seed and epoch with and without mixup: different weights, both load."""
+    from train.models import architecture
+    from train.models.common import FeatureStats
+
+    path = pack(config, tmp_path, "run_f0", 0)
+    settings = json.loads(str(np.load(path)["settings"]))
+    got = []
+    for recipe in ("ema", "mix20"):
+        model = architecture("ds_cnn_w").build(len(settings["labels"]),
+                                               stats=FeatureStats(**settings["stats"]))
+        model.load_weights(train_one(path, recipe, tmp_path / "w", epochs=1))
+        got.append(model.get_weights())
+    assert RECIPES["mix20"].mixup == 0.2
+    assert any(not np.allclose(a, b) for a, b in zip(*got, strict=True))
+
+
 def test_a_run_without_fixed_copies_cannot_be_packed(config, tmp_path):
     from dataclasses import replace
 

@@ -419,6 +419,20 @@ def compile_for_training(model, *, lr: float, min_lr_ratio: float, steps: int, e
     return [keras.callbacks.SwapEMAWeights(swap_on_epoch=True)] if ema else []
 
 
+def training_loss(label_smoothing: float, soft: bool):
+    """Cross-entropy on probability targets (``soft``: teachers, mixup) or integer labels,
+    with ``label_smoothing``."""
+    import keras
+
+    from train.losses import SmoothedSparseCrossentropy
+
+    if soft:
+        return keras.losses.CategoricalCrossentropy(label_smoothing=label_smoothing)
+    if label_smoothing:
+        return SmoothedSparseCrossentropy(label_smoothing)
+    return "sparse_categorical_crossentropy"
+
+
 def fit(model, splits: Splits, dataset: Dataset, frontend: FrontendConfig,
         config: TrainConfig, scratch: Path, extra_callbacks: list,
         teachers: Teachers | None = None) -> tuple[int, list[float]]:
@@ -426,18 +440,11 @@ def fit(model, splits: Splits, dataset: Dataset, frontend: FrontendConfig,
     ``teachers`` the targets are soft (probability vectors), validation's one-hot."""
     import keras
 
-    from train.losses import SmoothedSparseCrossentropy
-
     steps = math.ceil(len(splits.train_y) / config.batch_size)
     n_labels = len(dataset.labels)
     soft = teachers is not None or config.mixup > 0  # probability targets
     val_y = np.eye(n_labels, dtype=np.float32)[splits.val_y] if soft else splits.val_y
-    if soft:
-        loss = keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing)
-    elif config.label_smoothing:
-        loss = SmoothedSparseCrossentropy(config.label_smoothing)
-    else:
-        loss = "sparse_categorical_crossentropy"
+    loss = training_loss(config.label_smoothing, soft)
     # the averaged weights are swapped in for validation and at each epoch's end, so the
     # checkpoint holds them (the callback must come before ModelCheckpoint)
     swap = compile_for_training(

@@ -104,6 +104,7 @@ def main_val_class_counts(data: Path, folds: list[int], cv_folds: int) -> dict[i
 def reference_on_folds(data: Path, folds: list[int], cv_folds: int) -> Pooled | None:
     """The MLPerf Tiny reference on the same main-folder fold clips (None: not here)."""
     from benchmarks.accuracy import reference_report
+    from benchmarks.reference import ANCHOR_ROW
     from convert.convert import split_clips
     from edge_runtime.frontend import EDGE_FRONTEND
 
@@ -123,7 +124,7 @@ def reference_on_folds(data: Path, folds: list[int], cv_folds: int) -> Pooled | 
             count = clips.truths.count(label)
             hit = hits.setdefault(label, [0, 0])
             hit[0], hit[1] = hit[0] + round(acc * count), hit[1] + count
-    return Pooled("MLPerf Tiny reference (anchor)", tuple(folds), n, correct, correct, n, 0, 0,
+    return Pooled(ANCHOR_ROW, tuple(folds), n, correct, correct, n, 0, 0,
                   0, {label: h / max(c, 1) for label, (h, c) in hits.items()}, anchor=True)
 
 

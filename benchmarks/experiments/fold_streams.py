@@ -10,7 +10,8 @@ dominated by a few speakers' words, so rejection is only comparable over several
 
 ``crossval RECIPE ... --streams DIR`` runs the benchmark for every fold file not yet in
 ``DIR/RECIPE_f<k>/rejection.json`` (with ``--reference``: the MLPerf Tiny reference on the same
-streams, ``DIR/reference_f<k>/``) and prints the pooled table.
+streams, ``DIR/reference_f<k>/``) and prints the pooled table; files kept in ``DIR`` must have
+met streams of the length asked for (one ``DIR`` per stream length).
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ class FoldSweep:
     misses: dict[float, int]  # threshold -> keywords not detected
     false_accepts: dict[float, int]  # threshold -> events on the non-keyword streams
     streams: tuple  # what identifies the streams (SAME_STREAMS, SAME_DETECTOR)
+    minutes: float = 20.0  # each stream's length
 
 
 @dataclass(frozen=True)
@@ -90,7 +92,7 @@ def read_sweep(path: Path, fold: int, model: str | None = None) -> FoldSweep:
         {p["threshold"]: round(p["false_reject_rate"] * keywords) for p in entry["sweep"]},
         {p["threshold"]: round(p["non_keyword_fa_per_hour"] * hours) for p in entry["sweep"]},
         (*(json.dumps(r[k], sort_keys=True) for k in SAME_STREAMS),
-         *(r["detector"][k] for k in SAME_DETECTOR)))
+         *(r["detector"][k] for k in SAME_DETECTOR)), float(r["minutes_per_stream"]))
 
 
 def pool_sweeps(recipe: str, sweeps: list[FoldSweep], max_frr: float) -> PooledStreams:
@@ -173,12 +175,18 @@ def pooled_streams(recipes: list[str], folds: list[int], results: Path, data: Pa
         if len(set(seen.values())) > 1:
             raise KwsError(f"fold {k}: the rejection files in {out} were not measured on the "
                            f"same streams and detector ({', '.join(seen)})")
+    for r, s in sweeps.items():  # files kept from an earlier call with another length
+        other = next((x for x in s if x.minutes != minutes), None)
+        if other is not None:
+            raise KwsError(f"{run_dir(out, r, other.fold)}: measured on {other.minutes:g}-min "
+                           f"streams, not {minutes:g} (use a new --streams folder)")
     return [pool_sweeps(r, s, MAX_FRR) for r, s in sweeps.items()]
 
 
 def stream_rows(pooled: list[PooledStreams]) -> list[dict]:
-    return [{"recipe": ("MLPerf Tiny reference (anchor)" if p.recipe == REFERENCE
-                        else p.recipe),
+    from benchmarks.reference import ANCHOR_ROW
+
+    return [{"recipe": ANCHOR_ROW if p.recipe == REFERENCE else p.recipe,
              "folds": " ".join(map(str, p.folds)), "keywords": p.keywords,
              "hours": round(p.hours, 2),
              "threshold": "none reaches 10% FRR" if p.threshold is None else f"{p.threshold:.2f}",

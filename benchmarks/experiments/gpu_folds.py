@@ -43,6 +43,7 @@ class Recipe:
     arch: str = "ds_cnn_w"
     epochs: int | None = None  # None: the packed run's
     label_smoothing: float = 0.0
+    mixup: float = 0.0  # Beta(alpha, alpha) of mixup within each batch (train.augment.mix_up)
     seed_offset: int = 0  # added to the packed run's training seed
     ema: float | None = None  # None: the packed run's weight averaging
     clip_percentile: float | None = 99.9  # the conversion here (ship's setting)
@@ -57,6 +58,7 @@ RECIPES: dict[str, Recipe] = {
     "w96": Recipe(arch="ds_cnn_w96", per_tensor=True),
     "e180": Recipe(epochs=180),
     "ls10": Recipe(label_smoothing=0.1),
+    "mix20": Recipe(mixup=0.2),
     "dss": Recipe(arch="ds_cnn_s"),
     "probe": Recipe(ema=0.0),  # a quick check that a machine learns (no averaging lag)
 }
@@ -126,10 +128,9 @@ def train_one(packed: Path, recipe_name: str, out: Path, epochs: int | None = No
     import keras
 
     from train.augment import AugmentConfig
-    from train.losses import SmoothedSparseCrossentropy
     from train.models import architecture
     from train.models.common import FeatureStats
-    from train.train import compile_for_training, epoch_batches, epoch_timer
+    from train.train import compile_for_training, epoch_batches, epoch_timer, training_loss
 
     recipe = RECIPES[recipe_name]
     data = np.load(packed)
@@ -149,19 +150,23 @@ def train_one(packed: Path, recipe_name: str, out: Path, epochs: int | None = No
         return dequantize(x[c, rows], lo, hi), y[c, rows], w[c, rows]
 
     keras.utils.set_random_seed(seed)
-    model = architecture(recipe.arch).build(len(s["labels"]),
+    n_labels = len(s["labels"])
+    model = architecture(recipe.arch).build(n_labels,
                                             stats=FeatureStats(**s["stats"]))
-    loss = (SmoothedSparseCrossentropy(recipe.label_smoothing) if recipe.label_smoothing
-            else "sparse_categorical_crossentropy")
     swap = compile_for_training(model, lr=s["lr"], min_lr_ratio=s["min_lr_ratio"],
-                                steps=math.ceil(n / batch), epochs=epochs, ema=ema, loss=loss,
+                                steps=math.ceil(n / batch), epochs=epochs, ema=ema,
+                                loss=training_loss(recipe.label_smoothing, recipe.mixup > 0),
                                 metric="accuracy")
     out.mkdir(parents=True, exist_ok=True)
     best = out / f"{recipe_name}_f{s['fold']}.weights.h5"
     timer = epoch_timer()
-    val = (data["val_x"].astype(np.float32)[..., None], data["val_y"].astype(np.int32))
+    val_y = data["val_y"].astype(np.int32)
+    if recipe.mixup:  # probability targets: validation one-hot as well
+        val_y = np.eye(n_labels, dtype=np.float32)[val_y]
+    val = (data["val_x"].astype(np.float32)[..., None], val_y)
     start = time.perf_counter()
-    batches = epoch_batches(n, batch, seed, augment, make)
+    batches = epoch_batches(n, batch, seed, augment, make, mixup=recipe.mixup,
+                            n_classes=n_labels)
     history = model.fit(batches, epochs=epochs, validation_data=val, verbose=0, callbacks=[
         *swap, keras.callbacks.ModelCheckpoint(best, monitor="val_accuracy",
                                                save_best_only=True, save_weights_only=True,
