@@ -298,10 +298,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--smoothing-sweep", type=float, nargs="+", default=[], metavar="MS",
                         help="also the operating point at each of these smoothing windows")
     parser.add_argument("--no-reference", action="store_true", help="skip the reference")
+    parser.add_argument("--reference-only", action="store_true",
+                        help="score the reference alone (--model still sets the detector's "
+                             "threshold and the keywords of the streams)")
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     try:
+        if args.reference_only and args.no_reference:
+            raise KwsError("--reference-only and --no-reference leave nothing to score")
+        if args.reference_only:
+            from benchmarks.reference import reference_dir
+
+            if reference_dir() is None:
+                raise KwsError("--reference-only: the MLPerf Tiny reference model is not on "
+                               "this machine")
         path = args.model or default_model()
         model = KwsModel(path)
         speakers = held_out_speakers(args.split, args.speakers)
@@ -319,7 +330,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     windows = args.smoothing_sweep
-    results = [evaluate(f"kws-edge {Path(path).name}", model, streams, config, False, windows)]
+    results = [] if args.reference_only else [
+        evaluate(f"kws-edge {Path(path).name}", model, streams, config, False, windows)]
     skipped = None
     if not args.no_reference:
         from benchmarks.reference import REFERENCE_NAME, ReferenceModel, reference_dir

@@ -124,7 +124,8 @@ def test_accuracy_benchmark_missing_model_is_an_error(clip_folder, tmp_path, cap
     assert capsys.readouterr().err.startswith("error: model not found")
 
 
-def test_rejection_benchmark_scores_streams_of_held_out_speakers(tmp_path, capsys):
+def test_rejection_benchmark_scores_streams_of_held_out_speakers(tmp_path, capsys,
+                                                                  monkeypatch):
     from benchmarks import rejection
     from tests.model_factory import build_models
 
@@ -215,6 +216,15 @@ def test_rejection_benchmark_scores_streams_of_held_out_speakers(tmp_path, capsy
                            "--extra", str(extra), "--no-reference", "--out", str(out)]) == 2
     assert capsys.readouterr().err == ("error: --extra adds validation speakers: use it with "
                                        "--speakers val\n")
+    assert rejection.main(["--model", str(tflite), "--data", str(data), "--split", str(split),
+                           "--reference-only", "--no-reference", "--out", str(out)]) == 2
+    assert capsys.readouterr().err == ("error: --reference-only and --no-reference leave "
+                                       "nothing to score\n")
+    monkeypatch.setenv("KWS_REFERENCE_DIR", str(tmp_path / "no_reference_here"))
+    assert rejection.main(["--model", str(tflite), "--data", str(data), "--split", str(split),
+                           "--reference-only", "--out", str(out)]) == 2
+    assert capsys.readouterr().err == ("error: --reference-only: the MLPerf Tiny reference "
+                                       "model is not on this machine\n")
 
 
 def test_offline_smoothing_is_the_live_detectors(tone_model):

@@ -233,5 +233,7 @@ def test_the_reference_meets_the_same_fold_streams(tmp_path, capsys):
     ours, theirs = read_sweep(streams / "a_f2" / "rejection.json", 2), read_sweep(
         path, 2, REFERENCE_NAME)
     assert ours.streams == theirs.streams and ours.keywords == theirs.keywords
+    # the anchor's file holds the anchor alone (the fold model is not scored twice)
+    assert [m["name"] for m in json.loads(path.read_text())["models"]] == [REFERENCE_NAME]
     assert [r["recipe"] for r in out["streams"]] == ["a", "MLPerf Tiny reference (anchor)"]
     assert out["streams"][1]["keywords"] == theirs.keywords

@@ -115,7 +115,8 @@ def pool_sweeps(recipe: str, sweeps: list[FoldSweep], max_frr: float) -> PooledS
 def measure(model: Path, data: Path, split: Path, out: Path, reference: bool,
             minutes: float) -> None:
     """``benchmarks.rejection`` on ``split``'s validation speakers, ``minutes`` a stream (its
-    printout to stderr)."""
+    printout to stderr): ``model`` alone, or with ``reference`` the anchor alone (``model``
+    still sets the detector and keywords)."""
     from benchmarks import rejection
 
     print(f"streams: {out.name} ...", file=sys.stderr, flush=True)
@@ -123,7 +124,7 @@ def measure(model: Path, data: Path, split: Path, out: Path, reference: bool,
         status = rejection.main(["--model", str(model), "--data", str(data), "--split",
                                  str(split), "--speakers", "val", "--even-words", "--minutes",
                                  str(minutes), "--out", str(out),
-                                 *([] if reference else ["--no-reference"])])
+                                 "--reference-only" if reference else "--no-reference"])
     if status != 0:
         raise KwsError(f"{out.name}: the rejection benchmark failed (status {status})")
 
