@@ -419,18 +419,20 @@ def compile_for_training(model, *, lr: float, min_lr_ratio: float, steps: int, e
     return [keras.callbacks.SwapEMAWeights(swap_on_epoch=True)] if ema else []
 
 
-def training_loss(label_smoothing: float, soft: bool):
-    """Cross-entropy on probability targets (``soft``: teachers, mixup) or integer labels,
-    with ``label_smoothing``."""
+def training_objective(label_smoothing: float, soft: bool, val_y: np.ndarray, n_labels: int):
+    """The loss and the validation targets: with probability targets (``soft``: teachers,
+    mixup) categorical cross-entropy and ``val_y`` one-hot, else cross-entropy on the integer
+    labels; with ``label_smoothing`` either way."""
     import keras
 
     from train.losses import SmoothedSparseCrossentropy
 
     if soft:
-        return keras.losses.CategoricalCrossentropy(label_smoothing=label_smoothing)
+        return (keras.losses.CategoricalCrossentropy(label_smoothing=label_smoothing),
+                np.eye(n_labels, dtype=np.float32)[val_y])
     if label_smoothing:
-        return SmoothedSparseCrossentropy(label_smoothing)
-    return "sparse_categorical_crossentropy"
+        return SmoothedSparseCrossentropy(label_smoothing), val_y
+    return "sparse_categorical_crossentropy", val_y
 
 
 def fit(model, splits: Splits, dataset: Dataset, frontend: FrontendConfig,
@@ -442,9 +444,9 @@ def fit(model, splits: Splits, dataset: Dataset, frontend: FrontendConfig,
 
     steps = math.ceil(len(splits.train_y) / config.batch_size)
     n_labels = len(dataset.labels)
-    soft = teachers is not None or config.mixup > 0  # probability targets
-    val_y = np.eye(n_labels, dtype=np.float32)[splits.val_y] if soft else splits.val_y
-    loss = training_loss(config.label_smoothing, soft)
+    loss, val_y = training_objective(config.label_smoothing,
+                                     teachers is not None or config.mixup > 0, splits.val_y,
+                                     n_labels)
     # the averaged weights are swapped in for validation and at each epoch's end, so the
     # checkpoint holds them (the callback must come before ModelCheckpoint)
     swap = compile_for_training(

@@ -130,7 +130,12 @@ def train_one(packed: Path, recipe_name: str, out: Path, epochs: int | None = No
     from train.augment import AugmentConfig
     from train.models import architecture
     from train.models.common import FeatureStats
-    from train.train import compile_for_training, epoch_batches, epoch_timer, training_loss
+    from train.train import (
+        compile_for_training,
+        epoch_batches,
+        epoch_timer,
+        training_objective,
+    )
 
     recipe = RECIPES[recipe_name]
     data = np.load(packed)
@@ -153,16 +158,14 @@ def train_one(packed: Path, recipe_name: str, out: Path, epochs: int | None = No
     n_labels = len(s["labels"])
     model = architecture(recipe.arch).build(n_labels,
                                             stats=FeatureStats(**s["stats"]))
+    loss, val_y = training_objective(recipe.label_smoothing, recipe.mixup > 0,
+                                     data["val_y"].astype(np.int32), n_labels)
     swap = compile_for_training(model, lr=s["lr"], min_lr_ratio=s["min_lr_ratio"],
-                                steps=math.ceil(n / batch), epochs=epochs, ema=ema,
-                                loss=training_loss(recipe.label_smoothing, recipe.mixup > 0),
+                                steps=math.ceil(n / batch), epochs=epochs, ema=ema, loss=loss,
                                 metric="accuracy")
     out.mkdir(parents=True, exist_ok=True)
     best = out / f"{recipe_name}_f{s['fold']}.weights.h5"
     timer = epoch_timer()
-    val_y = data["val_y"].astype(np.int32)
-    if recipe.mixup:  # probability targets: validation one-hot as well
-        val_y = np.eye(n_labels, dtype=np.float32)[val_y]
     val = (data["val_x"].astype(np.float32)[..., None], val_y)
     start = time.perf_counter()
     batches = epoch_batches(n, batch, seed, augment, make, mixup=recipe.mixup,
