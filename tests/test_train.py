@@ -218,6 +218,7 @@ def test_augmented_copies_rotate_and_balance_weights_follow_the_labels(fake_data
     (["--ema", "1"], "argument --ema: must be within 0-0.9999"),
     (["--train-seed", "-3"], "argument --train-seed"),
     (["--speed-pct", "60"], "argument --speed-pct: must be within 0-49.9"),
+    (["--channel-prob", "1.5"], "argument --channel-prob: must be within 0-1"),
     (["--freq-mask-bins", "-1"], "argument --freq-mask-bins"),
     (["--extra", "/nonexistent/x"], "/nonexistent/x: no such extra data folder"),
     (["--extra-val-pct", "100"], "argument --extra-val-pct: must be within 0-99.9"),
@@ -237,12 +238,14 @@ def test_bad_arguments_exit_2_with_one_error_line(fake_data, capsys, args, messa
     assert len(err) == 1 and err[0].startswith("error: ") and message in err[0]
 
 
-def test_speed_perturbation_reaches_the_augmentation_config(tmp_path):
+def test_speed_and_channel_reach_the_augmentation_config(tmp_path):
     from kws.cli import build_parser
     from train.cli import train_config
 
-    args = build_parser().parse_args(["train", "--data", str(tmp_path), "--speed-pct", "12.5"])
+    args = build_parser().parse_args(["train", "--data", str(tmp_path), "--speed-pct", "12.5",
+                                      "--channel-prob", "0.25"])
     assert train_config(args).augment.speed_pct == 12.5
+    assert train_config(args).augment.channel_prob == 0.25
 
 
 def test_specaugment_mask_sizes_reach_the_augmentation_config(tmp_path):

@@ -1,7 +1,8 @@
 """Data augmentation on batches, vectorised NumPy, deterministic for a given Generator.
 
 Waveforms (``(N, samples)``): speed perturbation (tempo and pitch together, as sox
-``speed``), time shift, gain, background-noise mixing at a random SNR
+``speed``), time shift, gain, a random room and microphone (:mod:`train.channel`),
+background-noise mixing at a random SNR
 (recordings from ``_background_noise_`` or ``_silence_`` clips, else generated white / pink /
 brown noise). Features (``(N, frames, n_mfcc)``): SpecAugment time and frequency masks;
 mixup of features, targets and loss weights together.
@@ -12,6 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+
+from train.channel import through_channel
 
 COLOURS = {"white": 0.0, "pink": 0.5, "brown": 1.0}  # amplitude ~ 1 / f**exponent
 
@@ -30,6 +33,13 @@ class AugmentConfig:
     shift_ms: float = 100.0  # shift by up to +-shift_ms, zero-filled
     gain: bool = True
     gain_db: float = 6.0  # gain up to +-gain_db
+    # share of clips played through a random room (reverberation time rt60_s, direct-to-
+    # reverberant ratio drr_db) and microphone (gains within +-eq_db at octave bands; 0: no
+    # microphone): each speaker's own room and device, another stand-in for more speakers
+    channel_prob: float = 0.0
+    rt60_s: tuple[float, float] = (0.1, 0.6)
+    drr_db: tuple[float, float] = (3.0, 20.0)
+    eq_db: float = 6.0
     specaugment: bool = True
     time_masks: int = 2
     time_mask_frames: int = 5  # each mask is 0..time_mask_frames wide
@@ -47,6 +57,12 @@ class AugmentConfig:
             raise ValueError("noise_snr_db must be (low, high)")
         if not 0 <= self.speed_pct < 50:
             raise ValueError(f"speed_pct must be within 0-50 (excluded), got {self.speed_pct}")
+        if not 0 <= self.channel_prob <= 1:
+            raise ValueError(f"channel_prob must be within 0-1, got {self.channel_prob}")
+        if not 0 < self.rt60_s[0] <= self.rt60_s[1] or self.drr_db[0] > self.drr_db[1]:
+            raise ValueError("rt60_s must be (low, high) > 0 and drr_db (low, high)")
+        if self.eq_db < 0:
+            raise ValueError(f"eq_db must be >= 0, got {self.eq_db}")
 
 
 def coloured_noise(rng: np.random.Generator, n: int, samples: int, colour: str) -> np.ndarray:
@@ -134,6 +150,9 @@ def augment_waveforms(batch: np.ndarray, rng: np.random.Generator, noise: list[n
     if config.gain and config.gain_db > 0:
         db = rng.uniform(-config.gain_db, config.gain_db, size=(n, 1))
         out *= (10.0 ** (db / 20.0)).astype(np.float32)
+    if config.channel_prob > 0:
+        out = through_channel(out, rng, config.channel_prob, config.rt60_s, config.drr_db,
+                              config.eq_db, config.sample_rate)
     if config.noise and config.noise_prob > 0:
         rows = np.nonzero(rng.random(n) < config.noise_prob)[0]
         if rows.size:

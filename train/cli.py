@@ -114,6 +114,10 @@ def add_training_args(p: argparse.ArgumentParser) -> None:
                    default=field_default(AugmentConfig, "speed_pct"),
                    help="play each clip at a random speed within +-P%% (pitch and tempo "
                         "together); 0: off")
+    g.add_argument("--channel-prob", type=float_range(0, 1),
+                   default=field_default(AugmentConfig, "channel_prob"),
+                   help="share of clips played through a random room (reverberation) and "
+                        "microphone (octave-band gains); 0: off")
     for name, what in (("time_masks", "SpecAugment time masks per example"),
                        ("time_mask_frames", "each time mask 0..N frames wide"),
                        ("freq_masks", "SpecAugment frequency masks per example"),
@@ -227,6 +231,7 @@ def recipe_fields(args: argparse.Namespace) -> dict:
     augment = None if args.no_augment else AugmentConfig(
         noise=not args.no_noise, shift=not args.no_shift, gain=not args.no_gain,
         specaugment=not args.no_specaugment, speed_pct=args.speed_pct,
+        channel_prob=args.channel_prob,
         time_masks=args.time_masks, time_mask_frames=args.time_mask_frames,
         freq_masks=args.freq_masks, freq_mask_bins=args.freq_mask_bins)
     try:
