@@ -197,8 +197,11 @@ def non_keyword_hours(result: dict) -> float:
     return result["minutes_per_stream"] / 60 * sum(s != "keywords" for s in result["streams"])
 
 
-def operating_point(points: list[OperatingPoint]) -> OperatingPoint | None:
-    ok = [p for p in points if p.false_reject_rate <= MAX_FRR]
+def operating_point(points: list[OperatingPoint], max_frr: float = MAX_FRR
+                    ) -> OperatingPoint | None:
+    """The point with the fewest non-keyword false accepts (then false rejects) among those
+    with false rejects at or below ``max_frr`` (None: no such point)."""
+    ok = [p for p in points if p.false_reject_rate <= max_frr]
     if not ok:
         return None
     return min(ok, key=lambda p: (p.non_keyword_fa_per_hour, p.false_reject_rate))

@@ -96,20 +96,21 @@ def read_sweep(path: Path, fold: int, model: str | None = None) -> FoldSweep:
 
 
 def pool_sweeps(recipe: str, sweeps: list[FoldSweep], max_frr: float) -> PooledStreams:
-    """One threshold for all of ``sweeps``: the fewest false accepts among those with false
-    rejects (pooled over the folds' keywords) at or below ``max_frr``."""
+    """One threshold for all of ``sweeps``: ``rejection.operating_point`` on the sweep pooled
+    over the folds (false rejects over all keywords, false accepts over all hours)."""
+    from benchmarks.rejection import OperatingPoint, operating_point
+
     keywords, hours = sum(s.keywords for s in sweeps), sum(s.hours for s in sweeps)
     folds = tuple(s.fold for s in sweeps)
     common = set.intersection(*(set(s.misses) for s in sweeps))
-    best = None
-    for t in sorted(common):
-        misses = sum(s.misses[t] for s in sweeps)
-        fa = sum(s.false_accepts[t] for s in sweeps)
-        if misses <= max_frr * keywords and (best is None or (fa, misses) < best[1:]):
-            best = (t, fa, misses)
+    counts = {t: (sum(s.misses[t] for s in sweeps), sum(s.false_accepts[t] for s in sweeps))
+              for t in sorted(common)}
+    best = operating_point([OperatingPoint(t, misses / keywords, {}, fa / hours)
+                            for t, (misses, fa) in counts.items()], max_frr)
     if best is None:
         return PooledStreams(recipe, folds, keywords, hours, None)
-    return PooledStreams(recipe, folds, keywords, hours, best[0], best[2], best[1])
+    misses, fa = counts[best.threshold]
+    return PooledStreams(recipe, folds, keywords, hours, best.threshold, misses, fa)
 
 
 def measure(model: Path, data: Path, split: Path, out: Path, reference: bool,
