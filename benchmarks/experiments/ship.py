@@ -353,6 +353,10 @@ SPEECH_150_SYN25 = replace(SPEECH_150, idea="speech_ema_150_xv with the 25 non-k
 SPEECH_150_CHAN = replace(SPEECH_150, idea="speech_ema_150_xv with half of the clips played "
                           "through a random room and microphone", augment=replace(
                               SPEECH_150.augment, channel_prob=0.5))
+# the network's outputs each see ~280 ms of a clip and are averaged: a deeper DS-CNN whose
+# outputs see most of a word (~460 ms), same int8 budget
+SPEECH_150_DEEP = replace(SPEECH_150, idea="speech_ema_150_xv with ds_cnn_w_deep (5 blocks of "
+                          "68 filters, the first striding in time)", arch="ds_cnn_w_deep")
 SEEDED: dict[str, Experiment] = {
     # reject_ema_60_xv's windows alone: its synthetic words, weighted as real ones by the word
     # balance, outweighed the real _unknown_ words (validation _unknown_ recall 69%)
@@ -389,7 +393,8 @@ FOLDS: dict[str, Experiment] = {
     **folds("speech_sp10_150_xv", SPEECH_150_SP10),
     **folds("speech_mix_150_xv", SPEECH_150_MIX),
     **folds("speech_syn25_150_xv", SPEECH_150_SYN25),
-    **folds("speech_chan_150_xv", SPEECH_150_CHAN)}
+    **folds("speech_chan_150_xv", SPEECH_150_CHAN),
+    **folds("speech_deep_150_xv", SPEECH_150_DEEP)}
 ENSEMBLES = {
     "ens_ema_bc12h": replace(BC12H_SPEECH_40, idea="speech_ema_150_xv and bc12h_speech_40_xv in "
                              "one file (log-mel input, the DS-CNN's MFCC by a fixed DCT layer), "

@@ -59,6 +59,12 @@ ARCHITECTURES: dict[str, Architecture] = {
                                partial(ds_cnn.build, spec=ds_cnn.WIDE_80, name="ds_cnn_w80"),
                                f"DS-CNN small with {ds_cnn.WIDE_80.filters} filters (~57 KB "
                                "int8)"),
+    "ds_cnn_w_deep": Architecture("ds_cnn_w_deep", ds_cnn.FRONTEND,
+                                  partial(ds_cnn.build, spec=ds_cnn.WIDE_DEEP,
+                                          name="ds_cnn_w_deep"),
+                                  f"DS-CNN of {len(ds_cnn.WIDE_DEEP.block_strides)} blocks, the "
+                                  f"first striding in time ({ds_cnn.WIDE_DEEP.filters} filters, "
+                                  "~56 KB int8)"),
     "ds_cnn_w96": Architecture("ds_cnn_w96", ds_cnn.FRONTEND,
                                partial(ds_cnn.build, spec=ds_cnn.WIDE_96, name="ds_cnn_w96"),
                                f"DS-CNN small with {ds_cnn.WIDE_96.filters} filters (~53 KB "
