@@ -163,32 +163,83 @@ def false_accepts_by_keyword(model, posteriors: dict, streams: dict, config: Det
     return {k: round(counts[k] / hours, 2) for k in keywords} if hours else {}
 
 
+def attribute_false_accepts(model, posteriors: dict, streams: dict, config: DetectorConfig,
+                            threshold: float) -> list:
+    """The word clip (a stream ``Placement``) nearest each event of the two non-keyword streams
+    at ``threshold``: the recording that fired."""
+    out = []
+    for name, (times, smoothed) in posteriors.items():
+        if name == "keywords":
+            continue
+        stream = streams[name]
+        spans = np.array([p.seconds(stream.sample_rate) for p in stream.placements]
+                         ).reshape(-1, 2)
+        for e in gate_events(times, smoothed, model.labels, threshold,
+                             config.refractory_ms / 1000):
+            gap = np.maximum(spans[:, 0] - e.time_s, 0) + np.maximum(e.time_s - spans[:, 1], 0)
+            out.append(stream.placements[int(np.argmin(gap))])
+    return out
+
+
 def false_accepts_by_speaker(model, posteriors: dict, streams: dict, config: DetectorConfig,
                              threshold: float) -> dict:
     """Who the false accepts of the two non-keyword streams at ``threshold`` came from: each
     event goes to the speaker of the word clip nearest its time. ``seconds``: each speaker's
     share of those streams (their clips' length, scaled so the shares sum to the streams'
-    length), for a speaker bootstrap of the rate (``benchmarks.experiments.choose``)."""
-    events: Counter[str] = Counter()
+    length), for a speaker bootstrap of the rate (:func:`bootstrap_rate`). ``clips``: how many
+    distinct recordings the streams repeat, how many of them fired, and the events of the five
+    that fired most (streams of a few speakers repeat each of their clips many times)."""
+    def speaker(p) -> str:
+        return parse_clip(p.source.parents[1], p.source).speaker or ""
+
     clip_seconds: Counter[str] = Counter()
+    distinct = set()
     total = 0.0
-    for name, (times, smoothed) in posteriors.items():
+    for name, stream in streams.items():
         if name == "keywords":
             continue
-        stream = streams[name]
         rate = stream.sample_rate
         total += stream.samples.size / rate
-        spans = np.array([p.seconds(rate) for p in stream.placements]).reshape(-1, 2)
-        who = [parse_clip(p.source.parents[1], p.source).speaker or "" for p in stream.placements]
-        for p, speaker in zip(stream.placements, who, strict=True):
-            clip_seconds[speaker] += (p.end - p.start) / rate
-        for e in gate_events(times, smoothed, model.labels, threshold,
-                             config.refractory_ms / 1000):
-            gap = np.maximum(spans[:, 0] - e.time_s, 0) + np.maximum(e.time_s - spans[:, 1], 0)
-            events[who[int(np.argmin(gap))]] += 1
+        for p in stream.placements:
+            clip_seconds[speaker(p)] += (p.end - p.start) / rate
+            distinct.add(p.source)
+    fired = attribute_false_accepts(model, posteriors, streams, config, threshold)
+    events = Counter(speaker(p) for p in fired)
+    by_clip = Counter(p.source for p in fired)
     scale = total / max(sum(clip_seconds.values()), 1e-9)
     return {"events": dict(sorted(events.items())),
-            "seconds": {k: round(v * scale, 3) for k, v in sorted(clip_seconds.items())}}
+            "seconds": {k: round(v * scale, 3) for k, v in sorted(clip_seconds.items())},
+            "clips": {"distinct": len(distinct), "fired": len(by_clip),
+                      "top5_events": sum(n for _, n in by_clip.most_common(5))}}
+
+
+def bootstrap_rate(events: np.ndarray, seconds: np.ndarray, draws: int = 2000, seed: int = 0
+                   ) -> tuple[float, float]:
+    """95% interval of ``sum(events) / sum(seconds)`` per hour, resampling the units (speakers)
+    with replacement: events of one speaker's repeated clips are not independent."""
+    picks = np.random.default_rng(seed).integers(len(events), size=(draws, len(events)))
+    rates = events[picks].sum(axis=1) / (seconds[picks].sum(axis=1) / 3600)
+    low, high = np.percentile(rates, [2.5, 97.5])
+    return float(low), float(high)
+
+
+def speaker_interval(by_speaker: dict) -> tuple[float, float]:
+    """:func:`bootstrap_rate` of a :func:`false_accepts_by_speaker` result."""
+    speakers = sorted(by_speaker["seconds"])
+    return bootstrap_rate(np.array([by_speaker["events"].get(s, 0) for s in speakers]),
+                          np.array([by_speaker["seconds"][s] for s in speakers]))
+
+
+def sources_cells(by_speaker: dict | None) -> list[str]:
+    """The operating point's speaker-bootstrap interval and what its events came from, as
+    table cells."""
+    if not by_speaker:
+        return ["—", "—"]
+    low, high = speaker_interval(by_speaker)
+    clips = by_speaker["clips"]
+    return [f"{low:.1f}-{high:.1f}",
+            f"{sum(by_speaker['events'].values())}: {clips['fired']} / {clips['distinct']} "
+            f"({clips['top5_events']})"]
 
 
 def non_keyword_hours(result: dict) -> float:
@@ -353,12 +404,14 @@ def main(argv: list[str] | None = None) -> int:
                      f"{100 * op['false_reject_rate']:.1f}" if op else "—",
                      op["false_accepts_per_hour"]["other_words"] if op else "—",
                      op["false_accepts_per_hour"]["running_speech"] if op else "—",
+                     *sources_cells(r["operating_point_speakers"]),
                      f"{100 * d['false_reject_rate']:.1f}" if d else "—",
                      d["non_keyword_fa_per_hour"] if d else "—"])
     table = markdown_table(
         ["model", "threshold at ≤10% FRR", "FRR %", "FA/h isolated other words",
-         "FA/h running speech", f"FRR % at {config.threshold:g}",
-         f"FA/h (both) at {config.threshold:g}"], rows)
+         "FA/h running speech", "FA/h 95% interval (speaker bootstrap)",
+         "events: clips that fired / distinct clips (top 5 clips' events)",
+         f"FRR % at {config.threshold:g}", f"FA/h (both) at {config.threshold:g}"], rows)
     keywords_fired = list(results[0]["false_accepts_per_hour_by_keyword"])
     by_keyword = markdown_table(
         ["model", *keywords_fired],

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 
+import numpy as np
 import pytest
 
 from benchmarks.experiments.choose import (
@@ -156,3 +157,27 @@ def test_each_false_accept_is_put_on_the_speaker_of_the_nearest_word(tmp_path):
     assert fired > 0 and sum(who["events"].values()) == fired
     assert set(who["events"]) <= set(who["seconds"]) <= speakers
     assert sum(who["seconds"].values()) == pytest.approx(60.0, abs=0.01)
+    # the streams repeat a few recordings: how many, and how many of them fired
+    distinct = {p.source for name, s in streams.items() if name != "keywords"
+                for p in s.placements}
+    clips = who["clips"]
+    assert clips["distinct"] == len(distinct) < sum(
+        len(s.placements) for name, s in streams.items() if name != "keywords")
+    assert 0 < clips["fired"] <= clips["distinct"]
+    assert min(fired, 5) <= clips["top5_events"] <= fired
+    low, high = rejection.speaker_interval(who)
+    assert low <= fired / (60.0 / 3600) <= high
+
+
+def test_a_rate_whose_events_all_come_from_one_speaker_has_a_wide_interval():
+    from benchmarks.rejection import bootstrap_rate, sources_cells
+
+    seconds = np.full(10, 360.0)  # 1 h in all
+    assert bootstrap_rate(np.full(10, 1), seconds) == pytest.approx((10.0, 10.0))
+    # the same 10 events from one speaker: none in ~35% of the resamples, 3+ in ~7%
+    low, high = bootstrap_rate(np.array([10] + [0] * 9), seconds)
+    assert low == 0.0 and high >= 30.0
+    cells = sources_cells({**by_speaker([10] + [0] * 9), "clips": {
+        "distinct": 40, "fired": 2, "top5_events": 10}})
+    assert cells == [f"{low:.1f}-{high:.1f}", "10: 2 / 40 (10)"]
+    assert sources_cells(None) == ["—", "—"]

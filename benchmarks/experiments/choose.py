@@ -29,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks.rejection import bootstrap_rate
 from benchmarks.results_io import markdown_table
 from edge_runtime.errors import KwsError
 
@@ -114,10 +115,7 @@ def difference_interval(c: Candidate, incumbent: Candidate, draws: int = 2000,
     speakers = sorted(a["seconds"])
     seconds = np.array([a["seconds"][s] for s in speakers])
     diff = np.array([a["events"].get(s, 0) - b["events"].get(s, 0) for s in speakers])
-    picks = np.random.default_rng(seed).integers(len(speakers), size=(draws, len(speakers)))
-    rates = diff[picks].sum(axis=1) / (seconds[picks].sum(axis=1) / 3600)
-    low, high = np.percentile(rates, [2.5, 97.5])
-    return float(low), float(high)
+    return bootstrap_rate(diff, seconds, draws, seed)
 
 
 def difference_text(c: Candidate, incumbent: Candidate) -> str:
