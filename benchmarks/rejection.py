@@ -122,6 +122,9 @@ class OperatingPoint:
     false_reject_rate: float
     false_accepts_per_hour: dict[str, float]  # per stream (keywords stream too)
     non_keyword_fa_per_hour: float  # the two non-keyword streams together
+    # distinct recordings of the non-keyword streams that drew at least one false accept
+    # (the streams repeat each recording many times; None: not counted)
+    clips_fired: int | None = None
 
 
 def sweep(model, posteriors: dict, streams: dict, config: DetectorConfig) -> list[OperatingPoint]:
@@ -129,7 +132,7 @@ def sweep(model, posteriors: dict, streams: dict, config: DetectorConfig) -> lis
     refractory = config.refractory_ms / 1000
     rows = {name: stream.keyword_rows() for name, stream in streams.items()}
     for threshold in THRESHOLDS:
-        fa, frr, fa_total, hours = {}, 0.0, 0, 0.0
+        fa, frr, fa_total, hours, fired = {}, 0.0, 0, 0.0, set()
         for name, (times, smoothed) in posteriors.items():
             stream = streams[name]
             events = gate_events(times, smoothed, model.labels, threshold, refractory)
@@ -141,9 +144,38 @@ def sweep(model, posteriors: dict, streams: dict, config: DetectorConfig) -> lis
             else:
                 fa_total += score.false_accepts
                 hours += seconds / 3600
+                fired.update(p.source for p in nearest_placements(stream, events))
         points.append(OperatingPoint(threshold, round(frr, 4), fa,
-                                     round(fa_total / hours, 2) if hours else 0.0))
+                                     round(fa_total / hours, 2) if hours else 0.0,
+                                     len(fired)))
     return points
+
+
+def nearest_placements(stream, events: list) -> list:
+    """The word clip (a stream ``Placement``) nearest each event's time: on a non-keyword
+    stream, the recording that fired."""
+    if not events:
+        return []
+    rate = stream.sample_rate
+    order = sorted(range(len(stream.placements)), key=lambda i: stream.placements[i].start)
+    starts = np.array([stream.placements[i].start / rate for i in order])
+    ends = np.array([stream.placements[i].end / rate for i in order])
+    times = np.array([e.time_s for e in events])
+    # the nearest clip is the last one starting at or before the event, or the next one
+    before = np.clip(np.searchsorted(starts, times, side="right") - 1, 0, len(order) - 1)
+    after = np.minimum(before + 1, len(order) - 1)
+
+    def gap(i: np.ndarray) -> np.ndarray:
+        return np.maximum(starts[i] - times, 0) + np.maximum(times - ends[i], 0)
+
+    pick = np.where(gap(after) < gap(before), after, before)
+    return [stream.placements[order[i]] for i in pick]
+
+
+def distinct_recordings(streams: dict) -> int:
+    """How many distinct recordings the non-keyword streams repeat."""
+    return len({p.source for name, s in streams.items() if name != "keywords"
+                for p in s.placements})
 
 
 def false_accepts_by_keyword(model, posteriors: dict, streams: dict, config: DetectorConfig
@@ -165,20 +197,10 @@ def false_accepts_by_keyword(model, posteriors: dict, streams: dict, config: Det
 
 def attribute_false_accepts(model, posteriors: dict, streams: dict, config: DetectorConfig,
                             threshold: float) -> list:
-    """The word clip (a stream ``Placement``) nearest each event of the two non-keyword streams
-    at ``threshold``: the recording that fired."""
-    out = []
-    for name, (times, smoothed) in posteriors.items():
-        if name == "keywords":
-            continue
-        stream = streams[name]
-        spans = np.array([p.seconds(stream.sample_rate) for p in stream.placements]
-                         ).reshape(-1, 2)
-        for e in gate_events(times, smoothed, model.labels, threshold,
-                             config.refractory_ms / 1000):
-            gap = np.maximum(spans[:, 0] - e.time_s, 0) + np.maximum(e.time_s - spans[:, 1], 0)
-            out.append(stream.placements[int(np.argmin(gap))])
-    return out
+    """The word clip nearest each event of the two non-keyword streams at ``threshold``."""
+    return [p for name, (times, smoothed) in posteriors.items() if name != "keywords"
+            for p in nearest_placements(streams[name], gate_events(
+                times, smoothed, model.labels, threshold, config.refractory_ms / 1000))]
 
 
 def false_accepts_by_speaker(model, posteriors: dict, streams: dict, config: DetectorConfig,
@@ -193,7 +215,6 @@ def false_accepts_by_speaker(model, posteriors: dict, streams: dict, config: Det
         return parse_clip(p.source.parents[1], p.source).speaker or ""
 
     clip_seconds: Counter[str] = Counter()
-    distinct = set()
     total = 0.0
     for name, stream in streams.items():
         if name == "keywords":
@@ -202,14 +223,13 @@ def false_accepts_by_speaker(model, posteriors: dict, streams: dict, config: Det
         total += stream.samples.size / rate
         for p in stream.placements:
             clip_seconds[speaker(p)] += (p.end - p.start) / rate
-            distinct.add(p.source)
     fired = attribute_false_accepts(model, posteriors, streams, config, threshold)
     events = Counter(speaker(p) for p in fired)
     by_clip = Counter(p.source for p in fired)
     scale = total / max(sum(clip_seconds.values()), 1e-9)
     return {"events": dict(sorted(events.items())),
             "seconds": {k: round(v * scale, 3) for k, v in sorted(clip_seconds.items())},
-            "clips": {"distinct": len(distinct), "fired": len(by_clip),
+            "clips": {"distinct": distinct_recordings(streams), "fired": len(by_clip),
                       "top5_events": sum(n for _, n in by_clip.most_common(5))}}
 
 
@@ -425,7 +445,8 @@ def main(argv: list[str] | None = None) -> int:
             "held_out_speakers": len(speakers), "minutes_per_stream": args.minutes,
             "detector": asdict(config), "max_frr": MAX_FRR, "reference_skipped": skipped,
             "streams": {n: {"keywords": len(s.keyword_rows()), "words": len(s.placements)}
-                        for n, s in streams.items()}}
+                        for n, s in streams.items()},
+            "non_keyword_recordings": distinct_recordings(streams)}
     hours = non_keyword_hours(meta)
     smoothing = markdown_table(
         ["model", "smoothing ms", "threshold at ≤10% FRR", "FRR %", "FA/h (both)", "events"],

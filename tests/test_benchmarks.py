@@ -154,6 +154,15 @@ def test_rejection_benchmark_scores_streams_of_held_out_speakers(tmp_path, capsy
     assert all(a <= b for a, b in zip(frr, frr[1:], strict=False))
     op = model["operating_point"]
     assert op is None or op["false_reject_rate"] <= rejection.MAX_FRR
+    # the streams repeat a few recordings; each point counts those that fired
+    recordings = result["non_keyword_recordings"]
+    words = sum(result["streams"][n]["words"] for n in ("other_words", "running_speech"))
+    assert 0 < recordings < words
+    hours = rejection.non_keyword_hours(result)
+    for p in sweep:
+        events = round(p["non_keyword_fa_per_hour"] * hours)
+        assert 0 <= p["clips_fired"] <= min(events, recordings)
+        assert (p["clips_fired"] == 0) == (events == 0)
     by_keyword = model["false_accepts_per_hour_by_keyword"]
     assert list(by_keyword) == ["yes", "no"]
     total = model["at_default_threshold"]["non_keyword_fa_per_hour"]

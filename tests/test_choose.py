@@ -181,3 +181,22 @@ def test_a_rate_whose_events_all_come_from_one_speaker_has_a_wide_interval():
         "distinct": 40, "fired": 2, "top5_events": 10}})
     assert cells == [f"{low:.1f}-{high:.1f}", "10: 2 / 40 (10)"]
     assert sources_cells(None) == ["—", "—"]
+
+
+def test_each_event_goes_to_the_nearest_word_clip():
+    from pathlib import Path
+
+    from benchmarks.rejection import nearest_placements
+    from edge_runtime.detector import Event
+    from edge_runtime.stream_gen import GeneratedStream, Placement
+
+    rate = 100  # samples per second
+    clips = [Placement(100, 200, "_unknown_", Path("a")), Placement(500, 600, "_unknown_",
+             Path("b")), Placement(300, 400, "_unknown_", Path("c"))]  # out of time order
+    stream = GeneratedStream(np.zeros(800, np.float32), rate, clips)
+    # before the first clip, inside one, nearer the one before, nearer the next, after the last
+    times = [0.2, 1.5, 2.3, 2.6, 3.4, 4.6, 7.5]
+    events = [Event(t, "yes", 0.9) for t in times]
+    assert [p.source.name for p in nearest_placements(stream, events)] == [
+        "a", "a", "a", "c", "c", "b", "b"]
+    assert nearest_placements(stream, []) == []

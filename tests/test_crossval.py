@@ -115,11 +115,14 @@ def test_fold_split_files_give_the_rejection_benchmark_each_folds_speakers(real_
     assert "name at least one recipe" in capsys.readouterr().err
 
 
-def sweep_file(path, fold: int, keywords: int, misses: dict, events: dict, minutes=20.0):
-    """A rejection JSON of fold ``fold``'s validation streams with the given counts."""
+def sweep_file(path, fold: int, keywords: int, misses: dict, events: dict, minutes=20.0,
+               clips: dict | None = None, recordings: int | None = None):
+    """A rejection JSON of fold ``fold``'s validation streams with the given counts (and, with
+    ``clips``, the distinct recordings that fired at each threshold)."""
     hours = 2 * minutes / 60
     path.mkdir(parents=True, exist_ok=True)
-    (path / "rejection.json").write_text(json.dumps({
+    counted = ({} if clips is None else {"non_keyword_recordings": recordings})
+    (path / "rejection.json").write_text(json.dumps({**counted,
         "data": "mini", "extra": [], "split": f"fold_{fold}.json", "speaker_list": "val",
         "even_words": True, "minutes_per_stream": minutes,
         "detector": {"hop_ms": 100.0, "smooth_ms": 800.0, "refractory_ms": 1000.0},
@@ -128,11 +131,12 @@ def sweep_file(path, fold: int, keywords: int, misses: dict, events: dict, minut
                     "running_speech": {"keywords": 0, "words": 1500}},
         "models": [{"name": "kws-edge kws_int8.tflite", "sweep": [
             {"threshold": t, "false_reject_rate": round(misses[t] / keywords, 4),
-             "non_keyword_fa_per_hour": round(events[t] / hours, 2)} for t in misses]}]}))
+             "non_keyword_fa_per_hour": round(events[t] / hours, 2),
+             **({} if clips is None else {"clips_fired": clips[t]})} for t in misses]}]}))
 
 
 def test_fold_streams_share_one_threshold_over_all_folds(tmp_path):
-    from benchmarks.experiments.fold_streams import pool_sweeps, read_sweep
+    from benchmarks.experiments.fold_streams import pool_sweeps, read_sweep, stream_rows
 
     # alone, fold 0 would take 0.3 (8% misses) and fold 1 0.5 (10%); together 0.3 misses
     # 14 of 200 keywords (7%) and 0.5 22 (11%): the pooled threshold is 0.3 for both
@@ -148,6 +152,21 @@ def test_fold_streams_share_one_threshold_over_all_folds(tmp_path):
     assert none.threshold is None and math.isinf(none.per_hour)
     with pytest.raises(KwsError, match="not streams of fold 1"):
         read_sweep(tmp_path / "a_f0" / "rejection.json", 1)
+    # files written before recordings were counted pool without them
+    assert p.clips_fired is None and stream_rows([p])[0]["recordings that fired"] == "—"
+
+
+def test_pooled_fold_streams_count_the_recordings_that_fired(tmp_path):
+    from benchmarks.experiments.fold_streams import pool_sweeps, read_sweep, stream_rows
+
+    sweep_file(tmp_path / "a_f0", 0, 100, {0.3: 8, 0.5: 11}, {0.3: 40, 0.5: 30},
+               clips={0.3: 3, 0.5: 2}, recordings=60)
+    sweep_file(tmp_path / "a_f1", 1, 100, {0.3: 6, 0.5: 11}, {0.3: 20, 0.5: 5},
+               clips={0.3: 2, 0.5: 1}, recordings=70)
+    sweeps = [read_sweep(tmp_path / f"a_f{k}" / "rejection.json", k) for k in (0, 1)]
+    p = pool_sweeps("a", sweeps, 0.10)  # 0.3, as above: the folds' recordings add up
+    assert (p.threshold, p.false_accepts, p.clips_fired, p.recordings) == (0.3, 60, 5, 130)
+    assert stream_rows([p])[0]["recordings that fired"] == "5 of 130"
 
 
 def test_crossval_measures_and_pools_fold_streams(tmp_path, capsys):
@@ -182,6 +201,9 @@ def test_crossval_measures_and_pools_fold_streams(tmp_path, capsys):
         best = min(sum(s.false_accepts[t] for s in sweeps) for t in ok)
         assert row["false accepts (events)"].startswith(f"{best} ±")
         assert float(row["threshold"]) in ok
+        fired, of = row["recordings that fired"].split(" of ")
+        assert int(of) == sum(s.recordings for s in sweeps) > 0
+        assert 0 <= int(fired) <= min(best, int(of)) and (int(fired) == 0) == (best == 0)
     else:
         assert row["threshold"] == "none reaches 10% FRR"
     assert out["accuracy"][0]["clips"] == 200

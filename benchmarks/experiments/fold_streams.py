@@ -42,6 +42,10 @@ class FoldSweep:
     false_accepts: dict[float, int]  # threshold -> events on the non-keyword streams
     streams: tuple  # what identifies the streams (SAME_STREAMS, SAME_DETECTOR)
     minutes: float = 20.0  # each stream's length
+    # threshold -> distinct non-keyword recordings that fired, and how many the streams repeat
+    # (None: a file written before they were counted)
+    clips_fired: dict[float, int] | None = None
+    recordings: int | None = None
 
 
 @dataclass(frozen=True)
@@ -55,6 +59,8 @@ class PooledStreams:
     threshold: float | None  # None: no threshold keeps false rejects <= 10%
     misses: int | None = None
     false_accepts: int | None = None
+    clips_fired: int | None = None  # distinct recordings behind the false accepts
+    recordings: int | None = None  # distinct recordings in the non-keyword streams
 
     @property
     def false_reject_rate(self) -> float | None:
@@ -87,12 +93,15 @@ def read_sweep(path: Path, fold: int, model: str | None = None) -> FoldSweep:
     keywords, hours = r["streams"]["keywords"]["keywords"], non_keyword_hours(r)
     # the JSON keeps rates (false rejects to 4 decimals, false accepts per hour to 2): the
     # counts behind them are exact for streams of up to ~100 h and ~10,000 keywords
+    counted = all(p.get("clips_fired") is not None for p in entry["sweep"])
     return FoldSweep(
         fold, keywords, hours,
         {p["threshold"]: round(p["false_reject_rate"] * keywords) for p in entry["sweep"]},
         {p["threshold"]: round(p["non_keyword_fa_per_hour"] * hours) for p in entry["sweep"]},
         (*(json.dumps(r[k], sort_keys=True) for k in SAME_STREAMS),
-         *(r["detector"][k] for k in SAME_DETECTOR)), float(r["minutes_per_stream"]))
+         *(r["detector"][k] for k in SAME_DETECTOR)), float(r["minutes_per_stream"]),
+        {p["threshold"]: p["clips_fired"] for p in entry["sweep"]} if counted else None,
+        r.get("non_keyword_recordings"))
 
 
 def pool_sweeps(recipe: str, sweeps: list[FoldSweep], max_frr: float) -> PooledStreams:
@@ -110,7 +119,11 @@ def pool_sweeps(recipe: str, sweeps: list[FoldSweep], max_frr: float) -> PooledS
     if best is None:
         return PooledStreams(recipe, folds, keywords, hours, None)
     misses, fa = counts[best.threshold]
-    return PooledStreams(recipe, folds, keywords, hours, best.threshold, misses, fa)
+    counted = all(s.clips_fired is not None and s.recordings is not None for s in sweeps)
+    # the folds' speakers are disjoint, so are their recordings: counts add up
+    return PooledStreams(recipe, folds, keywords, hours, best.threshold, misses, fa,
+                         sum(s.clips_fired[best.threshold] for s in sweeps) if counted else None,
+                         sum(s.recordings for s in sweeps) if counted else None)
 
 
 def measure(model: Path, data: Path, split: Path, out: Path, reference: bool,
@@ -196,5 +209,7 @@ def stream_rows(pooled: list[PooledStreams]) -> list[dict]:
                                  else f"{100 * p.false_reject_rate:.1f}"),
              "false accepts (events)": ("—" if p.false_accepts is None
                                         else f"{p.false_accepts} ± {p.false_accepts ** 0.5:.0f}"),
-             "per hour": "—" if p.false_accepts is None else f"{p.per_hour:.1f}"}
+             "per hour": "—" if p.false_accepts is None else f"{p.per_hour:.1f}",
+             "recordings that fired": ("—" if p.clips_fired is None
+                                       else f"{p.clips_fired} of {p.recordings}")}
             for p in pooled]
