@@ -403,7 +403,10 @@ FOLDS: dict[str, Experiment] = {
     # every recipe so far fired more on the fold streams than seed 0 of the plain one: how far
     # does another training seed of the plain recipe move those figures?
     **folds("speech_ema_150_xv_s1", SEEDED["speech_ema_150_xv_s1"]),
-    **folds("speech_wb75_150_xv", SPEECH_150_WB75)}
+    **folds("speech_wb75_150_xv", SPEECH_150_WB75),
+    # a third seed of the plain recipe: the range any idea on folds 0 and 1 is judged against,
+    # now also in distinct recordings that fired
+    **folds("speech_ema_150_xv_s2", SEEDED["speech_ema_150_xv_s2"])}
 ENSEMBLES = {
     "ens_ema_bc12h": replace(BC12H_SPEECH_40, idea="speech_ema_150_xv and bc12h_speech_40_xv in "
                              "one file (log-mel input, the DS-CNN's MFCC by a fixed DCT layer), "
