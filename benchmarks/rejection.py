@@ -256,10 +256,10 @@ def sources_cells(by_speaker: dict | None) -> list[str]:
     if not by_speaker:
         return ["—", "—"]
     low, high = speaker_interval(by_speaker)
-    clips = by_speaker["clips"]
+    clips = by_speaker.get("clips")  # None: a file written before recordings were counted
     return [f"{low:.1f}-{high:.1f}",
-            f"{sum(by_speaker['events'].values())}: {clips['fired']} / {clips['distinct']} "
-            f"({clips['top5_events']})"]
+            "—" if clips is None else f"{sum(by_speaker['events'].values())}: "
+            f"{clips['fired']} / {clips['distinct']} ({clips['top5_events']})"]
 
 
 def non_keyword_hours(result: dict) -> float:

@@ -181,6 +181,7 @@ def test_a_rate_whose_events_all_come_from_one_speaker_has_a_wide_interval():
         "distinct": 40, "fired": 2, "top5_events": 10}})
     assert cells == [f"{low:.1f}-{high:.1f}", "10: 2 / 40 (10)"]
     assert sources_cells(None) == ["—", "—"]
+    assert sources_cells(by_speaker([10] + [0] * 9)) == [f"{low:.1f}-{high:.1f}", "—"]
 
 
 def test_each_event_goes_to_the_nearest_word_clip():
