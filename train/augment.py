@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from train.channel import through_channel
+from train.levels import row_rms
 
 COLOURS = {"white": 0.0, "pink": 0.5, "brown": 1.0}  # amplitude ~ 1 / f**exponent
 
@@ -76,7 +77,7 @@ def coloured_noise(rng: np.random.Generator, n: int, samples: int, colour: str) 
         spectrum /= scale**exponent
         spectrum[:, 0] = 0.0
         white = np.fft.irfft(spectrum, samples, axis=1)
-    rms = np.sqrt(np.mean(white**2, axis=1, keepdims=True))
+    rms = row_rms(white)
     return (white / np.maximum(rms, 1e-12)).astype(np.float32)
 
 
@@ -132,7 +133,7 @@ def noise_cuts(rng: np.random.Generator, noise: list[np.ndarray], n: int, sample
         for c in np.unique(colour):
             rows = np.nonzero(colour == c)[0]
             out[rows] = coloured_noise(rng, rows.size, samples, colours[c])
-    rms = np.sqrt(np.mean(out.astype(np.float64) ** 2, axis=1, keepdims=True))
+    rms = row_rms(out)
     return (out / np.maximum(rms, 1e-12)).astype(np.float32)
 
 
@@ -157,7 +158,7 @@ def augment_waveforms(batch: np.ndarray, rng: np.random.Generator, noise: list[n
         rows = np.nonzero(rng.random(n) < config.noise_prob)[0]
         if rows.size:
             cuts = noise_cuts(rng, noise, rows.size, samples, config.noise_colours)
-            level = np.sqrt(np.mean(out[rows].astype(np.float64) ** 2, axis=1, keepdims=True))
+            level = row_rms(out[rows])
             snr = rng.uniform(*config.noise_snr_db, size=(rows.size, 1))
             scale = np.maximum(level, config.min_level) / 10.0 ** (snr / 20.0)
             out[rows] += (cuts * scale).astype(np.float32)

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from train.levels import row_rms
+
 OCTAVES_HZ = (0.0, 125.0, 250.0, 500.0, 1000.0, 2000.0, 4000.0, 8000.0)
 MIC_TAPS = 129  # odd: a type-I FIR, delay (MIC_TAPS - 1) / 2 samples
 
@@ -67,7 +69,6 @@ def through_channel(batch: np.ndarray, rng: np.random.Generator, prob: float,
     delay = (MIC_TAPS - 1) // 2 if eq_db > 0 else 0
     played = fftconvolve(out[rows].astype(np.float64), stacked, axes=1)
     played = played[:, delay : delay + samples]
-    level = np.sqrt(np.mean(out[rows].astype(np.float64) ** 2, axis=1, keepdims=True))
-    now = np.sqrt(np.mean(played**2, axis=1, keepdims=True))
-    out[rows] = (played * (level / np.maximum(now, 1e-12))).astype(np.float32)
+    out[rows] = (played * (row_rms(out[rows]) / np.maximum(row_rms(played), 1e-12))
+                 ).astype(np.float32)
     return out
