@@ -301,6 +301,31 @@ def convert_model(config: ConvertConfig) -> ConvertResult:
     return result
 
 
+def prepared_for_tflite(keras_model, calib: np.ndarray, clip_percentile: float | None,
+                        say=log) -> tuple[object, dict, np.ndarray, bool]:
+    """What the converter does to a trained model before TFLite: the leading feature
+    normalisation taken out (it goes into the manifest as ``feature_norm``, and the calibration
+    features are normalised) and, with ``clip_percentile``, each ReLU clipped as a rescaled
+    ReLU6. Returns the model to convert, ``feature_norm``, the calibration features and
+    whether the ReLUs were clipped."""
+    from train.models.common import split_normalization
+
+    core, feature_norm = split_normalization(keras_model)
+    if feature_norm:
+        say("normalisation layer moved out of the model into the manifest (feature_norm)")
+        calib = normalize(calib, feature_norm)
+    if clip_percentile is None:
+        return core, feature_norm, calib, False
+    clipped = clip_to_relu6(core, calib, clip_percentile)
+    if clipped is None:
+        say("ReLUs not clipped: the model is not a chain of layers (after a weightless "
+            "head at most) with a ReLU after a BatchNorm; converted as trained")
+        return core, feature_norm, calib, False
+    say(f"ReLUs clipped at the {clip_percentile:g}th percentile of their calibration outputs "
+        "(ReLU6, rescaled)")
+    return clipped, feature_norm, calib, True
+
+
 def _convert_into(staging: Path, config: ConvertConfig, settings, keras_model, dataset,
                   calib: np.ndarray, source_run: str | None) -> ConvertResult:
     quantizations = config.quantizations
@@ -310,22 +335,10 @@ def _convert_into(staging: Path, config: ConvertConfig, settings, keras_model, d
         notes["unknown_bias"] = config.unknown_bias
     if config.per_tensor:
         notes["per_tensor_weights"] = True
-    from train.models.common import split_normalization
-
-    core, feature_norm = split_normalization(keras_model)
-    if feature_norm:
-        log("normalisation layer moved out of the model into the manifest (feature_norm)")
-        calib = normalize(calib, feature_norm)
-    if config.clip_percentile is not None:
-        clipped = clip_to_relu6(core, calib, config.clip_percentile)
-        if clipped is not None:
-            log(f"ReLUs clipped at the {config.clip_percentile:g}th percentile of their "
-                "calibration outputs (ReLU6, rescaled)")
-            core = clipped
-            notes["clip_percentile"] = config.clip_percentile
-        else:
-            log("ReLUs not clipped: the model is not a chain of layers (after a weightless "
-                "head at most) with a ReLU after a BatchNorm; converted as trained")
+    core, feature_norm, calib, clipped = prepared_for_tflite(keras_model, calib,
+                                                             config.clip_percentile)
+    if clipped:
+        notes["clip_percentile"] = config.clip_percentile
     from tqdm import tqdm
 
     for quant in tqdm(quantizations, desc="convert", unit=" models", disable=None, leave=False):

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-
-from edge_runtime.frontend import EDGE_FRONTEND, FrontendConfig, mfcc
+from edge_runtime.frontend import EDGE_FRONTEND, FrontendConfig
+from train.models.common import tone_features
 
 LABELS = ["_silence_", "_unknown_", "yes", "no", "up", "down", "left", "right", "on", "off",
           "stop", "go"]
@@ -27,31 +26,6 @@ def tiny_keras_model(config: FrontendConfig, n_labels: int, seed: int = 0):
     ])
 
 
-def trained_looking_batchnorm(model, seed: int = 0):
-    """Give every BatchNorm of ``model`` random statistics and affine terms, as after training
-    (all different: the converter shares identical constant buffers), and return it."""
-    import keras
-
-    rng = np.random.default_rng(seed)
-    for layer in model.layers:
-        if isinstance(layer, keras.layers.BatchNormalization):
-            n = layer.gamma.shape[0]
-            layer.set_weights([rng.uniform(0.5, 2, n), rng.normal(0, 0.5, n),
-                               rng.normal(0, 0.5, n), rng.uniform(0.5, 3, n)])
-    return model
-
-
-def calibration_features(config: FrontendConfig, n: int = 32, seed: int = 0) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    t = np.arange(config.clip_samples) / config.sample_rate
-    clips = [
-        (rng.uniform(0.01, 0.5) * np.sin(2 * np.pi * rng.uniform(100, 900) * t)
-         + rng.uniform(0.001, 0.05) * rng.standard_normal(t.size)).astype(np.float32)
-        for _ in range(n)
-    ]
-    return mfcc(np.stack(clips), config)[..., None]
-
-
 def build_models(out_dir: Path, config: FrontendConfig = EDGE_FRONTEND,
                  labels: list[str] = LABELS, name: str = "tiny") -> dict[str, Path]:
     """Write ``<name>_float32.tflite`` and ``<name>_int8.tflite`` with manifests."""
@@ -61,7 +35,7 @@ def build_models(out_dir: Path, config: FrontendConfig = EDGE_FRONTEND,
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     model = tiny_keras_model(config, len(labels))
-    calib = calibration_features(config)
+    calib = tone_features(config)
     paths = {}
     for quant in ("float32", "int8"):
         path = out_dir / f"{name}_{quant}.tflite"

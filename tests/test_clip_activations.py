@@ -8,7 +8,7 @@ import pytest
 from convert.clip_activations import chain_layers, clip_to_relu6
 from convert.tflite import op_names, to_tflite
 from edge_runtime.frontend import EDGE_FRONTEND
-from tests.model_factory import calibration_features, trained_looking_batchnorm
+from train.models.common import tone_features, trained_looking_batchnorm
 
 
 @pytest.fixture(scope="module")
@@ -24,7 +24,7 @@ def model():
 
 @pytest.fixture(scope="module")
 def features():
-    x = calibration_features(EDGE_FRONTEND, n=48)
+    x = tone_features(EDGE_FRONTEND, n=48)
     return (x - x.mean(axis=(0, 1, 3), keepdims=True)) / x.std(axis=(0, 1, 3), keepdims=True)
 
 

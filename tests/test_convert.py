@@ -24,7 +24,8 @@ from edge_runtime.interpreter import make_interpreter
 from edge_runtime.manifest import load_manifest, manifest_path_for, sha256_of
 from edge_runtime.model import KwsModel
 from tests.fixtures_data import make_fake_dataset
-from tests.model_factory import calibration_features, tiny_keras_model
+from tests.model_factory import tiny_keras_model
+from train.models.common import tone_features
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -138,7 +139,7 @@ def test_unfolded_batchnorm_is_detected():
 
 def test_frozen_path_agrees_with_from_keras_model(trained):
     model = trained["model"]
-    calib = calibration_features(EDGE_FRONTEND, n=16)
+    calib = tone_features(EDGE_FRONTEND, n=16)
     for quant in ("float32", "int8"):
         a = make_interpreter(to_tflite(model, quant, calib, method="keras"))
         b = make_interpreter(to_tflite(model, quant, calib, method="frozen"))
@@ -268,7 +269,7 @@ def test_normalisation_moves_from_the_model_into_the_manifest(tmp_path):
     from edge_runtime.manifest import write_manifest
     from train.models.common import FeatureStats, model_input, split_normalization
 
-    feats = calibration_features(EDGE_FRONTEND, n=16)
+    feats = tone_features(EDGE_FRONTEND, n=16)
     stats = FeatureStats.of(feats)
     inputs, x = model_input(EDGE_FRONTEND, stats)
     x = keras.layers.Flatten()(x)

@@ -80,7 +80,7 @@ def test_the_wide_ds_cnns_fit_60_kb_in_int8(arch):
     """With trained-looking BatchNorm terms (an untrained file is smaller: the converter
     shares its identical constant buffers)."""
     from convert.tflite import to_tflite
-    from tests.model_factory import trained_looking_batchnorm
+    from train.models.common import trained_looking_batchnorm
 
     model = trained_looking_batchnorm(build_model(arch, 12))
     rng = np.random.default_rng(0)
@@ -122,7 +122,7 @@ def test_clip_mean_removal_makes_a_fixed_offset_per_coefficient_invisible():
 def test_ds_cnn_w96_fits_60_kb_only_with_per_tensor_weights():
     """One scale per weight tensor is what lets 96 filters fit (per channel they do not)."""
     from convert.tflite import to_tflite
-    from tests.model_factory import trained_looking_batchnorm
+    from train.models.common import trained_looking_batchnorm
 
     model = trained_looking_batchnorm(build_model("ds_cnn_w96", 12))
     rng = np.random.default_rng(0)

@@ -1,6 +1,6 @@
 """Pieces shared by the architectures: the model input, the fixed feature normalisation and
 its removal (for the converter and for ensembles), the clip-mean removal, the classifier's
-last layer."""
+last layer, and trained-looking BatchNorm terms for untrained models (their size and speed)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from edge_runtime.frontend import FrontendConfig
+from edge_runtime.frontend import FrontendConfig, mfcc
 
 # Keras' default BatchNorm momentum (0.99) needs several hundred steps before the moving
 # statistics used at inference match the batch statistics; on a few thousand clips (30-odd
@@ -97,3 +97,30 @@ def dense_activation(layer) -> str | None:
     if layer.__class__.__name__ != "Dense":
         return None
     return getattr(layer.activation, "__name__", None)
+
+
+def trained_looking_batchnorm(model, seed: int = 0):
+    """Give every BatchNorm of ``model`` random statistics and affine terms, as after training
+    (all different: the converter shares identical constant buffers), and return it."""
+    import keras
+
+    rng = np.random.default_rng(seed)
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            n = layer.gamma.shape[0]
+            layer.set_weights([rng.uniform(0.5, 2, n), rng.normal(0, 0.5, n),
+                               rng.normal(0, 0.5, n), rng.uniform(0.5, 3, n)])
+    return model
+
+
+def tone_features(config: FrontendConfig, n: int = 32, seed: int = 0) -> np.ndarray:
+    """``(n, frames, n_features, 1)`` features of ``n`` tones in noise (random pitch and
+    levels): calibration data for models that need no real speech (tests, speed)."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(config.clip_samples) / config.sample_rate
+    clips = [
+        (rng.uniform(0.01, 0.5) * np.sin(2 * np.pi * rng.uniform(100, 900) * t)
+         + rng.uniform(0.001, 0.05) * rng.standard_normal(t.size)).astype(np.float32)
+        for _ in range(n)
+    ]
+    return mfcc(np.stack(clips), config)[..., None]
