@@ -393,3 +393,38 @@ def test_results_files_hold_no_absolute_paths(tmp_path):
     assert saved["data"] == "../shared/data/mini"
     assert saved["runs"][0]["folder"] == "run1"
     assert saved["note"] == "a / b"
+
+
+def test_architectures_benchmark_times_an_untrained_graph_beside_the_shipped_file(tmp_path,
+                                                                                   capsys):
+    """Each architecture converted as `kws convert` converts it, untrained; the shipped file
+    (the same architecture, trained) measured in the same run: same graph, same size within
+    the trained constants' difference."""
+    from benchmarks import architectures
+
+    out = tmp_path / "results"
+    assert architectures.main(["--arch", "ds_cnn_w", "--runs", "5", "--out", str(out),
+                               "--json"]) == 0
+    data = read_result(out, "architectures")
+    assert json.loads(capsys.readouterr().out) == data
+    assert "| `ds_cnn_w` (the shipped file, trained) |" in (out / "architectures.md").read_text()
+    untrained, shipped = data["rows"]
+    assert (untrained["arch"], untrained["trained"]) == ("ds_cnn_w", False)
+    assert (shipped["arch"], shipped["trained"]) == ("ds_cnn_w", True)
+    assert shipped["file"] == "artifacts/kws_int8.tflite"  # relative, as committed
+    assert untrained["params"] == 30_324 and untrained["relus_clipped"]
+    assert untrained["int8"]["bytes"] == pytest.approx(shipped["int8"]["bytes"], rel=0.01)
+    assert not {"QUANTIZE", "DEQUANTIZE"} & set(untrained["int8_ops"])  # int8 end to end
+    assert untrained["float32"]["bytes"] > 2 * untrained["int8"]["bytes"]
+    for timing in (untrained["int8"], untrained["float32"], shipped["int8"]):
+        assert 0 < timing["invoke"] < timing["end_to_end"]
+        assert 0 < timing["frontend"] < timing["end_to_end"]
+
+
+def test_architectures_benchmark_unknown_architecture_is_an_error(tmp_path, capsys):
+    from benchmarks import architectures
+
+    assert architectures.main(["--arch", "resnet", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: unknown architecture(s) resnet") and err.count("\n") == 1
+    assert not list(tmp_path.iterdir())

@@ -58,3 +58,36 @@ def test_the_card_says_how_many_recordings_its_stream_rates_rest_on(tmp_path, mo
     assert low == 0.0 and high >= 30.0
     assert cells[6] == "10: 2 / 40 (10)"
     assert "| older file | 0.55 | 9.9 | 12.0 | 8.0 | — | — |" in text
+
+
+def test_architectures_without_their_run_file_take_the_untrained_graphs_time(tmp_path,
+                                                                             monkeypatch):
+    """A kept int8 file is timed now; a gone one shows its architecture's time from
+    ``benchmarks.architectures`` marked *, and one measured nowhere n/a."""
+    from benchmarks.experiments import model_card
+    from tests.model_factory import build_models
+
+    results, work = tmp_path / "results", tmp_path / "work"
+    results.mkdir()
+    (work / "results").mkdir(parents=True)
+    (results / "architectures.json").write_text(json.dumps({
+        "machine": {"date": "2026-12-05T06:00:00+00:00"},
+        "rows": [{"arch": "seed_cnn", "trained": False, "int8": {"end_to_end": 4.567}},
+                 {"arch": "ds_cnn_w", "trained": True, "int8": {"end_to_end": 9.0}}]}))
+    build_models(tmp_path / "kept", name="kws")  # a run folder that kept kws_int8.tflite
+    row = {"val_accuracy": 0.9, "float32_accuracy": 0.8, "int8_accuracy": 0.8,
+           "int8_bytes": 1000, "float32_bytes": 2000}
+    for name, arch, folder in (("a", "seed_cnn", None), ("b", "ds_cnn_w", None),
+                               ("c", "bc_resnet_1", str(tmp_path / "kept"))):
+        (work / "results" / f"{name}.json").write_text(json.dumps(
+            {**row, "name": name, "arch": arch, "folder": folder}))
+    monkeypatch.setattr(model_card, "RESULTS", results)
+    monkeypatch.setattr(model_card, "WORK", work)
+    monkeypatch.setattr(model_card, "earlier_runs", dict)
+    text = "\n".join(model_card.comparison_lines("b"))
+    cells = {line.split("|")[2].strip(): line.split("|")[-2].strip()
+             for line in text.splitlines() if line.startswith("| `")}
+    assert cells["a"] == "4.57*"
+    assert cells["b"] == "n/a"  # only a trained row for ds_cnn_w: not the untrained graph's
+    assert float(cells["c"]) > 0  # the kept file, timed now
+    assert "(2026-12-05;" in text

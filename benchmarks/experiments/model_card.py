@@ -99,22 +99,33 @@ def anchor_lines() -> list[str]:
     return lines
 
 
-def int8_end_to_end_ms(folder: str | None, runs: int = 200) -> str:
+def int8_end_to_end_ms(folder: str | None, arch: str, untrained: dict[str, float],
+                       runs: int = 200) -> str:
     """Median end-to-end time (front-end + int8 invoke, 1 thread) of a run's int8 file,
-    measured now with ``kws-edge bench``'s loop; "n/a" when the file is gone."""
+    measured now with ``kws-edge bench``'s loop; where the file is gone, the architecture's
+    untrained graph from ``benchmarks.architectures`` (marked ``*``), else "n/a"."""
     from edge_runtime.bench import measure
     from edge_runtime.model import KwsModel
 
     path = None if folder is None else Path(folder) / "kws_int8.tflite"
-    if path is None or not path.is_file():
-        return "n/a"
-    return f"{measure(KwsModel(path, num_threads=1), runs=runs)['end_to_end_ms']['median']:.2f}"
+    if path is not None and path.is_file():
+        return f"{measure(KwsModel(path, num_threads=1), runs=runs)['end_to_end_ms']['median']:.2f}"
+    return f"{untrained[arch]:.2f}*" if arch in untrained else "n/a"
+
+
+def untrained_ms() -> tuple[dict[str, float], str]:
+    """Each architecture's int8 end-to-end median from ``benchmarks/results/architectures.json``
+    (untrained graphs) and when it was measured."""
+    data = load(RESULTS / "architectures.json") or {"rows": []}
+    ms = {r["arch"]: r["int8"]["end_to_end"] for r in data["rows"] if not r["trained"]}
+    return ms, data.get("machine", {}).get("date", "")[:10]
 
 
 def comparison_lines(shipped: str) -> list[str]:
     """Each architecture's best run on the same held-out clips (from the experiments of the
     work folder and of the committed table; the shipped run for its own), with the end-to-end
-    time of its int8 file measured on this machine where the work folder still holds it."""
+    time of its int8 file measured on this machine where the work folder still holds it, else
+    of its architecture's untrained graph (``benchmarks.architectures``)."""
     best: dict[str, dict] = {}
     runs = {**earlier_runs(), **{p.stem: json.loads(p.read_text())
                                  for p in sorted((WORK / "results").glob("*.json"))}}
@@ -125,16 +136,20 @@ def comparison_lines(shipped: str) -> list[str]:
             best[arch] = r
     if len(best) < 2:
         return []
+    untrained, when = untrained_ms()
     rows = [[f"`{a}`" + (" (shipped)" if r["name"] == shipped else ""), r["name"],
              f"{100 * r['val_accuracy']:.2f}", f"{100 * r['float32_accuracy']:.2f}",
              f"{100 * r['int8_accuracy']:.2f}", f"{r['int8_bytes']:,}",
-             f"{r['float32_bytes']:,}", int8_end_to_end_ms(r.get("folder"))]
+             f"{r['float32_bytes']:,}", int8_end_to_end_ms(r.get("folder"), a, untrained)]
             for a, r in sorted(best.items())]
     return ["## Architectures compared", "",
             "Best run (on validation, Keras) of each other architecture, same held-out test "
             "clips; int8 ms: "
             "median of 200 front-end + invoke runs on one thread on this build machine (as "
-            "`kws-edge bench`; n/a: the run's file was not kept on this machine):", "",
+            "`kws-edge bench`) of the run's file; * where that file was not kept: the same "
+            "architecture untrained, converted alike and timed by `python -m "
+            f"benchmarks.architectures` ({when}; an int8 kernel's time does not depend on "
+            "the weights, and that run times the shipped file beside its untrained twin):", "",
             markdown_table(["architecture", "run", "val %", "float32 %", "int8 %",
                             "int8 bytes", "float32 bytes", "int8 ms"], rows), ""]
 
