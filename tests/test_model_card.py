@@ -91,3 +91,35 @@ def test_architectures_without_their_run_file_take_the_untrained_graphs_time(tmp
     assert cells["b"] == "n/a"  # only a trained row for ds_cnn_w: not the untrained graph's
     assert float(cells["c"]) > 0  # the kept file, timed now
     assert "(2026-12-05;" in text
+
+
+def test_the_architecture_table_leaves_out_fold_runs_ensembles_and_their_conversions(
+        tmp_path, monkeypatch):
+    """From the committed table: one row per architecture, each a run of one model validated
+    on the fixed split (a fold run validates on other clips; an ensemble, also after a prior
+    correction, is not its member's architecture alone)."""
+    from benchmarks.experiments import model_card
+
+    (tmp_path / "results").mkdir()
+    monkeypatch.setattr(model_card, "WORK", tmp_path)
+    text = "\n".join(model_card.comparison_lines("speech_ema_150_xv_ub10"))
+    lines = [line for line in text.splitlines() if line.startswith("| `")]
+    runs = {line.split("|")[1].strip(): line.split("|")[2].strip() for line in lines}
+    assert runs["`ds_cnn_w` (shipped)"] == "speech_ema_150_xv_ub10"
+    assert runs["`seed_cnn`"] == "seed_ema_24"
+    assert runs["`bc_resnet_h12_4k_bnhs`"] == "bc12hb_speech_40_xv"  # not ens_ema_bc12hb_*
+    assert not [r for r in runs.values() if r.startswith(("ens_", "gpu_")) or "_f" in r[-3:]]
+
+
+def test_the_card_says_whether_its_run_made_the_shipped_file(tmp_path):
+    from benchmarks.experiments import model_card
+    from edge_runtime.manifest import sha256_of
+    from tests.model_factory import build_models
+
+    paths = build_models(tmp_path, name="kws")
+    row = {"name": "run", "folder": str(tmp_path)}
+    same = model_card.reproduction_line(row, {"sha256": sha256_of(paths["int8"].read_bytes())})
+    assert same and same[0].endswith("made the shipped int8 file byte for byte (same sha256).")
+    other = model_card.reproduction_line(row, {"sha256": "0" * 64})
+    assert "an int8 file other than the shipped one" in other[0]
+    assert model_card.reproduction_line({"name": "run", "folder": None}, {}) == []

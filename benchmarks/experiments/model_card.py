@@ -121,6 +121,17 @@ def untrained_ms() -> tuple[dict[str, float], str]:
     return ms, data.get("machine", {}).get("date", "")[:10]
 
 
+def one_model_on_the_split(r: dict) -> bool:
+    """A run of one architecture validated on the fixed split: not a speaker-fold run (its
+    validation clips differ), an ensemble or a soup (more than one architecture or run)."""
+    exp = EXPERIMENTS.get(r["name"])
+    if exp is None:  # committed rows of runs not defined in ship.py: the GPU fold runs
+        return "trained_on" not in r
+    while exp.model_from in EXPERIMENTS:  # a conversion of another run's model: that run
+        exp = EXPERIMENTS[exp.model_from]
+    return exp.cv_fold is None and not exp.ensemble and not exp.soup
+
+
 def comparison_lines(shipped: str) -> list[str]:
     """Each architecture's best run on the same held-out clips (from the experiments of the
     work folder and of the committed table; the shipped run for its own), with the end-to-end
@@ -130,7 +141,7 @@ def comparison_lines(shipped: str) -> list[str]:
     runs = {**earlier_runs(), **{p.stem: json.loads(p.read_text())
                                  for p in sorted((WORK / "results").glob("*.json"))}}
     for r in sorted(runs.values(), key=lambda r: r["name"] == shipped):  # the shipped run last
-        arch = r.get("arch")
+        arch = r.get("arch") if one_model_on_the_split(r) else None
         if arch and (arch not in best or r["name"] == shipped
                      or r["val_accuracy"] > best[arch]["val_accuracy"]):
             best[arch] = r
@@ -143,7 +154,8 @@ def comparison_lines(shipped: str) -> list[str]:
              f"{r['float32_bytes']:,}", int8_end_to_end_ms(r.get("folder"), a, untrained)]
             for a, r in sorted(best.items())]
     return ["## Architectures compared", "",
-            "Best run (on validation, Keras) of each other architecture, same held-out test "
+            "Best run (on validation, Keras) of each other architecture (runs of one model on "
+            "the fixed split: no speaker-fold runs, ensembles or soups), same held-out test "
             "clips; int8 ms: "
             "median of 200 front-end + invoke runs on one thread on this build machine (as "
             "`kws-edge bench`) of the run's file; * where that file was not kept: the same "
@@ -161,8 +173,10 @@ def architecture_text(arch: str) -> str:
     return ARCHITECTURES[arch].description if arch in ARCHITECTURES else "not in the registry"
 
 
-def what_it_is_lines(m8: dict, m32: dict, settings: dict, why: str) -> list[str]:
-    """Task, architecture and input, why it was shipped, and the files."""
+def what_it_is_lines(m8: dict, m32: dict, settings: dict, why: str,
+                     notes: tuple[str, ...] = ()) -> list[str]:
+    """Task, architecture and input, why it was shipped (and ``notes``: its history), and the
+    files."""
     fe = FrontendConfig.from_dict(m8["frontend"])
     return [
         "## What it is",
@@ -176,6 +190,7 @@ def what_it_is_lines(m8: dict, m32: dict, settings: dict, why: str) -> list[str]
                   settings["data"].get("normalized") else "; raw MFCC straight into the first "
                   "convolution (no normalisation layer)."),
         *([f"- Why this one: {why}"] if why else []),
+        *(f"- {note}" for note in notes),
         f"- Files: `kws_int8.tflite` ({m8['size_bytes']:,} bytes, full-integer int8, "
         f"sha256 `{m8['sha256'][:16]}…`) — the runtime's default model; `kws_float32.tflite` "
         f"({m32['size_bytes']:,} bytes) for comparison. Manifests beside them.",
@@ -397,7 +412,25 @@ def limits_lines(r: dict, split: dict, exp: Experiment | None) -> list[str]:
     ]
 
 
-def card(name: str, artifacts: Path, evaluate: dict | None, why: str = "") -> str:
+def reproduction_line(r: dict, m8: dict) -> list[str]:
+    """Whether the run this card is made from converted to the shipped int8 file byte for
+    byte (the run's files are its reproduction when the shipped file came from an earlier
+    one)."""
+    folder = r.get("folder")
+    path = None if folder is None else Path(folder) / "kws_int8.tflite"
+    if path is None or not path.is_file():
+        return []
+    from edge_runtime.manifest import manifest_path_for, sha256_of
+
+    made = json.loads(manifest_path_for(path).read_text()).get("created", "")[:10]
+    digest = sha256_of(path.read_bytes())
+    return [f"- This card's run (`{r['name']}`, converted {made}) made "
+            + ("the shipped int8 file byte for byte (same sha256)." if digest == m8["sha256"]
+               else f"an int8 file other than the shipped one (sha256 `{digest[:16]}…`).")]
+
+
+def card(name: str, artifacts: Path, evaluate: dict | None, why: str = "",
+         notes: tuple[str, ...] = ()) -> str:
     """The card of experiment ``name`` shipped in ``artifacts``, section by section."""
     results = WORK / "results" / f"{name}.json"
     if not results.is_file():
@@ -415,7 +448,8 @@ def card(name: str, artifacts: Path, evaluate: dict | None, why: str = "") -> st
     latency, streaming = load(RESULTS / "latency.json"), load(RESULTS / "streaming.json")
     exp = EXPERIMENTS.get(name)
     lines = ["# Model card: kws-edge shipped keyword spotter (`kws_int8.tflite`)", ""]
-    lines += what_it_is_lines(m8, m32, settings, why)
+    lines += what_it_is_lines(m8, m32, settings, why, notes)[:-1]
+    lines += reproduction_line(r, m8) + [""]
     lines += data_lines(r, split, exp, settings.get("metrics", {}).get("hard_negatives", 0))
     lines += split_lines(split)
     lines += accuracy_lines(r, split, m8["labels"])
@@ -434,10 +468,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--evaluate", type=Path, help="kws-edge evaluate --json output")
     parser.add_argument("--artifacts", type=Path, default=ROOT / "artifacts")
     parser.add_argument("--why", default="", help="one line: why this run was shipped")
+    parser.add_argument("--note", action="append", default=[],
+                        help="one more line of the file's history (repeatable)")
     args = parser.parse_args(argv)
     evaluate = load(args.evaluate) if args.evaluate else None
     try:
-        text = card(args.name, args.artifacts, evaluate, args.why)
+        text = card(args.name, args.artifacts, evaluate, args.why, tuple(args.note))
     except KwsError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
