@@ -23,19 +23,21 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 from benchmarks.results_io import RESULTS, markdown_table, publish  # noqa: E402
 from edge_runtime.bench import measure  # noqa: E402
+from edge_runtime.dataset import SILENCE, UNKNOWN  # noqa: E402
 from edge_runtime.errors import KwsError  # noqa: E402
 from edge_runtime.manifest import write_manifest  # noqa: E402
 from edge_runtime.model import KwsModel  # noqa: E402
+from train.data import STANDARD_WORDS  # noqa: E402
 
 SHIPPED = Path(__file__).resolve().parents[1] / "artifacts" / "kws_int8.tflite"
-LABELS = ("_silence_", "_unknown_", "yes", "no", "up", "down", "left", "right", "on", "off",
-          "stop", "go")
+LABELS = (SILENCE, UNKNOWN, *STANDARD_WORDS)  # the 12-label task the models ship for
 QUANTIZATIONS = ("float32", "int8")
 
 
 def build_files(arch: str, out_dir: Path, calibration: int = 64) -> dict:
     """Write ``<arch>_float32.tflite`` and ``<arch>_int8.tflite`` (with manifests) of an
     untrained ``arch`` into ``out_dir``; returns the parameter count and the file paths."""
+    from convert.clip_activations import DEFAULT_PERCENTILE
     from convert.convert import prepared_for_tflite
     from convert.tflite import op_names, to_tflite
     from train.models import build_model, frontend_for
@@ -44,7 +46,7 @@ def build_files(arch: str, out_dir: Path, calibration: int = 64) -> dict:
     frontend = frontend_for(arch)
     calib = tone_features(frontend, n=calibration)
     model = trained_looking_batchnorm(build_model(arch, len(LABELS), FeatureStats.of(calib)))
-    core, feature_norm, calib, clipped = prepared_for_tflite(model, calib, 99.9,
+    core, feature_norm, calib, clipped = prepared_for_tflite(model, calib, DEFAULT_PERCENTILE,
                                                              say=lambda _msg: None)
     files = {}
     for quant in QUANTIZATIONS:

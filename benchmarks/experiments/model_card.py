@@ -424,7 +424,7 @@ def reproduction_line(r: dict, m8: dict) -> list[str]:
 
     made = json.loads(manifest_path_for(path).read_text()).get("created", "")[:10]
     digest = sha256_of(path.read_bytes())
-    return [f"- This card's run (`{r['name']}`, converted {made}) made "
+    return [f"This card's run (`{r['name']}`, converted {made}) made "
             + ("the shipped int8 file byte for byte (same sha256)." if digest == m8["sha256"]
                else f"an int8 file other than the shipped one (sha256 `{digest[:16]}…`).")]
 
@@ -448,8 +448,7 @@ def card(name: str, artifacts: Path, evaluate: dict | None, why: str = "",
     latency, streaming = load(RESULTS / "latency.json"), load(RESULTS / "streaming.json")
     exp = EXPERIMENTS.get(name)
     lines = ["# Model card: kws-edge shipped keyword spotter (`kws_int8.tflite`)", ""]
-    lines += what_it_is_lines(m8, m32, settings, why, notes)[:-1]
-    lines += reproduction_line(r, m8) + [""]
+    lines += what_it_is_lines(m8, m32, settings, why, (*notes, *reproduction_line(r, m8)))
     lines += data_lines(r, split, exp, settings.get("metrics", {}).get("hard_negatives", 0))
     lines += split_lines(split)
     lines += accuracy_lines(r, split, m8["labels"])
