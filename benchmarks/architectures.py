@@ -59,10 +59,10 @@ def build_files(arch: str, out_dir: Path, calibration: int = 64) -> dict:
     return {"params": int(model.count_params()), "relus_clipped": clipped, "files": files}
 
 
-def timed(path: Path, runs: int) -> dict:
-    """Size and medians (ms) of the front-end, the invoke and both, one interpreter thread."""
-    t = measure(KwsModel(path, num_threads=1), runs=runs)
-    return {"bytes": path.stat().st_size,
+def timed(model: KwsModel, runs: int) -> dict:
+    """Size and medians (ms) of the front-end, the invoke and both."""
+    t = measure(model, runs=runs)
+    return {"bytes": model.path.stat().st_size,
             **{k: t[f"{k}_ms"]["median"] for k in ("frontend", "invoke", "end_to_end")}}
 
 
@@ -81,11 +81,12 @@ def run(archs: list[str], runs: int, shipped: Path | None = SHIPPED) -> dict:
             rows.append({"arch": arch, "trained": False, "params": built["params"],
                          "relus_clipped": built["relus_clipped"],
                          "int8_ops": built["files"]["int8"]["ops"],
-                         **{q: timed(built["files"][q]["path"], runs) for q in QUANTIZATIONS}})
+                         **{q: timed(KwsModel(built["files"][q]["path"], num_threads=1), runs)
+                            for q in QUANTIZATIONS}})
     if shipped is not None and shipped.is_file():
-        model = KwsModel(shipped)
+        model = KwsModel(shipped, num_threads=1)
         rows.append({"arch": model.manifest.arch, "trained": True, "file": str(shipped),
-                     "int8": timed(shipped, runs)})
+                     "int8": timed(model, runs)})
     return {"runs": runs, "threads": 1, "labels": len(LABELS), "rows": rows}
 
 

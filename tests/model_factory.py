@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from edge_runtime.dataset import SILENCE, UNKNOWN
 from edge_runtime.frontend import EDGE_FRONTEND, FrontendConfig
+from train.data import STANDARD_WORDS
 from train.models.common import tone_features
 
-LABELS = ["_silence_", "_unknown_", "yes", "no", "up", "down", "left", "right", "on", "off",
-          "stop", "go"]
+LABELS = [SILENCE, UNKNOWN, *STANDARD_WORDS]
 
 
 def tiny_keras_model(config: FrontendConfig, n_labels: int, seed: int = 0):

@@ -1,6 +1,7 @@
 """Pieces shared by the architectures: the model input, the fixed feature normalisation and
 its removal (for the converter and for ensembles), the clip-mean removal, the classifier's
-last layer, and trained-looking BatchNorm terms for untrained models (their size and speed)."""
+last layer, and, for untrained models (their size and speed), trained-looking BatchNorm terms
+and calibration features of tones."""
 
 from __future__ import annotations
 
