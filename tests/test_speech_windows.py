@@ -13,7 +13,7 @@ from train.speech_windows import (
     mix_in,
     running_speech,
 )
-from train.train import class_weights, word_weights
+from train.train import class_weights, folder_weights, word_weights
 
 RATE = 16000
 
@@ -131,3 +131,15 @@ def test_word_weights_level_the_words_of_unknown():
     half = word_weights(words, 0.5)
     assert equal[95] / equal[0] > half[95] / half[0] > 1.0
     np.testing.assert_allclose(word_weights(words, 0.0), 1.0)
+
+
+def test_folder_weights_weigh_the_main_folder_within_each_class():
+    labels = np.array([0] * 6 + [1] * 4 + [2] * 3)
+    in_main = np.array([1, 1, 0, 0, 0, 0] + [1, 0, 0, 0] + [0, 0, 0], dtype=bool)
+    factors = folder_weights(in_main, labels, 3.0)
+    for c in range(3):  # each class keeps its total weight
+        np.testing.assert_allclose(factors[labels == c].mean(), 1.0, rtol=1e-6)
+    np.testing.assert_allclose(factors[0] / factors[2], 3.0, rtol=1e-6)
+    np.testing.assert_allclose(factors[6] / factors[7], 3.0, rtol=1e-6)
+    np.testing.assert_allclose(factors[10:], 1.0)  # a class without main clips: unchanged
+    np.testing.assert_allclose(folder_weights(in_main, labels, 1.0), 1.0)

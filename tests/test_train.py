@@ -158,6 +158,40 @@ def test_mixup_batches_carry_probability_targets_and_mixed_weights(fake_data):
     assert np.all(wm >= w.min() - 1e-6) and np.all(wm <= w.max() + 1e-6)
 
 
+def test_main_folder_clips_weigh_more_in_the_batches(fake_data, tmp_path):
+    """With an extra folder and main_weight 3, each class's main-folder clips weigh 3x its
+    extra-folder clips in the batches, on top of the class weights."""
+    from dataclasses import replace
+
+    from edge_runtime.errors import KwsError
+    from train.data import load_dataset
+    from train.train import TrainConfig, augmented_batches, class_weights, load_splits
+
+    extra = make_fake_dataset(tmp_path / "extra", ["yes", "no"],
+                              [f"e{i:07d}" for i in range(3)], 2)
+    data = DataConfig(fake_data, task=TASK, seed=3, train_unknown_pct=100.0,
+                      extra_dirs=(extra,))
+    config = TrainConfig(data, track=False, augment_copies=1, balance=1.0, main_weight=3.0)
+    dataset = load_dataset(data)
+    splits = load_splits(dataset, EDGE_FRONTEND, config)
+    n = len(splits.train_y)
+    batches = augmented_batches(splits, dataset, EDGE_FRONTEND, replace(config, batch_size=n))
+    _, y, w = batches[0]
+    rows = batches.order[:n]
+    from_extra = np.array([extra in dataset.train[r].path.parents if dataset.train[r].path
+                           else False for r in rows])
+    assert from_extra.any() and (~from_extra).any()
+    w = w / class_weights(splits.train_y, len(dataset.labels), 1.0)[y]
+    for label in ("yes", "no"):
+        k = dataset.labels.index(label)
+        main_w, extra_w = w[(y == k) & ~from_extra], w[(y == k) & from_extra]
+        np.testing.assert_allclose(main_w / extra_w[0], 3.0, rtol=1e-5)
+        np.testing.assert_allclose(w[y == k].mean(), 1.0, rtol=1e-5)  # the class keeps its weight
+    np.testing.assert_allclose(w[y == dataset.labels.index("up")], 1.0, rtol=1e-5)
+    with pytest.raises(KwsError, match="main_weight"):
+        TrainConfig(data, main_weight=0.0).check()
+
+
 def test_training_with_mixup_learns_from_soft_targets(fake_data, tmp_path):
     """The same seed with and without mixup: both train (soft targets need the categorical
     loss and one-hot validation labels), to different weights."""

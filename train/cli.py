@@ -97,6 +97,10 @@ def add_training_args(p: argparse.ArgumentParser) -> None:
                    default=train_default("word_balance"),
                    help="within _unknown_, weights ~ 1/count(word)**WORD_BALANCE (0: none, "
                         "1: every other word counts the same)")
+    p.add_argument("--main-weight", type=float_range(0.01, 100),
+                   default=train_default("main_weight"),
+                   help="loss weight of the --data folder's clips against the --extra "
+                        "folders' clips of the same class (each class keeps its weight)")
     for name in ("val", "test", "silence", "unknown"):
         p.add_argument(f"--{name}-pct", type=percent, default=data_default(f"{name}_pct"))
     p.add_argument("--normalize", action="store_true",
@@ -242,6 +246,7 @@ def recipe_fields(args: argparse.Namespace) -> dict:
         raise KwsError(str(exc)) from None
     return dict(arch=args.arch, epochs=args.epochs, lr=args.lr, patience=args.patience,
                 balance=args.balance, word_balance=args.word_balance,
+                main_weight=args.main_weight,
                 train_seed=args.train_seed, label_smoothing=args.label_smoothing,
                 mixup=args.mixup, ema=args.ema,
                 teachers=tuple(args.teacher), teacher_weight=args.teacher_weight,

@@ -66,6 +66,11 @@ class TrainConfig:
     # within _unknown_, an example's weight ~ 1 / count(its word)**word_balance: the few
     # words with thousands of clips (bed, cat, happy) stop drowning the many rare ones
     word_balance: float = 0.0
+    # loss weight of the main data folder's clips against the extra (and synthetic) folders'
+    # clips of the same class, each class keeping its total weight: the main folder's speakers
+    # are the ones tested (speech_commands_mini is Speech Commands v0.02; the extra folder is
+    # mostly v0.01, quieter and noisier recordings)
+    main_weight: float = 1.0
     # seed of the weights, augmentation and batch order (None: the data's seed); another
     # training seed keeps the same splits, so runs differing only in it stay comparable
     train_seed: int | None = None
@@ -117,6 +122,9 @@ class TrainConfig:
                 raise KwsError(f"{name} must be within 0-1, got {getattr(self, name)}")
         if not 0 <= self.mixup <= 10:
             raise KwsError(f"mixup must be within 0-10, got {self.mixup}")
+        if not 0 < self.main_weight <= 100:
+            raise KwsError(f"main_weight must be within 0-100 (0 excluded), got "
+                           f"{self.main_weight}")
         if self.mixup and (self.augment is None or self.word_classes):
             raise KwsError("mixup mixes augmented batches of the trained classes: not without "
                            "augmentation or with word classes")
@@ -286,6 +294,15 @@ def word_weights(words: list[str | None], power: float) -> np.ndarray:
     return out
 
 
+def folder_weights(in_main: np.ndarray, labels: np.ndarray, weight: float) -> np.ndarray:
+    """Per-example factors: ``weight`` for the main folder's examples (``in_main``), 1 for the
+    others, scaled so that each class's examples still average 1 (the class balance holds)."""
+    raw = np.where(in_main, weight, 1.0)
+    sums = np.bincount(labels, weights=raw)
+    counts = np.bincount(labels)
+    return (raw * counts[labels] / sums[labels]).astype(np.float32)
+
+
 def augmented_batches(splits: Splits, dataset: Dataset, frontend: FrontendConfig,
                       config: TrainConfig, teachers: Teachers | None = None):
     """A ``keras.utils.PyDataset`` of augmented training batches, reshuffled per epoch, with
@@ -316,13 +333,21 @@ def augmented_batches(splits: Splits, dataset: Dataset, frontend: FrontendConfig
         share = windows.running_speech + windows.cut_keywords
         expected = np.concatenate([expected, np.full(round(share * len(expected)), unknown)])
     weights = class_weights(expected, len(labels), config.balance)
-    per_word = word_weights(words, config.word_balance)
+    per_clip = word_weights(words, config.word_balance)
+    if config.main_weight != 1.0:
+        main = dataset.config.data_dir
+        in_main = [e.path is not None and e.path.is_relative_to(main)
+                   for e in dataset.split("train")]
+        in_main += [False] * (len(train_labels) - len(in_main))  # hard negatives
+        per_clip = per_clip * folder_weights(np.array(in_main), train_labels,
+                                             config.main_weight)
 
     def example_weights(rows: np.ndarray, y: np.ndarray) -> np.ndarray:
-        """Class weight times the word factor of the row's clip (a speech window mixed in
-        over a keyword clip gets factor 1; over an ``_unknown_`` clip, that clip's factor)."""
+        """Class weight times the clip's own factor (word balance, main folder weight; a
+        speech window mixed in over a keyword clip gets factor 1; over an ``_unknown_`` clip,
+        that clip's factor)."""
         return weights[splits.label_map[y]] * np.where(y == splits.train_y[rows],
-                                                       per_word[rows], 1.0)
+                                                       per_clip[rows], 1.0)
 
     def augmented_rows(rows: np.ndarray, rng: np.random.Generator):
         """Features (before SpecAugment), labels and the teachers' targets (None without
