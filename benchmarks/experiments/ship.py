@@ -368,10 +368,10 @@ SPEECH_150_WB75 = replace(SPEECH_150, idea="speech_ema_150_xv with word balance 
 # ~1,000 speakers) shape the features more, the other speech the streams take for keywords
 SPEECH_150_CB25 = replace(SPEECH_150, idea="speech_ema_150_xv with class balance 0.25 instead "
                           "of 0.5 (_unknown_ weighs more, on/off less)", balance=0.25)
-# the tested speakers' recordings (speech_commands_mini: Speech Commands v0.02) are ~5 dB louder
-# and less noisy than the extra folder's (mostly v0.01), which holds ~80% of most keywords'
-# training clips; on the validation speakers the shipped file scores 95.1% on the extra part and
-# 91.7% on the main part: the main folder's clips weigh 3x within each class
+# the tested speakers' recordings (speech_commands_mini: Speech Commands v0.02) are ~5 dB louder,
+# with a lower spectral centroid, than the extra folder's (mostly v0.01), which holds 70-80% of
+# eight keywords' training clips; on the validation speakers the shipped file scores 95.1% on
+# the extra part and 91.7% on the main part: the main folder's clips weigh 3x within each class
 SPEECH_150_MW3 = replace(SPEECH_150, idea="speech_ema_150_xv with the main folder's clips "
                          "weighing 3x the extra folder's within each class", main_weight=3.0)
 # the shipped file's accuracy on the main validation part moves with the input level (92.7% at
