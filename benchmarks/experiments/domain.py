@@ -25,10 +25,12 @@ GAINS_DB = (-12.0, -6.0, 0.0, 6.0)
 
 def clip_levels(samples: np.ndarray, sample_rate: int) -> tuple[float, float, float]:
     """RMS and peak level in dBFS and the spectral centroid in Hz of one clip."""
+    from train.levels import row_rms
+
     x = np.asarray(samples, dtype=np.float64)
     power = np.abs(np.fft.rfft(x)) ** 2
     freqs = np.fft.rfftfreq(x.size, 1.0 / sample_rate)
-    return (float(20 * np.log10(np.sqrt(np.mean(x**2)) + 1e-9)),
+    return (float(20 * np.log10(row_rms(x[None])[0, 0] + 1e-9)),
             float(20 * np.log10(np.abs(x).max() + 1e-9)),
             float((power * freqs).sum() / max(power.sum(), 1e-20)))
 
@@ -65,10 +67,12 @@ def accuracy_under_gains(model_path: Path, recipe: str, gains: tuple[float, ...]
 
     dataset = load_dataset(ship.train_config(recipe, ship.EXPERIMENTS[recipe], ship.DATA).data)
     model = KwsModel(model_path)
-    extra = [e for e in dataset.val if e.path is not None and e.path.is_relative_to(ship.EXTRA)]
-    main = [e for e in dataset.val if e not in extra]
+    parts: dict[str, list] = {"main": [], "extra": []}
+    for e in dataset.val:
+        in_extra = e.path is not None and e.path.is_relative_to(ship.EXTRA)
+        parts["extra" if in_extra else "main"].append(e)
     out = {}
-    for part, examples in (("main", main), ("extra", extra)):
+    for part, examples in parts.items():
         waves = load_waveforms(dataset, examples, model.sample_rate, model.clip_samples)
         truth = np.array([model.labels.index(e.label) for e in examples])
         accuracy = {}
