@@ -100,7 +100,8 @@ def add_training_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--main-weight", type=float_range(0.01, 100),
                    default=train_default("main_weight"),
                    help="loss weight of the --data folder's clips against the --extra "
-                        "folders' clips of the same class (each class keeps its weight)")
+                        "folders' clips of the same class (each class keeps its weight before "
+                        "--word-balance)")
     for name in ("val", "test", "silence", "unknown"):
         p.add_argument(f"--{name}-pct", type=percent, default=data_default(f"{name}_pct"))
     p.add_argument("--normalize", action="store_true",

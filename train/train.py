@@ -67,7 +67,8 @@ class TrainConfig:
     # words with thousands of clips (bed, cat, happy) stop drowning the many rare ones
     word_balance: float = 0.0
     # loss weight of the main data folder's clips against the extra (and synthetic) folders'
-    # clips of the same class, each class keeping its total weight: the main folder's speakers
+    # clips of the same class, each class keeping its total weight before the word balance
+    # (whose factors then apply on top, so _unknown_'s total can move): the main folder's speakers
     # are the ones tested (speech_commands_mini is Speech Commands v0.02; the extra folder is
     # mostly v0.01, ~5 dB quieter, with a higher spectral centroid)
     main_weight: float = 1.0
