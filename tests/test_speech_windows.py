@@ -1,4 +1,4 @@
-"""Running-speech and cut-off-keyword windows, speech bounds, class weights."""
+"""Running-speech, cut-off-keyword and reversed-speech windows, speech bounds, class weights."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from train.speech_windows import (
     cut_keywords,
     even_word_probabilities,
     mix_in,
+    reversible_rows,
     running_speech,
 )
 from train.train import class_weights, folder_weights, word_weights
@@ -78,6 +79,39 @@ def test_mix_in_relabels_the_replaced_rows_as_unknown():
     np.testing.assert_array_equal(again[0], batch)  # repeatable for a seed
 
 
+def test_reversed_speech_plays_allowed_clips_backwards_as_unknown():
+    """Rows replaced by reversed speech are pool clips played backwards, labelled _unknown_;
+    'no' and 'on' (each the other backwards) and silence never enter the pool."""
+    names = ["_silence_", "_unknown_", "no", "on", "yes"]
+    labels = np.array([0, 1, 1, 2, 3, 4, 4, 2, 3, 4])
+    config = SpeechWindowConfig(reversed_speech=0.5)
+    pool = reversible_rows(labels, names, config, "_silence_")
+    np.testing.assert_array_equal(pool, [1, 2, 5, 6, 9])
+    np.testing.assert_array_equal(
+        reversible_rows(labels, names, SpeechWindowConfig(reverse_skip=()), "_silence_"),
+        [1, 2, 3, 4, 5, 6, 7, 8, 9])
+    waves = clips(10)
+    batch_y = np.full(200, 4)
+    batch = waves[np.arange(200) % 10]
+    out, y = mix_in(np.random.default_rng(5), batch, batch_y, waves, speech_bounds(waves),
+                    np.arange(0), np.arange(0), 1, config, reverse_rows=pool)
+    changed = np.any(out != batch, axis=1)
+    assert 0.35 < changed.mean() < 0.65  # about half the batch
+    assert (y[changed] == 1).all() and (y[~changed] == 4).all()
+    backwards = waves[pool, ::-1]
+    for row in out[changed]:
+        assert any(np.array_equal(row, b) for b in backwards)
+    # with the other kinds, reversed speech keeps its share of the whole batch
+    mixed = SpeechWindowConfig(running_speech=0.3, reversed_speech=0.3)
+    shares = []
+    for seed in range(20):
+        out, y = mix_in(np.random.default_rng(seed), batch, batch_y, waves,
+                        speech_bounds(waves), pool, np.arange(0), 1, mixed, reverse_rows=pool)
+        rev = [any(np.array_equal(r, b) for b in backwards) for r in out]
+        shares.append(np.mean(rev))
+    assert 0.25 < np.mean(shares) < 0.35
+
+
 def test_even_words_give_each_word_the_same_share_of_running_speech():
     """Nine clips of one word and one of another: drawn by clip the lone word's clip makes
     ~10% of the joined clips, drawn evenly by word ~50%."""
@@ -105,6 +139,10 @@ def test_even_words_give_each_word_the_same_share_of_running_speech():
 def test_bad_window_config():
     with pytest.raises(ValueError, match="at most 1"):
         SpeechWindowConfig(running_speech=0.7, cut_keywords=0.5)
+    with pytest.raises(ValueError, match="at most 1"):
+        SpeechWindowConfig(running_speech=0.5, reversed_speech=0.6)
+    with pytest.raises(ValueError, match="within 0-1"):
+        SpeechWindowConfig(reversed_speech=1.5)
     with pytest.raises(ValueError, match="within 0-1"):
         SpeechWindowConfig(cut_keywords=-0.1)
 

@@ -140,6 +140,11 @@ def add_training_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--cut-keywords", type=float_range(0, 1), default=windows("cut_keywords"),
                    help="share of each batch replaced by keywords cut to 15-50%% at a window "
                         "edge, labelled _unknown_")
+    g.add_argument("--reversed-speech", type=float_range(0, 1),
+                   default=windows("reversed_speech"),
+                   help="share of each batch replaced by training clips played backwards "
+                        "(not 'no' or 'on': each sounds like the other backwards), labelled "
+                        "_unknown_")
     g.add_argument("--augment-copies", type=int, default=train_default("augment_copies"),
                    help="0: augment every batch afresh; N: make N augmented copies once and "
                         "train epoch e on copy e %% N (faster on small CPUs)")
@@ -242,6 +247,7 @@ def recipe_fields(args: argparse.Namespace) -> dict:
     try:
         windows = SpeechWindowConfig(running_speech=args.running_speech,
                                      cut_keywords=args.cut_keywords,
+                                     reversed_speech=args.reversed_speech,
                                      even_words=args.running_speech_even_words)
     except ValueError as exc:
         raise KwsError(str(exc)) from None

@@ -8,7 +8,9 @@ split):
 * **running speech**: 2-4 non-keyword clips, trimmed to their speech and joined with short
   random gaps, and a random 1-s window of the result (it often cuts words at both edges);
 * **cut-off keywords**: a keyword clip of which only its first or last 15-50 % is in the
-  window (the stream just started hearing it, or has almost passed it).
+  window (the stream just started hearing it, or has almost passed it);
+* **reversed speech**: a training clip played backwards: a real voice and microphone saying no
+  word (clips of words whose reversal sounds like a keyword, ``no`` and ``on``, are left out).
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ from edge_runtime.stream_gen import FRAME
 class SpeechWindowConfig:
     running_speech: float = 0.0  # share of each batch replaced by running-speech windows
     cut_keywords: float = 0.0  # share of each batch replaced by cut-off keywords
+    reversed_speech: float = 0.0  # share of each batch replaced by clips played backwards
+    reverse_skip: tuple[str, ...] = ("no", "on")  # words whose reversal sounds like a keyword
     words: tuple[int, int] = (2, 4)  # clips joined into one stretch of running speech
     gap_ms: tuple[float, float] = (0.0, 120.0)  # pause between joined clips
     keep: tuple[float, float] = (0.15, 0.5)  # share of a cut-off keyword left in the window
@@ -33,15 +37,20 @@ class SpeechWindowConfig:
     sample_rate: int = 16000
 
     def __post_init__(self) -> None:
-        for name in ("running_speech", "cut_keywords"):
+        for name in ("running_speech", "cut_keywords", "reversed_speech"):
             if not 0 <= getattr(self, name) <= 1:
                 raise ValueError(f"{name} must be within 0-1")
-        if self.running_speech + self.cut_keywords > 1:
-            raise ValueError("running_speech + cut_keywords must be at most 1")
+        if self.share > 1:
+            raise ValueError("running_speech + cut_keywords + reversed_speech must be at most 1")
+
+    @property
+    def share(self) -> float:
+        """The share of each batch replaced by windows (all labelled ``_unknown_``)."""
+        return self.running_speech + self.cut_keywords + self.reversed_speech
 
     @property
     def enabled(self) -> bool:
-        return self.running_speech > 0 or self.cut_keywords > 0
+        return self.share > 0
 
 
 def even_word_probabilities(words: list[str | None]) -> np.ndarray:
@@ -50,6 +59,14 @@ def even_word_probabilities(words: list[str | None]) -> np.ndarray:
     _, inverse, counts = np.unique(names, return_inverse=True, return_counts=True)
     p = 1.0 / counts[inverse]
     return p / p.sum()
+
+
+def reversible_rows(labels: np.ndarray, names: list[str], config: SpeechWindowConfig,
+                    silence: str) -> np.ndarray:
+    """Rows (of label indices ``labels`` into ``names``) that may be played backwards: speech,
+    and not a word of ``config.reverse_skip``."""
+    never = [names.index(x) for x in (silence, *config.reverse_skip) if x in names]
+    return np.nonzero(~np.isin(labels, never))[0]
 
 
 def running_speech(rng: np.random.Generator, waves: np.ndarray, bounds: np.ndarray,
@@ -95,20 +112,29 @@ def cut_keywords(rng: np.random.Generator, waves: np.ndarray, bounds: np.ndarray
 def mix_in(rng: np.random.Generator, batch: np.ndarray, labels: np.ndarray,
            waves: np.ndarray, bounds: np.ndarray, unknown_rows: np.ndarray,
            keyword_rows: np.ndarray, unknown_label: int, config: SpeechWindowConfig,
-           unknown_p: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Replace random rows of a batch by running-speech and cut-off-keyword windows, labelled
-    ``unknown_label``; ``waves``/``bounds`` are the whole training split, ``unknown_p`` the
-    probabilities of drawing each of ``unknown_rows`` (None: alike)."""
+           unknown_p: np.ndarray | None = None,
+           reverse_rows: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Replace random rows of a batch by running-speech, cut-off-keyword and reversed-speech
+    windows, labelled ``unknown_label``; ``waves``/``bounds`` are the whole training split,
+    ``unknown_p`` the probabilities of drawing each of ``unknown_rows`` (None: alike),
+    ``reverse_rows`` the clips that may be played backwards (None: none)."""
     batch, labels = batch.copy(), labels.copy()
     n = batch.shape[0]
     n_speech = rng.binomial(n, config.running_speech) if unknown_rows.size else 0
     n_cut = rng.binomial(n - n_speech, config.cut_keywords) if keyword_rows.size else 0
-    targets = rng.permutation(n)[: n_speech + n_cut]
+    n_rev = 0
+    if reverse_rows is not None and reverse_rows.size and config.reversed_speech:
+        # the share of the whole batch, as for the other kinds
+        rest = 1.0 - config.running_speech - config.cut_keywords
+        n_rev = rng.binomial(n - n_speech - n_cut, min(1.0, config.reversed_speech / rest))
+    targets = rng.permutation(n)[: n_speech + n_cut + n_rev]
     if n_speech:
         batch[targets[:n_speech]] = running_speech(rng, waves, bounds, unknown_rows, n_speech,
                                                    config, unknown_p)
     if n_cut:
-        batch[targets[n_speech:]] = cut_keywords(rng, waves, bounds,
-                                                 rng.choice(keyword_rows, size=n_cut), config)
+        batch[targets[n_speech : n_speech + n_cut]] = cut_keywords(
+            rng, waves, bounds, rng.choice(keyword_rows, size=n_cut), config)
+    if n_rev:
+        batch[targets[n_speech + n_cut :]] = waves[rng.choice(reverse_rows, size=n_rev), ::-1]
     labels[targets] = unknown_label
     return batch, labels

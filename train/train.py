@@ -37,7 +37,12 @@ from train.hard_negatives import HardNegativeConfig, keyword_score, mine, non_ke
 from train.models import architecture
 from train.models.common import FeatureStats
 from train.settings import MODEL_FILENAME, DataSummary, ModelSettings
-from train.speech_windows import SpeechWindowConfig, even_word_probabilities, mix_in
+from train.speech_windows import (
+    SpeechWindowConfig,
+    even_word_probabilities,
+    mix_in,
+    reversible_rows,
+)
 from train.word_classes import (
     class_names,
     label_map,
@@ -318,7 +323,7 @@ def augmented_batches(splits: Splits, dataset: Dataset, frontend: FrontendConfig
     compute = Frontend(frontend)
     labels = dataset.labels
     unknown = labels.index(UNKNOWN) if UNKNOWN in labels else -1
-    bounds = unknown_rows = keyword_rows = unknown_p = None
+    bounds = unknown_rows = keyword_rows = unknown_p = reverse_rows = None
     train_labels = splits.label_map[splits.train_y]  # word classes -> _unknown_
     words = [e.word if e.label == UNKNOWN else None for e in dataset.split("train")]
     words += [None] * (len(splits.train_y) - len(words))  # hard negatives: no word
@@ -329,9 +334,10 @@ def augmented_batches(splits: Splits, dataset: Dataset, frontend: FrontendConfig
         keyword_rows = np.nonzero(~np.isin(train_labels, not_keywords))[0]
         if windows.even_words:
             unknown_p = even_word_probabilities([words[i] for i in unknown_rows])
+        reverse_rows = reversible_rows(train_labels, labels, windows, SILENCE)
     expected = train_labels.copy()
     if bounds is not None:  # the windows' share of each batch counts as unknown examples
-        share = windows.running_speech + windows.cut_keywords
+        share = windows.share
         expected = np.concatenate([expected, np.full(round(share * len(expected)), unknown)])
     weights = class_weights(expected, len(labels), config.balance)
     per_clip = word_weights(words, config.word_balance)
@@ -356,7 +362,7 @@ def augmented_batches(splits: Splits, dataset: Dataset, frontend: FrontendConfig
         waves, y = splits.train_waves[rows], splits.train_y[rows]
         if bounds is not None:
             waves, y = mix_in(rng, waves, y, splits.train_waves, bounds, unknown_rows,
-                              keyword_rows, unknown, windows, unknown_p)
+                              keyword_rows, unknown, windows, unknown_p, reverse_rows)
         waves = augment_waveforms(waves, rng, dataset.noise, augment)
         feats = compute(waves)
         # the teachers score what the student hears, before SpecAugment
