@@ -273,6 +273,11 @@ class Frontend:
     def frames(self, audio: np.ndarray) -> np.ndarray:
         """Overlapping frames of the last axis: ``(..., frames, n_fft)`` (a read-only view)."""
         c = self.config
+        audio = np.asarray(audio)
+        if audio.ndim == 1 and c.n_fft <= audio.size < c.n_fft + c.hop_length:  # one frame
+            view = audio[None, : c.n_fft]
+            view.flags.writeable = False
+            return view
         audio = np.ascontiguousarray(audio)
         step = audio.itemsize
         view = np.ndarray(
@@ -340,8 +345,10 @@ class StreamingFrontend:
 
     def push(self, chunk: np.ndarray) -> np.ndarray:
         """Add samples; return the ``(k, n_features)`` frames they completed (k may be 0)."""
-        chunk = np.asarray(chunk, dtype=np.float64).reshape(-1)
-        pending = np.concatenate((self._pending, chunk))
+        chunk = np.asarray(chunk).reshape(-1)
+        if chunk.dtype.kind not in "fiu":
+            chunk = chunk.astype(np.float64)  # bool, object: as np.asarray(dtype=float) would
+        pending = np.concatenate((self._pending, chunk), dtype=np.float64)
         n_new = frames_in(pending.size, self.config)
         if n_new == 0:
             self._pending = pending

@@ -106,6 +106,19 @@ def test_streaming_computes_only_new_frames() -> None:
     assert stream.frames_done == 0
 
 
+def test_streaming_takes_any_real_dtype_and_lists() -> None:
+    """Chunks as float32, int16 or a plain list give the frames of the same values in float64."""
+    audio = np.round(speech_like(seed=2) * 1000)
+    expected = Frontend(EDGE_FRONTEND)(audio.astype(np.float64))
+    for chunk_of in (lambda a: a.astype(np.float32), lambda a: a.astype(np.int16),
+                     lambda a: a.tolist()):
+        stream = StreamingFrontend(EDGE_FRONTEND)
+        hop = EDGE_FRONTEND.hop_length
+        out = np.concatenate([stream.push(chunk_of(audio[i : i + hop]))
+                              for i in range(0, audio.size, hop)])
+        np.testing.assert_array_equal(out, expected)
+
+
 def test_output_is_finite_on_silence_and_short_input() -> None:
     out = mfcc(np.zeros(16000, np.float32), EDGE_FRONTEND)
     assert np.isfinite(out).all()
