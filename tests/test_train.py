@@ -247,6 +247,7 @@ def test_augmented_copies_rotate_and_balance_weights_follow_the_labels(fake_data
     (["--balance", "2"], "argument --balance: must be within 0-1"),
     (["--word-balance", "-1"], "argument --word-balance: must be within 0-1"),
     (["--running-speech", "0.8", "--cut-keywords", "0.5"], "at most 1"),
+    (["--reversed-speech", "0.6", "--running-speech", "0.5"], "at most 1"),
     (["--augment-copies", "-1"], "augment_copies must be >= 0"),
     (["--label-smoothing", "1.5"], "argument --label-smoothing: must be within 0-1"),
     (["--ema", "1"], "argument --ema: must be within 0-0.9999"),
@@ -270,6 +271,34 @@ def test_bad_arguments_exit_2_with_one_error_line(fake_data, capsys, args, messa
     assert main(["train", "--data", str(fake_data), *args]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: ") and message in err[0]
+
+
+def test_reversed_speech_reaches_the_batches_as_unknown(fake_data, tmp_path):
+    """``--reversed-speech 1`` replaces every row of a batch by a clip played backwards,
+    labelled _unknown_; the rows are no training clip as it was recorded."""
+    from dataclasses import replace
+
+    from kws.cli import build_parser
+    from train.cli import train_config
+    from train.data import load_dataset
+    from train.speech_windows import SpeechWindowConfig
+    from train.train import TrainConfig, augmented_batches, load_splits
+
+    args = build_parser().parse_args(["train", "--data", str(tmp_path),
+                                      "--reversed-speech", "0.05"])
+    assert train_config(args).speech_windows.reversed_speech == 0.05
+    config = TrainConfig(DataConfig(fake_data, task=TASK, seed=3, train_unknown_pct=100.0),
+                         batch_size=8, track=False, augment_copies=1)
+    dataset = load_dataset(config.data)
+    splits = load_splits(dataset, EDGE_FRONTEND, config)
+    plain = augmented_batches(splits, dataset, EDGE_FRONTEND, config)
+    backwards = augmented_batches(splits, dataset, EDGE_FRONTEND, replace(
+        config, speech_windows=SpeechWindowConfig(reversed_speech=1.0)))
+    unknown = dataset.labels.index("_unknown_")
+    _, y_plain, _ = plain[0]
+    x, y, _ = backwards[0]
+    assert (y_plain != unknown).any() and (y == unknown).all()
+    assert not np.allclose(x, plain[0][0])
 
 
 def test_speed_and_channel_reach_the_augmentation_config(tmp_path):
