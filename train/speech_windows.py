@@ -124,8 +124,9 @@ def mix_in(rng: np.random.Generator, batch: np.ndarray, labels: np.ndarray,
     n_cut = rng.binomial(n - n_speech, config.cut_keywords) if keyword_rows.size else 0
     n_rev = 0
     if reverse_rows is not None and reverse_rows.size and config.reversed_speech:
-        # the share of the whole batch, as for the other kinds
-        rest = 1.0 - config.running_speech - config.cut_keywords
+        # of the rows left after the other two kinds ((1 - running) * (1 - cut) of the batch
+        # on average): a share reversed_speech of the whole batch
+        rest = (1.0 - config.running_speech) * (1.0 - config.cut_keywords)
         n_rev = rng.binomial(n - n_speech - n_cut, min(1.0, config.reversed_speech / rest))
     targets = rng.permutation(n)[: n_speech + n_cut + n_rev]
     if n_speech:
