@@ -384,12 +384,12 @@ SPEECH_150_MW3 = replace(SPEECH_150, idea="speech_ema_150_xv with the main folde
 SPEECH_150_G12 = replace(SPEECH_150, idea="speech_ema_150_xv with clip gains within +-12 dB "
                          "instead of +-6 dB", augment=replace(SPEECH_150.augment, gain_db=12.0))
 # the fold streams' false accepts come from a few unheard voices (one speaker: 62 of fold 0's
-# 170): real voices and microphones saying no word, taken from every training speaker
+# 172): real voices and microphones saying no word, taken from every training speaker
 SPEECH_150_REV = replace(SPEECH_150, idea="speech_ema_150_xv with 5% of each batch training clips "
                          "played backwards (not 'no'/'on'), labelled _unknown_",
                          windows=replace(SPEECH_150.windows, reversed_speech=0.05))
-# speech_rev5_150_xv landed inside the plain recipe's seed range on folds 0
-# and 1 (90.62%, 332 events); three times the share shows whether the reversal moves anything
+# speech_rev5_150_xv landed inside the plain recipe's seed range on folds 0 and 1 (90.62%,
+# 332 events); three times the share shows whether the reversal moves anything
 SPEECH_150_REV15 = replace(SPEECH_150_REV, idea="speech_ema_150_xv with 15% of each batch training "
                            "clips played backwards (not 'no'/'on'), labelled _unknown_",
                            windows=replace(SPEECH_150.windows, reversed_speech=0.15))
