@@ -75,7 +75,7 @@ def test_each_architecture_declares_the_front_end_its_input_takes(arch):
 
 
 @pytest.mark.parametrize("arch", ["ds_cnn_w", "ds_cnn_w80", "ds_cnn_w_8k", "ds_cnn_w_20",
-                                  "ds_cnn_w_cmn", "ds_cnn_w_deep"])
+                                  "ds_cnn_w_cmn", "ds_cnn_w_deep", "ds_cnn_w_nd"])
 def test_the_wide_ds_cnns_fit_60_kb_in_int8(arch):
     """With trained-looking BatchNorm terms (an untrained file is smaller: the converter
     shares its identical constant buffers)."""
@@ -87,6 +87,19 @@ def test_the_wide_ds_cnns_fit_60_kb_in_int8(arch):
     calib = rng.normal(size=(8, *frontend_for(arch).feature_shape, 1)).astype(np.float32)
     size = len(to_tflite(model, "int8", calib))
     assert 40_000 < size <= 60_000
+
+
+def test_ds_cnn_w_nd_is_ds_cnn_w_without_dropout():
+    """In training mode ``ds_cnn_w`` drops activations at random, ``ds_cnn_w_nd`` does not; with
+    ``ds_cnn_w``'s weights it predicts exactly what ``ds_cnn_w`` predicts at inference."""
+    x = np.random.default_rng(0).normal(size=(4, 49, 10, 1)).astype(np.float32)
+    wide, no_dropout = build_model("ds_cnn_w", 12), build_model("ds_cnn_w_nd", 12)
+    assert wide.count_params() == no_dropout.count_params()
+    no_dropout.set_weights(wide.get_weights())
+    np.testing.assert_allclose(no_dropout.predict(x, verbose=0), wide.predict(x, verbose=0),
+                               rtol=1e-5, atol=1e-6)
+    assert not np.allclose(wide(x, training=True), wide(x, training=True))
+    np.testing.assert_array_equal(no_dropout(x, training=True), no_dropout(x, training=True))
 
 
 def test_clip_mean_removal_makes_a_fixed_offset_per_coefficient_invisible():

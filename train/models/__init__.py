@@ -46,6 +46,10 @@ ARCHITECTURES: dict[str, Architecture] = {
                                          name="ds_cnn_w_cmn"),
                                  "ds_cnn_w with each MFCC's mean over the clip subtracted before "
                                  "the first convolution (cepstral mean normalisation)"),
+    "ds_cnn_w_nd": Architecture("ds_cnn_w_nd", ds_cnn.FRONTEND,
+                                partial(ds_cnn.build, spec=ds_cnn.WIDE_NO_DROPOUT,
+                                        name="ds_cnn_w_nd"),
+                                "ds_cnn_w without its dropout layers"),
     "ds_cnn_w_8k": Architecture("ds_cnn_w_8k", WIDEBAND_FRONTEND,
                                 partial(ds_cnn.build, spec=ds_cnn.WIDE, name="ds_cnn_w_8k",
                                         frontend=WIDEBAND_FRONTEND),
