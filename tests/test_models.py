@@ -75,7 +75,8 @@ def test_each_architecture_declares_the_front_end_its_input_takes(arch):
 
 
 @pytest.mark.parametrize("arch", ["ds_cnn_w", "ds_cnn_w80", "ds_cnn_w_8k", "ds_cnn_w_20",
-                                  "ds_cnn_w_cmn", "ds_cnn_w_deep", "ds_cnn_w_nd"])
+                                  "ds_cnn_w_cmn", "ds_cnn_w_deep", "ds_cnn_w_nd",
+                                  "ds_cnn_w_hd"])
 def test_the_wide_ds_cnns_fit_60_kb_in_int8(arch):
     """With trained-looking BatchNorm terms (an untrained file is smaller: the converter
     shares its identical constant buffers)."""

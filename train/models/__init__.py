@@ -50,6 +50,11 @@ ARCHITECTURES: dict[str, Architecture] = {
                                 partial(ds_cnn.build, spec=ds_cnn.WIDE_NO_DROPOUT,
                                         name="ds_cnn_w_nd"),
                                 "ds_cnn_w without its dropout layers"),
+    "ds_cnn_w_hd": Architecture("ds_cnn_w_hd", ds_cnn.FRONTEND,
+                                partial(ds_cnn.build, spec=ds_cnn.WIDE_HIGH_DROPOUT,
+                                        name="ds_cnn_w_hd"),
+                                f"ds_cnn_w with dropout {ds_cnn.WIDE_HIGH_DROPOUT.first_dropout:g} "
+                                f"and {ds_cnn.WIDE_HIGH_DROPOUT.final_dropout:g}"),
     "ds_cnn_w_8k": Architecture("ds_cnn_w_8k", WIDEBAND_FRONTEND,
                                 partial(ds_cnn.build, spec=ds_cnn.WIDE, name="ds_cnn_w_8k",
                                         frontend=WIDEBAND_FRONTEND),
