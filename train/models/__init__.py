@@ -26,35 +26,31 @@ class Architecture:
     description: str
 
 
+def _ds_cnn(name: str, spec: ds_cnn.DsCnnSpec, description: str) -> Architecture:
+    """A DS-CNN of ``spec`` on the edge MFCC front-end."""
+    return Architecture(name, ds_cnn.FRONTEND, partial(ds_cnn.build, spec=spec, name=name),
+                        description)
+
+
 ARCHITECTURES: dict[str, Architecture] = {
     "seed_cnn": Architecture("seed_cnn", seed_cnn.FRONTEND, seed_cnn.build,
                              "the seed's CNN, 99x40 MFCC, ~2.1M parameters"),
-    "ds_cnn_s": Architecture("ds_cnn_s", ds_cnn.FRONTEND,
-                             partial(ds_cnn.build, spec=ds_cnn.SMALL, name="ds_cnn_s"),
-                             "DS-CNN small (MLPerf Tiny), 49x10 MFCC, ~25k parameters"),
-    "ds_cnn_m": Architecture("ds_cnn_m", ds_cnn.FRONTEND,
-                             partial(ds_cnn.build, spec=ds_cnn.MEDIUM, name="ds_cnn_m"),
-                             "DS-CNN medium (Hello Edge), 49x10 MFCC, 172 filters"),
-    "ds_cnn_l": Architecture("ds_cnn_l", ds_cnn.FRONTEND,
-                             partial(ds_cnn.build, spec=ds_cnn.LARGE, name="ds_cnn_l"),
-                             "DS-CNN large (Hello Edge), 49x10 MFCC, 276 filters, 5 blocks"),
-    "ds_cnn_w": Architecture("ds_cnn_w", ds_cnn.FRONTEND,
-                             partial(ds_cnn.build, spec=ds_cnn.WIDE, name="ds_cnn_w"),
-                             f"DS-CNN small with {ds_cnn.WIDE.filters} filters (~50 KB int8)"),
-    "ds_cnn_w_cmn": Architecture("ds_cnn_w_cmn", ds_cnn.FRONTEND,
-                                 partial(ds_cnn.build, spec=ds_cnn.WIDE_CMN,
-                                         name="ds_cnn_w_cmn"),
-                                 "ds_cnn_w with each MFCC's mean over the clip subtracted before "
-                                 "the first convolution (cepstral mean normalisation)"),
-    "ds_cnn_w_nd": Architecture("ds_cnn_w_nd", ds_cnn.FRONTEND,
-                                partial(ds_cnn.build, spec=ds_cnn.WIDE_NO_DROPOUT,
-                                        name="ds_cnn_w_nd"),
-                                "ds_cnn_w without its dropout layers"),
-    "ds_cnn_w_hd": Architecture("ds_cnn_w_hd", ds_cnn.FRONTEND,
-                                partial(ds_cnn.build, spec=ds_cnn.WIDE_HIGH_DROPOUT,
-                                        name="ds_cnn_w_hd"),
-                                f"ds_cnn_w with dropout {ds_cnn.WIDE_HIGH_DROPOUT.first_dropout:g} "
-                                f"and {ds_cnn.WIDE_HIGH_DROPOUT.final_dropout:g}"),
+    "ds_cnn_s": _ds_cnn("ds_cnn_s", ds_cnn.SMALL,
+                        "DS-CNN small (MLPerf Tiny), 49x10 MFCC, ~25k parameters"),
+    "ds_cnn_m": _ds_cnn("ds_cnn_m", ds_cnn.MEDIUM,
+                        "DS-CNN medium (Hello Edge), 49x10 MFCC, 172 filters"),
+    "ds_cnn_l": _ds_cnn("ds_cnn_l", ds_cnn.LARGE,
+                        "DS-CNN large (Hello Edge), 49x10 MFCC, 276 filters, 5 blocks"),
+    "ds_cnn_w": _ds_cnn("ds_cnn_w", ds_cnn.WIDE,
+                        f"DS-CNN small with {ds_cnn.WIDE.filters} filters (~50 KB int8)"),
+    "ds_cnn_w_cmn": _ds_cnn("ds_cnn_w_cmn", ds_cnn.WIDE_CMN,
+                            "ds_cnn_w with each MFCC's mean over the clip subtracted before the "
+                            "first convolution (cepstral mean normalisation)"),
+    "ds_cnn_w_nd": _ds_cnn("ds_cnn_w_nd", ds_cnn.WIDE_NO_DROPOUT,
+                           "ds_cnn_w without its dropout layers"),
+    "ds_cnn_w_hd": _ds_cnn("ds_cnn_w_hd", ds_cnn.WIDE_HIGH_DROPOUT,
+                           f"ds_cnn_w with dropout {ds_cnn.WIDE_HIGH_DROPOUT.first_dropout:g} and "
+                           f"{ds_cnn.WIDE_HIGH_DROPOUT.final_dropout:g}"),
     "ds_cnn_w_8k": Architecture("ds_cnn_w_8k", WIDEBAND_FRONTEND,
                                 partial(ds_cnn.build, spec=ds_cnn.WIDE, name="ds_cnn_w_8k",
                                         frontend=WIDEBAND_FRONTEND),
@@ -64,20 +60,15 @@ ARCHITECTURES: dict[str, Architecture] = {
                                 partial(ds_cnn.build, spec=ds_cnn.WIDE, name="ds_cnn_w_20",
                                         frontend=MFCC20_FRONTEND),
                                 f"ds_cnn_w on 49x20 MFCC ({ds_cnn.WIDE.filters} filters)"),
-    "ds_cnn_w80": Architecture("ds_cnn_w80", ds_cnn.FRONTEND,
-                               partial(ds_cnn.build, spec=ds_cnn.WIDE_80, name="ds_cnn_w80"),
-                               f"DS-CNN small with {ds_cnn.WIDE_80.filters} filters (~57 KB "
-                               "int8)"),
-    "ds_cnn_w_deep": Architecture("ds_cnn_w_deep", ds_cnn.FRONTEND,
-                                  partial(ds_cnn.build, spec=ds_cnn.WIDE_DEEP,
-                                          name="ds_cnn_w_deep"),
-                                  f"DS-CNN of {len(ds_cnn.WIDE_DEEP.block_strides)} blocks, the "
-                                  f"first striding in time ({ds_cnn.WIDE_DEEP.filters} filters, "
-                                  "~56 KB int8)"),
-    "ds_cnn_w96": Architecture("ds_cnn_w96", ds_cnn.FRONTEND,
-                               partial(ds_cnn.build, spec=ds_cnn.WIDE_96, name="ds_cnn_w96"),
-                               f"DS-CNN small with {ds_cnn.WIDE_96.filters} filters (~53 KB "
-                               "int8 with per-tensor weights, convert --per-tensor)"),
+    "ds_cnn_w80": _ds_cnn("ds_cnn_w80", ds_cnn.WIDE_80,
+                          f"DS-CNN small with {ds_cnn.WIDE_80.filters} filters (~57 KB int8)"),
+    "ds_cnn_w_deep": _ds_cnn("ds_cnn_w_deep", ds_cnn.WIDE_DEEP,
+                             f"DS-CNN of {len(ds_cnn.WIDE_DEEP.block_strides)} blocks, the first "
+                             f"striding in time ({ds_cnn.WIDE_DEEP.filters} filters, ~56 KB "
+                             "int8)"),
+    "ds_cnn_w96": _ds_cnn("ds_cnn_w96", ds_cnn.WIDE_96,
+                          f"DS-CNN small with {ds_cnn.WIDE_96.filters} filters (~53 KB int8 with "
+                          "per-tensor weights, convert --per-tensor)"),
     "ds_cnn_w_qn": Architecture(
         "ds_cnn_w_qn", ds_cnn.FRONTEND,
         partial(input_noise.with_input_noise,
