@@ -194,10 +194,11 @@ def _mel_to_hz(mel: np.ndarray) -> np.ndarray:
     return np.where(mel >= min_log_mel, 1000.0 * np.exp(logstep * (mel - min_log_mel)), f_sp * mel)
 
 
-def mel_filterbank(config: FrontendConfig) -> np.ndarray:
-    """Slaney-normalised triangular filters, shape ``(n_mels, n_fft // 2 + 1)``."""
+def mel_filterbank(config: FrontendConfig, warp: float = 1.0) -> np.ndarray:
+    """Slaney-normalised triangular filters, shape ``(n_mels, n_fft // 2 + 1)``; ``warp``
+    scales every filter's edges in Hz (training's vocal tract length perturbation)."""
     fft_hz = np.fft.rfftfreq(config.n_fft, d=1.0 / config.sample_rate)
-    edges = _mel_to_hz(
+    edges = warp * _mel_to_hz(
         np.linspace(_hz_to_mel(config.fmin), _hz_to_mel(config.fmax), config.n_mels + 2)
     )
     widths = np.diff(edges)
@@ -253,15 +254,19 @@ class Frontend:
     # Everything runs in float64 (NumPy's float64 FFT is ~4x faster than its float32 one)
     # and is rounded to float32 at the end, so that a frame's features do not depend on how
     # many frames BLAS multiplies at once: streaming and batch give the same float32 frames.
+    def filterbank(self) -> np.ndarray:
+        """The mel filters (``mel_filterbank``) this front-end applies."""
+        return mel_filterbank(self.config)
+
     @cached_property
     def _bins(self) -> slice:
         """The FFT bins that some mel filter uses (fmax is often far below Nyquist)."""
-        used = np.nonzero(mel_filterbank(self.config).any(axis=0))[0]
+        used = np.nonzero(self.filterbank().any(axis=0))[0]
         return slice(int(used[0]), int(used[-1]) + 1)
 
     @cached_property
     def _mel_t(self) -> np.ndarray:
-        weights = mel_filterbank(self.config)[:, self._bins]
+        weights = self.filterbank()[:, self._bins]
         return np.ascontiguousarray(weights.T, dtype=np.float64)
 
     @cached_property

@@ -309,6 +309,29 @@ def test_speed_and_channel_reach_the_augmentation_config(tmp_path):
                                       "--channel-prob", "0.25"])
     assert train_config(args).augment.speed_pct == 12.5
     assert train_config(args).augment.channel_prob == 0.25
+    args = build_parser().parse_args(["train", "--data", str(tmp_path), "--vtlp-pct", "8"])
+    assert train_config(args).augment.vtlp_pct == 8.0
+
+
+def test_vtlp_warps_the_batches_features_only(fake_data):
+    """With ``vtlp_pct`` the same rows, labels and waveform augmentation, other features."""
+    from dataclasses import replace
+
+    from train.data import load_dataset
+    from train.train import TrainConfig, augmented_batches, load_splits
+
+    config = TrainConfig(DataConfig(fake_data, task=TASK, seed=3), batch_size=8, track=False)
+    dataset = load_dataset(config.data)
+    splits = load_splits(dataset, EDGE_FRONTEND, config)
+    no_spec = replace(config.augment, specaugment=False)
+    plain = augmented_batches(splits, dataset, EDGE_FRONTEND, replace(config, augment=no_spec))
+    warped = augmented_batches(splits, dataset, EDGE_FRONTEND,
+                               replace(config, augment=replace(no_spec, vtlp_pct=10.0)))
+    (x, y, w), (xv, yv, wv) = plain[0], warped[0]
+    np.testing.assert_array_equal(y, yv)
+    np.testing.assert_array_equal(w, wv)
+    differ = ~np.isclose(x, xv).reshape(len(x), -1).all(axis=1)
+    assert differ.sum() >= len(x) // 2  # factors of exactly 1.0 leave a clip as it was
 
 
 def test_specaugment_mask_sizes_reach_the_augmentation_config(tmp_path):

@@ -30,6 +30,9 @@ class AugmentConfig:
     # each clip played at a random speed within +-speed_pct %: a speaker's pitch, vocal
     # tract and tempo all move together, a cheap stand-in for more speakers (0: off)
     speed_pct: float = 0.0
+    # mel band edges scaled by a random factor within +-vtlp_pct % per clip: a speaker's
+    # spectral envelope moves, the tempo does not (train.vtlp; 0: off)
+    vtlp_pct: float = 0.0
     shift: bool = True
     shift_ms: float = 100.0  # shift by up to +-shift_ms, zero-filled
     gain: bool = True
@@ -58,6 +61,8 @@ class AugmentConfig:
             raise ValueError("noise_snr_db must be (low, high)")
         if not 0 <= self.speed_pct < 50:
             raise ValueError(f"speed_pct must be within 0-50 (excluded), got {self.speed_pct}")
+        if not 0 <= self.vtlp_pct < 50:
+            raise ValueError(f"vtlp_pct must be within 0-50 (excluded), got {self.vtlp_pct}")
         if not 0 <= self.channel_prob <= 1:
             raise ValueError(f"channel_prob must be within 0-1, got {self.channel_prob}")
         if not 0 < self.rt60_s[0] <= self.rt60_s[1] or self.drr_db[0] > self.drr_db[1]:

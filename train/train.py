@@ -43,6 +43,7 @@ from train.speech_windows import (
     mix_in,
     reversible_rows,
 )
+from train.vtlp import warp_factors, warped_features
 from train.word_classes import (
     class_names,
     label_map,
@@ -364,7 +365,11 @@ def augmented_batches(splits: Splits, dataset: Dataset, frontend: FrontendConfig
             waves, y = mix_in(rng, waves, y, splits.train_waves, bounds, unknown_rows,
                               keyword_rows, unknown, windows, unknown_p, reverse_rows)
         waves = augment_waveforms(waves, rng, dataset.noise, augment)
-        feats = compute(waves)
+        if augment.vtlp_pct > 0:
+            feats = warped_features(waves, frontend, warp_factors(rng, len(waves),
+                                                                  augment.vtlp_pct))
+        else:
+            feats = compute(waves)
         # the teachers score what the student hears, before SpecAugment
         soft = None if teachers is None else teachers.targets(feats[..., None], y, len(labels),
                                                               waves)

@@ -1,0 +1,57 @@
+"""Vocal tract length perturbation: warped mel band edges move a voice's spectrum, not its
+timing."""
+
+import numpy as np
+import pytest
+
+from edge_runtime.frontend import EDGE_FRONTEND, EDGE_LOG_MEL_FRONTEND, Frontend, mel_filterbank
+from train.augment import AugmentConfig
+from train.vtlp import warp_factors, warped_features, warped_frontend
+
+SR = 16000
+
+
+def tone(hz: float) -> np.ndarray:
+    t = np.arange(SR) / SR
+    return (0.3 * np.sin(2 * np.pi * hz * t)).astype(np.float32)
+
+
+def test_warp_factors_lie_within_the_range_in_steps():
+    alpha = warp_factors(np.random.default_rng(0), 2000, 10.0)
+    assert alpha.min() >= 0.9 - 1e-9 and alpha.max() <= 1.1 + 1e-9
+    np.testing.assert_allclose(alpha * 100, np.round(alpha * 100), atol=1e-6)
+    assert len(np.unique(alpha)) > 15  # the whole range is used
+    np.testing.assert_array_equal(alpha, warp_factors(np.random.default_rng(0), 2000, 10.0))
+
+
+def test_factor_one_is_the_plain_front_end():
+    waves = np.stack([tone(700), tone(1500)])
+    np.testing.assert_array_equal(warped_features(waves, EDGE_FRONTEND, np.ones(2)),
+                                  Frontend(EDGE_FRONTEND)(waves))
+
+
+def test_a_warped_tone_looks_like_a_lower_or_higher_tone():
+    """Band edges scaled by 1.1 show a 1,000 Hz tone where the plain front-end shows a
+    1,000 / 1.1 Hz one (and 0.9: 1,000 / 0.9 Hz): each row through its own factor."""
+    plain = Frontend(EDGE_LOG_MEL_FRONTEND)
+    waves = np.stack([tone(1000), tone(1000), tone(1000)])
+    warped = warped_features(waves, EDGE_LOG_MEL_FRONTEND, np.array([1.1, 0.9, 1.0]))
+    peak = warped.mean(axis=1).argmax(axis=1)
+    expect = [plain(tone(hz)[None])[0].mean(axis=0).argmax() for hz in (1000 / 1.1, 1000 / 0.9,
+                                                                         1000)]
+    assert list(peak) == expect
+    assert peak[0] < peak[2] < peak[1]
+
+
+def test_every_filter_edge_scales_by_the_factor():
+    plain = mel_filterbank(EDGE_FRONTEND)
+    hz = np.fft.rfftfreq(EDGE_FRONTEND.n_fft, 1 / SR)
+    centre = (plain * hz).sum(axis=1) / plain.sum(axis=1)
+    warped = warped_frontend(EDGE_FRONTEND, 1.1).filterbank()
+    centre_w = (warped * hz).sum(axis=1) / warped.sum(axis=1)
+    np.testing.assert_allclose(centre_w[10:] / centre[10:], 1.1, rtol=0.02)
+
+
+def test_vtlp_pct_is_checked():
+    with pytest.raises(ValueError, match="vtlp_pct"):
+        AugmentConfig(vtlp_pct=50)
