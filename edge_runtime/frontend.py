@@ -251,13 +251,13 @@ class Frontend:
         window[left : left + c.win_length] = hann
         return window
 
-    # Everything runs in float64 (NumPy's float64 FFT is ~4x faster than its float32 one)
-    # and is rounded to float32 at the end, so that a frame's features do not depend on how
-    # many frames BLAS multiplies at once: streaming and batch give the same float32 frames.
     def filterbank(self) -> np.ndarray:
         """The mel filters (``mel_filterbank``) this front-end applies."""
         return mel_filterbank(self.config)
 
+    # Everything runs in float64 (NumPy's float64 FFT is ~4x faster than its float32 one)
+    # and is rounded to float32 at the end, so that a frame's features do not depend on how
+    # many frames BLAS multiplies at once: streaming and batch give the same float32 frames.
     @cached_property
     def _bins(self) -> slice:
         """The FFT bins that some mel filter uses (fmax is often far below Nyquist)."""
