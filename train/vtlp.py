@@ -36,8 +36,8 @@ def warp_factors(rng: np.random.Generator, n: int, pct: float) -> np.ndarray:
 
 
 @lru_cache(maxsize=128)
-def warped_frontend(config: FrontendConfig, alpha: float) -> Frontend:
-    return Frontend(config) if alpha == 1.0 else WarpedFrontend(config, alpha)
+def warped_frontend(config: FrontendConfig, alpha: float) -> WarpedFrontend:
+    return WarpedFrontend(config, alpha)
 
 
 def warped_features(waves: np.ndarray, config: FrontendConfig, alpha: np.ndarray
