@@ -194,13 +194,32 @@ def _mel_to_hz(mel: np.ndarray) -> np.ndarray:
     return np.where(mel >= min_log_mel, 1000.0 * np.exp(logstep * (mel - min_log_mel)), f_sp * mel)
 
 
+# Jaitly & Hinton's warp boundary, as a share of Nyquist: frequencies below it (scaled by
+# min(alpha, 1) / alpha) move by the factor alpha, those above it less, so Nyquist stays put
+WARP_BOUNDARY = 0.6
+
+
+def warp_hz(hz: np.ndarray, alpha: float, nyquist: float) -> np.ndarray:
+    """Piecewise-linear vocal tract length warp of frequencies ``hz``: ``alpha * hz`` up to
+    the boundary, then a straight line to ``nyquist`` (which maps onto itself)."""
+    hz = np.asarray(hz, dtype=np.float64)
+    bend = WARP_BOUNDARY * nyquist * min(alpha, 1.0)  # where the boundary lands
+    cut = bend / alpha
+    return np.where(hz <= cut, alpha * hz,
+                    nyquist - (nyquist - bend) / (nyquist - cut) * (nyquist - hz))
+
+
 def mel_filterbank(config: FrontendConfig, warp: float = 1.0) -> np.ndarray:
     """Slaney-normalised triangular filters, shape ``(n_mels, n_fft // 2 + 1)``; ``warp``
-    scales every filter's edges in Hz (training's vocal tract length perturbation)."""
+    moves every filter's edges by :func:`warp_hz` (training's vocal tract length perturbation;
+    edges below 0.6 x Nyquist x min(warp, 1) / warp, all of a 4 kHz front-end's at 16 kHz for
+    warps up to 1.2, simply scale by it)."""
     fft_hz = np.fft.rfftfreq(config.n_fft, d=1.0 / config.sample_rate)
-    edges = warp * _mel_to_hz(
+    edges = _mel_to_hz(
         np.linspace(_hz_to_mel(config.fmin), _hz_to_mel(config.fmax), config.n_mels + 2)
     )
+    if warp != 1.0:
+        edges = warp_hz(edges, warp, config.sample_rate / 2)
     widths = np.diff(edges)
     ramps = edges[:, None] - fft_hz[None, :]
     lower = -ramps[:-2] / widths[:-1, None]

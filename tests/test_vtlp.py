@@ -4,7 +4,14 @@ timing."""
 import numpy as np
 import pytest
 
-from edge_runtime.frontend import EDGE_FRONTEND, EDGE_LOG_MEL_FRONTEND, Frontend, mel_filterbank
+from edge_runtime.frontend import (
+    EDGE_FRONTEND,
+    EDGE_LOG_MEL_FRONTEND,
+    WIDEBAND_FRONTEND,
+    Frontend,
+    mel_filterbank,
+    warp_hz,
+)
 from train.augment import AugmentConfig
 from train.vtlp import warp_factors, warped_features, warped_frontend
 
@@ -55,3 +62,34 @@ def test_every_filter_edge_scales_by_the_factor():
 def test_vtlp_pct_is_checked():
     with pytest.raises(ValueError, match="vtlp_pct"):
         AugmentConfig(vtlp_pct=50)
+
+
+def test_the_edge_front_ends_filters_scale_exactly_by_the_factor():
+    """Its band (up to 4 kHz) lies below the warp's boundary for factors within +-20 %."""
+    edges = [20.0, 4000.0]
+    for alpha in (0.8, 0.9, 1.1, 1.2):
+        np.testing.assert_array_equal(warp_hz(np.array(edges), alpha, SR / 2),
+                                      alpha * np.array(edges))
+
+
+def test_the_warp_keeps_nyquist_and_moves_high_frequencies_less():
+    hz = np.linspace(0, SR / 2, 801)
+    for alpha in (0.85, 0.9, 1.1, 1.15):
+        warped = warp_hz(hz, alpha, SR / 2)
+        assert warped[0] == 0 and warped[-1] == pytest.approx(SR / 2)
+        assert np.all(np.diff(warped) > 0)  # one to one, order kept
+        np.testing.assert_allclose(warped[hz <= 4000], alpha * hz[hz <= 4000])
+        ratio = warped[1:] / hz[1:]
+        assert abs(ratio[-1] - 1) < 1e-9 and np.all(np.abs(np.diff(ratio)) < 1e-3)  # continuous
+
+
+def test_no_filter_of_a_full_band_front_end_is_warped_past_nyquist():
+    """With mel bands up to 8 kHz, scaling every edge by 1.1 would push the top filters past
+    Nyquist, where they see no energy: the piecewise warp keeps every filter in the band."""
+    for alpha in (0.9, 1.1):
+        bank = warped_frontend(WIDEBAND_FRONTEND, alpha).filterbank()
+        assert bank.shape == mel_filterbank(WIDEBAND_FRONTEND).shape
+        assert np.all(bank.sum(axis=1) > 0)
+    hz = np.fft.rfftfreq(WIDEBAND_FRONTEND.n_fft, 1 / SR)
+    top = warped_frontend(WIDEBAND_FRONTEND, 1.1).filterbank()[-1]
+    assert (top * hz).sum() / top.sum() > 7000  # the top filter still covers the top band

@@ -4,7 +4,9 @@ A speaker's vocal tract scales the frequencies of their formants by roughly one 
 Features of a clip computed with every mel filter's edges scaled by ``alpha`` (in Hz) are those
 of the same clip from a speaker whose spectrum is scaled by ``1 / alpha``: the voice changes,
 the tempo does not (unlike ``AugmentConfig.speed_pct``). Factors are drawn per clip in steps of
-0.01, so a run builds a handful of front-ends once. Filters warped past Nyquist see no energy.
+0.01, so a run builds a handful of front-ends once. The warp is piecewise linear
+(``edge_runtime.frontend.warp_hz``): edges high in the band move less, so no filter of a
+front-end reaching Nyquist is pushed past it.
 """
 
 from __future__ import annotations
