@@ -196,11 +196,17 @@ def false_accepts_by_keyword(model, posteriors: dict, streams: dict, config: Det
 
 
 def attribute_false_accepts(model, posteriors: dict, streams: dict, config: DetectorConfig,
-                            threshold: float) -> list:
-    """The word clip nearest each event of the two non-keyword streams at ``threshold``."""
-    return [p for name, (times, smoothed) in posteriors.items() if name != "keywords"
-            for p in nearest_placements(streams[name], gate_events(
-                times, smoothed, model.labels, threshold, config.refractory_ms / 1000))]
+                            threshold: float) -> list[tuple]:
+    """Each event of the two non-keyword streams at ``threshold``: the word clip nearest it
+    and the keyword that fired."""
+    out = []
+    for name, (times, smoothed) in posteriors.items():
+        if name != "keywords":
+            events = gate_events(times, smoothed, model.labels, threshold,
+                                 config.refractory_ms / 1000)
+            out += [(p, e.label) for p, e in zip(nearest_placements(streams[name], events),
+                                                 events, strict=True)]
+    return out
 
 
 def false_accepts_by_speaker(model, posteriors: dict, streams: dict, config: DetectorConfig,
@@ -210,7 +216,8 @@ def false_accepts_by_speaker(model, posteriors: dict, streams: dict, config: Det
     share of those streams (their clips' length, scaled so the shares sum to the streams'
     length), for a speaker bootstrap of the rate (:func:`bootstrap_rate`). ``clips``: how many
     distinct recordings the streams repeat, how many of them fired, and the events of the five
-    that fired most (streams of a few speakers repeat each of their clips many times)."""
+    that fired most (streams of a few speakers repeat each of their clips many times).
+    ``words``: the events by the word spoken and the keyword it fired, most events first."""
     def speaker(p) -> str:
         return parse_clip(p.source.parents[1], p.source).speaker or ""
 
@@ -224,13 +231,28 @@ def false_accepts_by_speaker(model, posteriors: dict, streams: dict, config: Det
         for p in stream.placements:
             clip_seconds[speaker(p)] += (p.end - p.start) / rate
     fired = attribute_false_accepts(model, posteriors, streams, config, threshold)
-    events = Counter(speaker(p) for p in fired)
-    by_clip = Counter(p.source for p in fired)
+    events = Counter(speaker(p) for p, _ in fired)
+    by_clip = Counter(p.source for p, _ in fired)
+    by_word: dict[str, Counter[str]] = {}
+    for p, keyword in fired:
+        by_word.setdefault(parse_clip(p.source.parents[1], p.source).word, Counter())[keyword] += 1
     scale = total / max(sum(clip_seconds.values()), 1e-9)
     return {"events": dict(sorted(events.items())),
             "seconds": {k: round(v * scale, 3) for k, v in sorted(clip_seconds.items())},
             "clips": {"distinct": distinct_recordings(streams), "fired": len(by_clip),
-                      "top5_events": sum(n for _, n in by_clip.most_common(5))}}
+                      "top5_events": sum(n for _, n in by_clip.most_common(5))},
+            "words": {w: dict(c.most_common()) for w, c in sorted(
+                by_word.items(), key=lambda item: (-item[1].total(), item[0]))}}
+
+
+def words_cell(by_speaker: dict | None, top: int = 5) -> str:
+    """The words behind the most false accepts of a :func:`false_accepts_by_speaker` result,
+    each with the keywords it fired: ``nine 12 (no 9, right 3)``."""
+    words = (by_speaker or {}).get("words")  # None: a file written before words were counted
+    if not words:
+        return "—" if words is None else "none"
+    return "; ".join(f"{w} {sum(k.values())} ({', '.join(f'{x} {n}' for x, n in k.items())})"
+                     for w, k in list(words.items())[:top])
 
 
 def bootstrap_rate(events: np.ndarray, seconds: np.ndarray, draws: int = 2000, seed: int = 0
@@ -437,6 +459,9 @@ def main(argv: list[str] | None = None) -> int:
         ["model", *keywords_fired],
         [[r["name"], *(r["false_accepts_per_hour_by_keyword"].get(k, "—")
                        for k in keywords_fired)] for r in results])
+    by_word = markdown_table(["model", "words that fired most (events: keywords they fired)"],
+                             [[r["name"], words_cell(r["operating_point_speakers"])]
+                              for r in results])
     meta = {"data": args.data.name, "extra": [d.name for d in args.extra],
             "extra_val_pct": args.extra_val_pct if args.extra else None,
             "split": (str(args.split.relative_to(ROOT)) if args.split.is_relative_to(ROOT)
@@ -472,6 +497,9 @@ def main(argv: list[str] | None = None) -> int:
             "accepts per hour at ≤ 10 % false rejects.\n\n".format(**asdict(config))
             + f"{table}\n\nFalse accepts per hour on the two non-keyword streams at threshold "
             f"{config.threshold:g}, by the keyword that fired:\n\n{by_keyword}\n\n"
+            "The non-keyword streams' events at the operating point by the word spoken (the "
+            "word clip nearest each event):\n\n"
+            f"{by_word}\n\n"
             + (f"Operating point by posterior smoothing window (recorded once, smoothed "
                f"offline; events in the {hours:.2f} h of non-keyword speech):\n\n"
                f"{smoothing}\n\n" if windows else "")

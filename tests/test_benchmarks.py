@@ -168,6 +168,7 @@ def test_rejection_benchmark_scores_streams_of_held_out_speakers(tmp_path, capsy
     total = model["at_default_threshold"]["non_keyword_fa_per_hour"]
     assert total > 0 and sum(by_keyword.values()) == pytest.approx(total, abs=0.05)
     assert "by the keyword that fired" in (out / "rejection.md").read_text()
+    assert "by the word spoken" in (out / "rejection.md").read_text()
     assert model["smoothing_sweep"] == []
 
     # the operating point at other smoothing windows, from posteriors recorded once: at the

@@ -167,6 +167,22 @@ def test_each_false_accept_is_put_on_the_speaker_of_the_nearest_word(tmp_path):
     assert min(fired, 5) <= clips["top5_events"] <= fired
     low, high = rejection.speaker_interval(who)
     assert low <= fired / (60.0 / 3600) <= high
+    # and by the word spoken: the streams' other words, each with the keywords it fired
+    words = who["words"]
+    assert set(words) <= {"bed", "cat"} and sum(sum(k.values()) for k in words.values()) == fired
+    assert all(set(k) <= {"yes", "no"} for k in words.values())
+    totals = [sum(k.values()) for k in words.values()]
+    assert totals == sorted(totals, reverse=True)
+
+
+def test_the_words_cell_lists_the_words_behind_most_false_accepts():
+    from benchmarks.rejection import words_cell
+
+    who = {"words": {"nine": {"no": 9, "right": 3}, "wow": {"left": 2}, "dog": {"down": 1}}}
+    assert words_cell(who) == "nine 12 (no 9, right 3); wow 2 (left 2); dog 1 (down 1)"
+    assert words_cell(who, top=1) == "nine 12 (no 9, right 3)"
+    assert words_cell({"words": {}}) == "none"
+    assert words_cell({"events": {}}) == "—" and words_cell(None) == "—"
 
 
 def test_a_rate_whose_events_all_come_from_one_speaker_has_a_wide_interval():
