@@ -201,7 +201,8 @@ WARP_BOUNDARY = 0.6
 
 def warp_hz(hz: np.ndarray, alpha: float, nyquist: float) -> np.ndarray:
     """Piecewise-linear vocal tract length warp of frequencies ``hz``: ``alpha * hz`` up to
-    the boundary, then a straight line to ``nyquist`` (which maps onto itself)."""
+    the boundary, then a straight line to ``nyquist`` (which maps onto itself). ``alpha`` 1
+    returns ``hz`` exactly (above the boundary ``nyquist - (nyquist - hz)`` is exact)."""
     hz = np.asarray(hz, dtype=np.float64)
     bend = WARP_BOUNDARY * nyquist * min(alpha, 1.0)  # where the boundary lands
     cut = bend / alpha
@@ -215,11 +216,9 @@ def mel_filterbank(config: FrontendConfig, warp: float = 1.0) -> np.ndarray:
     edges below 0.6 x Nyquist x min(warp, 1) / warp, all of a 4 kHz front-end's at 16 kHz for
     warps up to 1.2, simply scale by it)."""
     fft_hz = np.fft.rfftfreq(config.n_fft, d=1.0 / config.sample_rate)
-    edges = _mel_to_hz(
+    edges = warp_hz(_mel_to_hz(
         np.linspace(_hz_to_mel(config.fmin), _hz_to_mel(config.fmax), config.n_mels + 2)
-    )
-    if warp != 1.0:
-        edges = warp_hz(edges, warp, config.sample_rate / 2)
+    ), warp, config.sample_rate / 2)
     widths = np.diff(edges)
     ramps = edges[:, None] - fft_hz[None, :]
     lower = -ramps[:-2] / widths[:-1, None]

@@ -35,6 +35,9 @@ def test_factor_one_is_the_plain_front_end():
     waves = np.stack([tone(700), tone(1500)])
     np.testing.assert_array_equal(warped_features(waves, EDGE_FRONTEND, np.ones(2)),
                                   Frontend(EDGE_FRONTEND)(waves))
+    # bands up to Nyquist, where factor 1 goes through the warp's upper segment
+    hz = np.fft.rfftfreq(1024, 1 / SR)
+    np.testing.assert_array_equal(warp_hz(hz, 1.0, SR / 2), hz)
 
 
 def test_a_warped_tone_looks_like_a_lower_or_higher_tone():
