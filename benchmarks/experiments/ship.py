@@ -414,8 +414,8 @@ SPEECH_150_VTLP = replace(SPEECH_150, idea="speech_ema_150_xv with vocal tract l
 # espeak voices of the 25 non-keyword words (speech_syn25_150_xv) lowered _unknown_ recall on real
 # voices: the model could tell synthetic speech from people and took it for a sign of _unknown_.
 # The shipped model takes the neural Piper voice's "nine" and "five" for "right" and "dog" for
-# "down", the very confusions behind the fold streams' false accepts: that voice saying every
-# word, keywords too, so being synthetic says nothing about the label
+# "stop" or "go", confusions like those behind the fold streams' false accepts: that voice
+# saying every word, keywords too, so being synthetic says nothing about the label
 SPEECH_150_PIPER = replace(SPEECH_150, idea="speech_ema_150_xv with the 10 keywords and the 25 "
                            "non-keyword words of the mini set also spoken by the Piper voice "
                            "(5 vocal tract lengths, 40 clips a word)", synth=True,
