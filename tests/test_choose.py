@@ -46,7 +46,23 @@ def test_the_report_gives_the_count_behind_the_rate():
     none = Candidate("none", 0.95, 0.91, True, math.inf, None, None, hours=2 / 3)
     assert shipped.fa_events() == 49 and none.fa_events() is None
     text = report(shipped, [none], 0.8899)
-    assert "| 49 ± 7.0 in 0.67 h |" in text and "| inf | — |" in text
+    assert "| 49 ± 7.0 in 0.67 h | — |" in text and "| inf | — | — |" in text
+
+
+def test_the_report_counts_the_recordings_and_names_the_words_that_fired():
+    words = {"dog": {"stop": 52, "go": 8}, "nine": {"no": 5}}
+    shipped = Candidate("shipped", 0.93, 0.91, True, 57.0, 0.09, 0.76, hours=2 / 3,
+                        by_speaker={"events": {}, "seconds": {},
+                                    "words": {"backward": {"left": 17}}}, recordings=8)
+    new = Candidate("new", 0.935, 0.91, True, 345.0, 0.096, 0.53, hours=2 / 3,
+                    by_speaker={"events": {}, "seconds": {}, "words": words}, recordings=36)
+    text = report(shipped, [new], 0.8899)
+    table, words_table = text.split("\n\n")[0], text.split("\n\n")[-1]
+    rows = {line.split(" | ")[0].lstrip("| "): line for line in table.splitlines()}
+    assert "| 38 ± 6.2 in 0.67 h | 8 |" in rows["shipped (shipped)"]
+    assert "| 230 ± 15.2 in 0.67 h | 36 |" in rows["new"]
+    assert "| shipped | backward 17 (left 17) |" in words_table
+    assert "| new | dog 60 (stop 52, go 8); nine 5 (no 5) |" in words_table
 
 
 def test_load_reads_real_validation_streams_and_refuses_test_ones(tmp_path, capsys):
@@ -79,6 +95,7 @@ def test_load_reads_real_validation_streams_and_refuses_test_ones(tmp_path, caps
         per_stream = op["false_accepts_per_hour"]
         counted = sum(per_stream[s] * 0.5 / 60 for s in ("other_words", "running_speech"))
         assert c.hours == 1 / 60 and c.fa_events() == round(counted)
+        assert c.recordings == op["clips_fired"]
     capsys.readouterr()
     args = ["--results", str(results), "--streams", str(streams)]
     assert main([*args, "--incumbent", "val_model", "val_model"]) == 0

@@ -7,10 +7,11 @@ rejects <= 10% (``benchmarks.rejection --speakers val``'s ``operating_point``). 
 its int8 gate and keep the main folder's validation accuracy at or above a floor. Among those
 that qualify, the fewest false accepts wins (ties: the higher accuracy); its threshold is that
 operating point's. The report gives the false accepts behind (b) as a count of events
-with its Poisson standard error, and each candidate's difference in (b) from the incumbent with
-a 95% interval from a paired speaker bootstrap (the same streams; speakers drawn with
-replacement, each bringing their false accepts and their share of the streams): a few
-speakers make most false accepts, so this interval is the wider, honest one.
+with its Poisson standard error and the distinct recordings that fired, each candidate's
+difference in (b) from the incumbent with a 95% interval from a paired speaker bootstrap (the
+same streams; speakers drawn with replacement, each bringing their false accepts and their share
+of the streams): a few speakers make most false accepts, so this interval is the wider, honest
+one; and the words behind each file's false accepts.
 
 ``python -m benchmarks.experiments.choose --incumbent SHIPPED --streams DIR CANDIDATE ...``
 reads ``<work>/results/NAME.json`` and ``DIR/NAME/rejection.json`` for every name (a file that
@@ -29,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.rejection import bootstrap_rate
+from benchmarks.rejection import bootstrap_rate, words_cell
 from benchmarks.results_io import markdown_table
 from edge_runtime.errors import KwsError
 
@@ -51,6 +52,9 @@ class Candidate:
     streams_measured: bool = True  # False: gate failed, validation streams not run
     # the operating point's false accepts and stream seconds by speaker (benchmarks.rejection)
     by_speaker: dict | None = field(default=None, compare=False)
+    # distinct non-keyword recordings that fired at the operating point (the streams repeat
+    # each recording: a few of them can make most of the events; None: not measured)
+    recordings: int | None = None
 
     def fa_events(self) -> int | None:
         """False accepts counted at the operating point (None: unknown or no point)."""
@@ -87,7 +91,8 @@ def load_candidate(name: str, results: Path, streams: Path) -> Candidate:
                      op["non_keyword_fa_per_hour"] if op else float("inf"),
                      op["false_reject_rate"] if op else None, op["threshold"] if op else None,
                      non_keyword_hours(rej),
-                     by_speaker=rej["models"][0].get("operating_point_speakers"))
+                     by_speaker=rej["models"][0].get("operating_point_speakers"),
+                     recordings=op.get("clips_fired") if op else None)
 
 
 def qualifies(c: Candidate, incumbent: Candidate, min_main_val: float) -> bool:
@@ -137,15 +142,21 @@ def report(incumbent: Candidate, candidates: list[Candidate], min_main_val: floa
     rows = [[c.name + (" (shipped)" if c is incumbent else ""), f"{100 * c.val_int8:.2f}",
              f"{100 * c.val_main_int8:.2f}", "yes" if c.gate_passed else "no",
              f"{c.fa_per_hour:.1f}" if c.streams_measured else "not measured", events_text(c),
+             "—" if c.recordings is None else str(c.recordings),
              "—" if c.false_reject_rate is None else f"{100 * c.false_reject_rate:.1f}",
              "—" if c.threshold is None else f"{c.threshold:.2f}",
              difference_text(c, incumbent),
              "" if c is incumbent else
              ("yes" if qualifies(c, incumbent, min_main_val) else "no")]
             for c in (incumbent, *candidates)]
-    return markdown_table(["model", "val int8 %", "main val int8 %", "gate",
-                           "FA/h at op", "FA events at op", "FRR % at op", "threshold",
-                           "FA/h - shipped's (95% speaker bootstrap)", "qualifies"], rows)
+    words = [[c.name, words_cell(c.by_speaker)] for c in (incumbent, *candidates)
+             if c.streams_measured]
+    return (markdown_table(["model", "val int8 %", "main val int8 %", "gate",
+                            "FA/h at op", "FA events at op", "recordings fired at op",
+                            "FRR % at op", "threshold",
+                            "FA/h - shipped's (95% speaker bootstrap)", "qualifies"], rows)
+            + "\n\nThe words behind the most false accepts at each operating point:\n\n"
+            + markdown_table(["model", "words (events: keywords they fired)"], words))
 
 
 def main(argv: list[str] | None = None) -> int:
