@@ -218,8 +218,8 @@ def false_accepts_by_speaker(model, posteriors: dict, streams: dict, config: Det
     distinct recordings the streams repeat, how many of them fired, and the events of the five
     that fired most (streams of a few speakers repeat each of their clips many times).
     ``words``: the events by the word spoken and the keyword it fired, most events first."""
-    def speaker(p) -> str:
-        return parse_clip(p.source.parents[1], p.source).speaker or ""
+    def clip(p):
+        return parse_clip(p.source.parents[1], p.source)
 
     clip_seconds: Counter[str] = Counter()
     total = 0.0
@@ -229,13 +229,15 @@ def false_accepts_by_speaker(model, posteriors: dict, streams: dict, config: Det
         rate = stream.sample_rate
         total += stream.samples.size / rate
         for p in stream.placements:
-            clip_seconds[speaker(p)] += (p.end - p.start) / rate
+            clip_seconds[clip(p).speaker or ""] += (p.end - p.start) / rate
     fired = attribute_false_accepts(model, posteriors, streams, config, threshold)
-    events = Counter(speaker(p) for p, _ in fired)
+    events: Counter[str] = Counter()
     by_clip = Counter(p.source for p, _ in fired)
     by_word: dict[str, Counter[str]] = {}
     for p, keyword in fired:
-        by_word.setdefault(parse_clip(p.source.parents[1], p.source).word, Counter())[keyword] += 1
+        spoken = clip(p)
+        events[spoken.speaker or ""] += 1
+        by_word.setdefault(spoken.word, Counter())[keyword] += 1
     scale = total / max(sum(clip_seconds.values()), 1e-9)
     return {"events": dict(sorted(events.items())),
             "seconds": {k: round(v * scale, 3) for k, v in sorted(clip_seconds.items())},
