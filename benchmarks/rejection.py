@@ -47,7 +47,7 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 import numpy as np  # noqa: E402
 
 from benchmarks.results_io import RESULTS, markdown_table, publish  # noqa: E402
-from edge_runtime.dataset import parse_clip  # noqa: E402
+from edge_runtime.dataset import Clip, parse_clip  # noqa: E402
 from edge_runtime.detector import DetectorConfig, model_threshold  # noqa: E402
 from edge_runtime.errors import KwsError  # noqa: E402
 from edge_runtime.manifest import BACKGROUND_LABELS  # noqa: E402
@@ -218,7 +218,7 @@ def false_accepts_by_speaker(model, posteriors: dict, streams: dict, config: Det
     distinct recordings the streams repeat, how many of them fired, and the events of the five
     that fired most (streams of a few speakers repeat each of their clips many times).
     ``words``: the events by the word spoken and the keyword it fired, most events first."""
-    def clip(p):
+    def clip(p) -> Clip:
         return parse_clip(p.source.parents[1], p.source)
 
     clip_seconds: Counter[str] = Counter()
