@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 EDGE_EXTRAS ?= edge,serve
-TOOLCHAIN_EXTRAS ?= train,dev
+TOOLCHAIN_EXTRAS ?= train,teacher,dev
 export OPENBLAS_NUM_THREADS ?= 1
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 

@@ -69,6 +69,10 @@ def add_training_args(p: argparse.ArgumentParser) -> None:
                    help="distil from this trained model folder (same labels and audio; its own "
                         "front-end); "
                         "repeatable: the teachers' mean prediction is the soft target")
+    p.add_argument("--embedding-teacher", action="store_true",
+                   help="one more teacher: a head on Google's speech embedding (openwakeword "
+                        "0.4.0's ONNX copy: the toolchain's teacher extra), trained on the "
+                        "training split first")
     p.add_argument("--teacher-weight", type=float_range(0, 1),
                    default=train_default("teacher_weight"),
                    help="share of the teachers' prediction in each training target")
@@ -262,6 +266,7 @@ def recipe_fields(args: argparse.Namespace) -> dict:
                 train_seed=args.train_seed, label_smoothing=args.label_smoothing,
                 mixup=args.mixup, ema=args.ema,
                 teachers=tuple(args.teacher), teacher_weight=args.teacher_weight,
+                embedding_teacher=args.embedding_teacher,
                 speech_windows=windows, augment_copies=args.augment_copies, augment=augment,
                 normalize=args.normalize, word_classes=args.word_classes)
 

@@ -12,6 +12,7 @@ benchmarks/results/shipped_model.md, ``distill_5``, ``distill_x_150_xv``).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,8 +30,10 @@ PREDICT_BATCH = 1000
 class Teachers:
     models: list  # Keras models
     weight: float  # share of the teachers' probabilities in the target
-    # each model's front-end; None where it is the student's (it reads the student's features)
-    frontends: list[Frontend | None]
+    # each model's front-end (audio -> its input, e.g. a Frontend or a
+    # train.speech_embedding.SpeechEmbedding); None where it is the student's (it reads the
+    # student's features)
+    frontends: list[Callable[[np.ndarray], np.ndarray] | None]
 
     @classmethod
     def load(cls, folders: tuple[Path, ...], weight: float, labels: list[str],

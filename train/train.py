@@ -91,6 +91,9 @@ class TrainConfig:
     # prediction makes teacher_weight of each training target (see train.distill)
     teachers: tuple[Path, ...] = ()
     teacher_weight: float = 0.5
+    # one more teacher: a head on Google's speech embedding, trained here on the training split
+    # (train.speech_embedding; needs the teacher extra and augmentation)
+    embedding_teacher: bool = False
     augment: AugmentConfig | None = field(default_factory=AugmentConfig)  # None: off
     # 0: every batch is augmented afresh; N: N augmented copies of the training split are
     # made once and epoch e trains on copy e % N (SpecAugment stays fresh): several times
@@ -144,7 +147,11 @@ class TrainConfig:
         if self.hard_negatives.enabled and (self.init_from is None or self.augment is None):
             raise KwsError("hard negatives are mined by a trained model (init_from) and join "
                            "the augmented training waveforms (augmentation on)")
-        if self.word_classes and (self.teachers or self.init_from is not None):
+        if self.embedding_teacher and self.augment is None:
+            raise KwsError("the speech-embedding teacher hears the training audio: train with "
+                           "augmentation")
+        if self.word_classes and (self.teachers or self.embedding_teacher
+                                  or self.init_from is not None):
             raise KwsError("word classes train a fresh model on hard targets: not with "
                            "teachers or init_from")
         if self.init_from is not None and not (Path(self.init_from) / MODEL_FILENAME).is_file():
@@ -308,6 +315,32 @@ def folder_weights(in_main: np.ndarray, labels: np.ndarray, weight: float) -> np
     sums = np.bincount(labels, weights=raw)
     counts = np.bincount(labels)
     return (raw * counts[labels] / sums[labels]).astype(np.float32)
+
+
+def speech_embedding_teacher(splits: Splits, dataset: Dataset, frontend: FrontendConfig,
+                             config: TrainConfig, teachers: Teachers | None) -> Teachers:
+    """``teachers`` (None: none yet) plus a head on Google's speech embedding, trained on the
+    training clips as they are and one augmented copy of them, class-balanced as the student."""
+    from train.speech_embedding import SpeechEmbedding, fit_head
+
+    start = time.perf_counter()
+    embed = SpeechEmbedding()
+    y = splits.label_map[splits.train_y]
+    augment = replace(config.augment, sample_rate=frontend.sample_rate)
+    noisy = augment_waveforms(splits.train_waves, np.random.default_rng([config.seed, 2**31]),
+                              dataset.noise, augment)
+    x = np.concatenate([embed(splits.train_waves), embed(noisy)])
+    weights = class_weights(y, len(dataset.labels), config.balance)[y]
+    head = fit_head(x, np.tile(y, 2), len(dataset.labels), np.tile(weights, 2), config.seed)
+    val = load_waveforms(dataset, dataset.split("val"), frontend.sample_rate,
+                         frontend.clip_samples)
+    accuracy = float(np.mean(head.predict(embed(val)[..., None], verbose=0).argmax(1)
+                             == splits.val_y))
+    log(f"speech-embedding teacher: validation accuracy {accuracy:.4f} "
+        f"({time.perf_counter() - start:.0f} s)")
+    if teachers is None:
+        return Teachers([head], config.teacher_weight, [embed])
+    return Teachers(teachers.models + [head], teachers.weight, teachers.frontends + [embed])
 
 
 def augmented_batches(splits: Splits, dataset: Dataset, frontend: FrontendConfig,
@@ -579,6 +612,8 @@ def train(config: TrainConfig) -> TrainResult:
             raise KwsError("a teacher of another front-end hears the training audio: train "
                            "with augmentation")
         log(f"distillation: {len(config.teachers)} teachers, weight {config.teacher_weight:g}")
+    if config.embedding_teacher:
+        teachers = speech_embedding_teacher(splits, dataset, frontend, config, teachers)
     keras.utils.set_random_seed(config.seed)
     stats = FeatureStats.of(splits.train_x) if config.normalize else None
     mined = 0

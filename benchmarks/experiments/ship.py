@@ -89,6 +89,7 @@ class Experiment:
     ema: float = 0.0
     teachers: tuple[str, ...] = ()  # experiments whose trained models are distilled
     teacher_weight: float = 0.5
+    embedding_teacher: bool = False  # a head on Google's speech embedding as one more teacher
     extra_val_pct: float = 0.0  # share of the extra folder's speakers that validate
     extra_train_pct: float = 100.0  # share of the extra folder's other speakers that train
     unknown_bias: float = 0.0  # added to the _unknown_ logit at conversion (prior correction)
@@ -261,7 +262,7 @@ ALSO_UB10 = ("speech_ema_150_xv", "speech_8k_150_xv", "speech_r20_150_xv", "spee
              "speech_ew_150_xv", "speech_m20_150_xv", "speech_wc_150_xv",
              "bc2_speech_50_xv", "bc2hs_speech_50_xv", "distill_x_150_xv",
              "speech_w96_150_xv", "speech_cmn_150_xv", "speech_sh200_150_xv",
-             "speech_pipervtlp_150_xv", "speech_vtlp10_150_xv")
+             "speech_pipervtlp_150_xv", "speech_vtlp10_150_xv", "speech_se_150_xv")
 # its running speech drawn clip first was ~85% bed/cat/happy (the extra folder's _unknown_
 # clips), while the streams of the test speakers hold the mini set's 25 other words about evenly
 SPEECH_150_EW = replace(SPEECH_150, idea="speech_ema_150_xv with its running-speech windows' "
@@ -425,6 +426,13 @@ SPEECH_150_PIPER = replace(SPEECH_150, idea="speech_ema_150_xv with the 10 keywo
 SPEECH_150_PIPER_VTLP = replace(SPEECH_150_PIPER, idea="speech_piper35_150_xv with vocal tract "
                                 "length perturbation (mel filter edges scaled by 0.9-1.1 per "
                                 "clip)", augment=SPEECH_150_VTLP.augment)
+# the false accepts left come from the rare non-keyword words (16-20 clips of `dog`, `backward`,
+# `learn`, ... in both folders): a head on Google's speech embedding (pre-trained on far more
+# speech), trained on the same training split, validated at 95.9% with 97.7% _unknown_ recall
+# (the shipped file: 93.8%, 91.9%); distilled, does the small model take that over?
+SPEECH_150_SE = replace(SPEECH_150, idea="speech_ema_150_xv distilled from a head on Google's "
+                        "speech embedding trained on the same training split (weight 0.5)",
+                        embedding_teacher=True)
 SEEDED: dict[str, Experiment] = {
     # reject_ema_60_xv's windows alone: its synthetic words, weighted as real ones by the word
     # balance, outweighed the real _unknown_ words (validation _unknown_ recall 69%)
@@ -455,6 +463,7 @@ SEEDED: dict[str, Experiment] = {
     # the one idea whose fold accuracy gain repeated over two training seeds (91.42 / 91.19%
     # against the plain seeds' 91.02 / 91.02 / 89.46%); its fold events did not move
     **seeds("speech_vtlp10_150_xv", SPEECH_150_VTLP, 1),
+    **seeds("speech_se_150_xv", SPEECH_150_SE, 1),
 }
 # the shipped recipe (clip-mean) and the one before it, judged on the mini set's own speakers
 # (both converted with their ReLUs clipped, as the shipped file is)
@@ -706,7 +715,8 @@ def train_config(name: str, exp: Experiment, data: Path):
                        train_seed=exp.train_seed,
                        label_smoothing=exp.label_smoothing, mixup=exp.mixup, ema=exp.ema,
                        teachers=tuple(WORK / "models" / t for t in exp.teachers),
-                       teacher_weight=exp.teacher_weight, normalize=exp.normalize,
+                       teacher_weight=exp.teacher_weight,
+                       embedding_teacher=exp.embedding_teacher, normalize=exp.normalize,
                        speech_windows=exp.windows, augment_copies=exp.augment_copies,
                        init_from=None if exp.init_from is None else WORK / "models" / exp.init_from,
                        lr=exp.lr, hard_negatives=exp.hard_negatives, keep_last=exp.keep_last,

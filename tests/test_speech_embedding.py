@@ -1,0 +1,112 @@
+"""The speech-embedding teacher: the ONNX embedding, its head, and distillation from it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edge_runtime.errors import KwsError
+from edge_runtime.frontend import EDGE_FRONTEND
+from kws.cli import main
+from tests.conftest import speech_like
+from tests.fixtures_data import make_fake_dataset
+from train.data import DataConfig, load_dataset, load_waveforms
+from train.speech_embedding import EMBEDDING, HeadConfig, SpeechEmbedding, fit_head
+
+TASK = "yes,no,up"
+
+
+@pytest.fixture(scope="module")
+def embed() -> SpeechEmbedding:
+    return SpeechEmbedding()
+
+
+@pytest.fixture(scope="module")
+def fake_data(tmp_path_factory) -> Path:
+    return make_fake_dataset(tmp_path_factory.mktemp("data") / "sc", ["yes", "no", "up", "cat"],
+                             speakers=4, per_speaker=2, with_lists=True)
+
+
+def test_nine_embeddings_per_clip_each_clip_on_its_own(embed):
+    audio = np.stack([speech_like(seed=s) for s in range(3)])
+    out = embed(audio)
+    assert out.shape == (3, 9, EMBEDDING) and out.dtype == np.float32
+    assert np.isfinite(out).all() and not np.allclose(out[0], out[1], atol=1e-3)
+    # batch-independent
+    np.testing.assert_allclose(embed(audio[1:2])[0], out[1], rtol=1e-3, atol=1e-2)
+    with pytest.raises(ValueError, match="need \\(N, >= 0.8 s\\) audio"):
+        embed(audio[0])
+
+
+def test_a_head_on_the_embedding_tells_real_words_of_unseen_speakers_apart(real_data, embed):
+    """Trained on ~200 clips of yes / no / up, it labels other speakers' clips of them."""
+    dataset = load_dataset(DataConfig(real_data, task="yes,no,up", silence_pct=0,
+                                      unknown_pct=0, val_pct=10, test_pct=20))
+    index = {label: i for i, label in enumerate(dataset.labels)}
+
+    def split(name):
+        examples = dataset.split(name)
+        waves = load_waveforms(dataset, examples, 16000, 16000)
+        return embed(waves), np.array([index[e.label] for e in examples])
+
+    (x, y), (tx, ty) = split("train"), split("test")
+    head = fit_head(x, y, len(dataset.labels), config=HeadConfig(epochs=15))
+    probs = head.predict(tx[..., None], verbose=0)
+    np.testing.assert_allclose(probs.sum(1), 1.0, atol=1e-5)
+    assert len(ty) >= 30 and np.mean(probs.argmax(1) == ty) >= 0.9
+
+
+def test_fit_head_needs_one_label_per_embedding():
+    with pytest.raises(ValueError, match="3 embeddings for 2 labels"):
+        fit_head(np.zeros((3, 9, EMBEDDING), np.float32), np.array([0, 1]), 2)
+
+
+def test_the_teacher_scores_the_audio_the_student_hears(fake_data):
+    """Without random augmentation a batch's audio is its rows' clips: the targets are the
+    head's probabilities of their embeddings, mixed with the labels by the teacher weight."""
+    from train.augment import AugmentConfig
+    from train.train import TrainConfig, augmented_batches, load_splits, speech_embedding_teacher
+
+    identity = AugmentConfig(noise=False, shift=False, gain=False, specaugment=False)
+    config = TrainConfig(DataConfig(fake_data, task=TASK), batch_size=4, track=False,
+                         augment=identity, embedding_teacher=True, teacher_weight=0.6)
+    dataset = load_dataset(config.data)
+    splits = load_splits(dataset, EDGE_FRONTEND, config)
+    teachers = speech_embedding_teacher(splits, dataset, EDGE_FRONTEND, config, None)
+    batches = augmented_batches(splits, dataset, EDGE_FRONTEND, config, teachers)
+    _, y, _ = batches[0]
+    rows = batches.order[:4]
+    probs = teachers.models[0].predict(teachers.frontends[0](splits.train_waves[rows])[..., None],
+                                       verbose=0)
+    hard = np.eye(len(dataset.labels))[splits.train_y[rows]]
+    np.testing.assert_allclose(y, 0.4 * hard + 0.6 * probs, atol=1e-5)
+
+
+def test_kws_train_distils_from_the_speech_embedding_and_records_it(fake_data, tmp_path,
+                                                                    capsys):
+    out = tmp_path / "student"
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    assert main(["train", "--data", str(fake_data), "--task", TASK, "--epochs", "1",
+                 "--embedding-teacher", "--out", str(out), "--tracking-uri", uri,
+                 "--no-log-model", "--cache-dir", str(tmp_path / "cache"), "--json"]) == 0
+    captured = capsys.readouterr()
+    result = json.loads(captured.out)
+    assert (out / "model.keras").is_file()
+    assert "speech-embedding teacher: validation accuracy" in captured.err
+
+    import mlflow
+
+    params = mlflow.MlflowClient(tracking_uri=uri).get_run(result["run_id"]).data.params
+    assert params["embedding_teacher"] == "True"
+
+
+def test_the_speech_embedding_teacher_needs_augmented_training(fake_data, tmp_path):
+    from train.train import TrainConfig, train
+
+    with pytest.raises(KwsError, match="speech-embedding teacher hears the training audio"):
+        train(TrainConfig(DataConfig(fake_data, task=TASK), epochs=1, track=False,
+                          out_dir=tmp_path / "s", verbose=0, augment=None,
+                          embedding_teacher=True))
