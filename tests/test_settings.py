@@ -114,7 +114,7 @@ def test_training_params_keep_their_flat_names():
         "train_unknown_pct", "extra_val_pct", "extra_train_pct", "cv_folds", "cv_fold", "balance",
         "word_balance", "main_weight",
         "train_seed",
-        "label_smoothing", "mixup", "ema", "teachers", "teacher_weight",
+        "label_smoothing", "mixup", "ema", "teachers", "teacher_weight", "embedding_teacher",
         "augment", "augment_copies",
         "speech_windows", "normalize", "word_classes", "out_dir", "cache_dir", "track",
         "tracking_uri",

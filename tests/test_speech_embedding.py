@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +13,7 @@ import pytest
 from edge_runtime.errors import KwsError
 from edge_runtime.frontend import EDGE_FRONTEND
 from kws.cli import main
-from tests.conftest import speech_like
+from tests.conftest import ROOT, speech_like
 from tests.fixtures_data import make_fake_dataset
 from train.data import DataConfig, load_dataset, load_waveforms
 from train.speech_embedding import EMBEDDING, HeadConfig, SpeechEmbedding, fit_head
@@ -101,6 +103,28 @@ def test_kws_train_distils_from_the_speech_embedding_and_records_it(fake_data, t
 
     params = mlflow.MlflowClient(tracking_uri=uri).get_run(result["run_id"]).data.params
     assert params["embedding_teacher"] == "True"
+
+
+@pytest.mark.parametrize("resources", [False, True])
+def test_kws_train_says_in_one_line_when_the_embedding_is_missing(fake_data, tmp_path,
+                                                                 resources):
+    """Without openwakeword, or with a release that does not ship the ONNX models."""
+    fake = tmp_path / "site"
+    if resources:
+        (fake / "openwakeword" / "resources" / "models").mkdir(parents=True)
+        (fake / "openwakeword" / "__init__.py").write_text("")
+    # None in sys.modules: not installed; a folder first on the path: another release
+    hide = ("sys.path.insert(0, sys.argv[1])" if resources
+            else "sys.modules['openwakeword'] = None")
+    code = f"import sys; {hide}; from kws.cli import main; sys.exit(main(sys.argv[2:]))"
+    done = subprocess.run([sys.executable, "-c", code, str(fake), "train", "--data",
+                           str(fake_data), "--task", TASK, "--no-mlflow",
+                           "--embedding-teacher", "--out", str(tmp_path / "s")],
+                          capture_output=True, text=True, cwd=ROOT, timeout=300)
+    err = [line for line in done.stderr.splitlines() if line.startswith("error")]
+    assert done.returncode == 2 and len(err) == 1, done.stderr
+    assert ("no embedding_model.onnx" if resources else "needs openwakeword 0.4.0") in err[0]
+    assert not (tmp_path / "s").exists()
 
 
 def test_the_speech_embedding_teacher_needs_augmented_training(fake_data, tmp_path):

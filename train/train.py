@@ -147,9 +147,13 @@ class TrainConfig:
         if self.hard_negatives.enabled and (self.init_from is None or self.augment is None):
             raise KwsError("hard negatives are mined by a trained model (init_from) and join "
                            "the augmented training waveforms (augmentation on)")
-        if self.embedding_teacher and self.augment is None:
-            raise KwsError("the speech-embedding teacher hears the training audio: train with "
-                           "augmentation")
+        if self.embedding_teacher:
+            if self.augment is None:
+                raise KwsError("the speech-embedding teacher hears the training audio: train "
+                               "with augmentation")
+            from train.speech_embedding import model_folder
+
+            model_folder()  # installed, before any training
         if self.word_classes and (self.teachers or self.embedding_teacher
                                   or self.init_from is not None):
             raise KwsError("word classes train a fresh model on hard targets: not with "
