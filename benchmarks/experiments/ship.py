@@ -249,11 +249,14 @@ def folds(name: str, recipe: Experiment, count: int = CV_FOLDS) -> dict[str, Exp
                                     f"of {CV_FOLDS}", cv_fold=k) for k in range(count)}
 
 
+def seeded(recipe: Experiment, seed: int) -> Experiment:
+    """``recipe`` with training seed ``seed`` (the split unchanged)."""
+    return replace(recipe, idea=f"{recipe.idea}, training seed {seed}", train_seed=seed or None)
+
+
 def seeds(name: str, recipe: Experiment, count: int = 2) -> dict[str, Experiment]:
     """``name`` (training seed 0), ``name``_s1, ... ``name``_s<count-1>: the same split."""
-    return {f"{name}{'' if s == 0 else f'_s{s}'}": replace(
-        recipe, idea=f"{recipe.idea}, training seed {s}", train_seed=s or None)
-        for s in range(count)}
+    return {f"{name}{'' if s == 0 else f'_s{s}'}": seeded(recipe, s) for s in range(count)}
 
 
 # recipes judged over several training seeds (each seed also converted with prior correction
@@ -499,13 +502,11 @@ FOLDS: dict[str, Experiment] = {
     **folds("speech_vtlp10_150_xv", SPEECH_150_VTLP),
     # VTLP was the only recipe since session 28 above the best plain seed in fold accuracy (by
     # less than a standard error): a second training seed tells whether that is real
-    **folds("speech_vtlp10_150_xv_s1", seeds("speech_vtlp10_150_xv", SPEECH_150_VTLP)[
-        "speech_vtlp10_150_xv_s1"]),
+    **folds("speech_vtlp10_150_xv_s1", seeded(SPEECH_150_VTLP, 1)),
     **folds("speech_piper35_150_xv", SPEECH_150_PIPER),
     **folds("speech_pipervtlp_150_xv", SPEECH_150_PIPER_VTLP),
     # does its fold result with seed 0 (91.77%, 164 events) repeat with another training seed?
-    **folds("speech_pipervtlp_150_xv_s1", seeds("speech_pipervtlp_150_xv", SPEECH_150_PIPER_VTLP)[
-        "speech_pipervtlp_150_xv_s1"])}
+    **folds("speech_pipervtlp_150_xv_s1", seeded(SPEECH_150_PIPER_VTLP, 1))}
 ENSEMBLES = {
     "ens_ema_bc12h": replace(BC12H_SPEECH_40, idea="speech_ema_150_xv and bc12h_speech_40_xv in "
                              "one file (log-mel input, the DS-CNN's MFCC by a fixed DCT layer), "
