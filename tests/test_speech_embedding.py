@@ -134,3 +134,16 @@ def test_the_speech_embedding_teacher_needs_augmented_training(fake_data, tmp_pa
         train(TrainConfig(DataConfig(fake_data, task=TASK), epochs=1, track=False,
                           out_dir=tmp_path / "s", verbose=0, augment=None,
                           embedding_teacher=True))
+
+
+def test_the_speech_embedding_teacher_hears_16_khz_only(fake_data):
+    from dataclasses import replace
+
+    from train.train import TrainConfig, load_splits, speech_embedding_teacher
+
+    config = TrainConfig(DataConfig(fake_data, task=TASK), track=False, embedding_teacher=True)
+    dataset = load_dataset(config.data)
+    splits = load_splits(dataset, EDGE_FRONTEND, config)
+    with pytest.raises(KwsError, match="hears 16000 Hz audio, the model 8000 Hz"):
+        speech_embedding_teacher(splits, dataset, replace(EDGE_FRONTEND, sample_rate=8000),
+                                 config, None)

@@ -1,13 +1,16 @@
 """A distillation teacher on Google's speech embedding, with a head trained on the run's data.
 
 Google's ``speech_embedding`` (Lin et al., "Training Keyword Spotters with Limited and
-Synthesized Speech Data", ICASSP 2020; Apache 2.0) was pre-trained on far more speech than the
-data here; openWakeWord 0.4.0 ships it with its log-mel front-end as two ONNX files (the
-``teacher`` extra installs it; later releases download them instead). Every 80 ms it turns
-the last 775 ms of audio into 96 numbers. A small head on those, trained on the run's own
-training split, tells other speech from the keywords far better than a small model trained on
-the few clips of each rare word here; as a teacher (:class:`train.distill.Teachers`) it
-scores the augmented audio the student trains on. Training side only: the device never sees it.
+Synthesized Speech Data", ICASSP 2020) was pre-trained on far more speech than the data here;
+openWakeWord 0.4.0 ships it with its log-mel front-end as two ONNX files (the ``teacher`` extra
+installs it; later releases download them instead; its README gives the embedding Google's
+Apache 2.0 licence, its own wake-word models CC BY-NC-SA, none of which is used here). Every
+80 ms it turns the last 775 ms of audio into 96 numbers. A small head on those, trained on the
+run's own training split, tells other speech from the keywords far better than a small model
+trained on the few clips of each rare word here; as a teacher (:class:`train.distill.Teachers`)
+it scores the augmented audio the student trains on. Training side only: the device never sees
+it. Distilled into the shipped recipe it did not make a better small model
+(benchmarks/results/shipped_model.md, ``speech_se_150_xv``).
 """
 
 from __future__ import annotations

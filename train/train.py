@@ -325,8 +325,11 @@ def speech_embedding_teacher(splits: Splits, dataset: Dataset, frontend: Fronten
                              config: TrainConfig, teachers: Teachers | None) -> Teachers:
     """``teachers`` (None: none yet) plus a head on Google's speech embedding, trained on the
     training clips as they are and one augmented copy of them, class-balanced as the student."""
-    from train.speech_embedding import SpeechEmbedding, fit_head
+    from train.speech_embedding import SAMPLE_RATE, SpeechEmbedding, fit_head
 
+    if frontend.sample_rate != SAMPLE_RATE:
+        raise KwsError(f"the speech-embedding teacher hears {SAMPLE_RATE} Hz audio, the model "
+                       f"{frontend.sample_rate} Hz")
     start = time.perf_counter()
     embed = SpeechEmbedding()
     y = splits.label_map[splits.train_y]
