@@ -97,6 +97,20 @@ def extra_sources(args: argparse.Namespace, speakers: frozenset[str]
                       "load": load_clip}
 
 
+def make_streams(args: argparse.Namespace, keywords: tuple[str, ...]
+                 ) -> tuple[frozenset[str], dict]:
+    """The speakers and the three streams of ``keywords`` that ``args`` (this module's
+    options: ``data``, ``split``, ``speakers``, ``extra``, ``extra_val_pct``, ``minutes``,
+    ``even_words``) ask for."""
+    speakers = held_out_speakers(args.split, args.speakers)
+    sources = {}
+    if args.extra:
+        speakers, sources = extra_sources(args, speakers)
+    return speakers, {name: generate(args.data, spec, **sources)
+                      for name, spec in stream_specs(args.minutes, speakers, keywords,
+                                                     args.even_words).items()}
+
+
 def smooth(probs: np.ndarray, hops: int) -> np.ndarray:
     """The detector's trailing moving average over up to ``hops`` posteriors."""
     sums = np.cumsum(np.vstack([np.zeros((1, probs.shape[1])), probs]), axis=0)
@@ -413,17 +427,11 @@ def main(argv: list[str] | None = None) -> int:
                                "this machine")
         path = args.model or default_model()
         model = KwsModel(path)
-        speakers = held_out_speakers(args.split, args.speakers)
         config = DetectorConfig(smooth_ms=args.smooth_ms, threshold=model_threshold(model))
         for ms in (args.smooth_ms, *args.smoothing_sweep):
             replace(config, smooth_ms=ms).validate(model.manifest.frontend)
-        keywords = tuple(x for x in model.labels if x not in BACKGROUND_LABELS)
-        sources = {}
-        if args.extra:
-            speakers, sources = extra_sources(args, speakers)
-        streams = {name: generate(args.data, spec, **sources)
-                   for name, spec in stream_specs(args.minutes, speakers, keywords,
-                                                         args.even_words).items()}
+        speakers, streams = make_streams(args, tuple(x for x in model.labels
+                                                     if x not in BACKGROUND_LABELS))
     except KwsError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
