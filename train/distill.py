@@ -63,11 +63,11 @@ class Teachers:
         """Whether a teacher computes its own features (it needs the training audio)."""
         return any(f is not None for f in self.frontends)
 
-    def probabilities(self, features: np.ndarray,
+    def probabilities(self, features: np.ndarray | None,
                       audio: np.ndarray | None = None) -> np.ndarray:
         """The teachers' mean probabilities ``(N, labels)`` for the student's features
-        ``(N, T, F, 1)`` of ``audio`` ``(N, samples)`` (needed only by a teacher of another
-        front-end)."""
+        ``(N, T, F, 1)`` of ``audio`` ``(N, samples)`` (features are needed only by a teacher
+        of the student's front-end, audio only by one of another front-end)."""
         out = []
         for model, own in zip(self.models, self.frontends, strict=True):
             if own is not None:

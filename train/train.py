@@ -339,15 +339,16 @@ def speech_embedding_teacher(splits: Splits, dataset: Dataset, frontend: Fronten
     x = np.concatenate([embed(splits.train_waves), embed(noisy)])
     weights = class_weights(y, len(dataset.labels), config.balance)[y]
     head = fit_head(x, np.tile(y, 2), len(dataset.labels), np.tile(weights, 2), config.seed)
+    own = Teachers([head], config.teacher_weight, [embed])
     val = load_waveforms(dataset, dataset.split("val"), frontend.sample_rate,
                          frontend.clip_samples)
-    accuracy = float(np.mean(head.predict(embed(val)[..., None], verbose=0).argmax(1)
-                             == splits.val_y))
+    accuracy = float(np.mean(own.probabilities(None, val).argmax(1) == splits.val_y))
     log(f"speech-embedding teacher: validation accuracy {accuracy:.4f} "
         f"({time.perf_counter() - start:.0f} s)")
     if teachers is None:
-        return Teachers([head], config.teacher_weight, [embed])
-    return Teachers(teachers.models + [head], teachers.weight, teachers.frontends + [embed])
+        return own
+    return Teachers(teachers.models + own.models, teachers.weight,
+                    teachers.frontends + own.frontends)
 
 
 def augmented_batches(splits: Splits, dataset: Dataset, frontend: FrontendConfig,

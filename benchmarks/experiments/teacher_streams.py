@@ -28,15 +28,15 @@ from edge_runtime.manifest import BACKGROUND_LABELS
 
 
 class TeacherModel:
-    """A teacher (head + its front-end) with what ``benchmarks.rejection`` scores 1-s windows
-    through."""
+    """Teachers of their own front-ends (:class:`train.distill.Teachers`) with what
+    ``benchmarks.rejection`` scores 1-s windows through."""
 
     def __init__(self, teachers, labels: list[str], sample_rate: int, clip_samples: int):
-        self.head, self.embed = teachers.models[-1], teachers.frontends[-1]
+        self.teachers = teachers
         self.labels, self.sample_rate, self.clip_samples = labels, sample_rate, clip_samples
 
     def predict_waves(self, windows: np.ndarray) -> np.ndarray:
-        return self.head.predict(self.embed(windows)[..., None], batch_size=1000, verbose=0)
+        return self.teachers.probabilities(None, windows)
 
 
 def teacher_model(name: str) -> TeacherModel:
