@@ -271,14 +271,22 @@ def words_cell(by_speaker: dict | None, top: int = 5) -> str:
                      for w, k in list(words.items())[:top])
 
 
+def bootstrap_ratio(numerators: np.ndarray, denominators: np.ndarray, draws: int = 2000,
+                    seed: int = 0) -> tuple[float, float]:
+    """95% interval of ``sum(numerators) / sum(denominators)``, resampling the units (speakers)
+    with replacement: one speaker's clips, or the events of its repeated clips, are not
+    independent."""
+    picks = np.random.default_rng(seed).integers(len(numerators),
+                                                 size=(draws, len(numerators)))
+    ratios = numerators[picks].sum(axis=1) / denominators[picks].sum(axis=1)
+    low, high = np.percentile(ratios, [2.5, 97.5])
+    return float(low), float(high)
+
+
 def bootstrap_rate(events: np.ndarray, seconds: np.ndarray, draws: int = 2000, seed: int = 0
                    ) -> tuple[float, float]:
-    """95% interval of ``sum(events) / sum(seconds)`` per hour, resampling the units (speakers)
-    with replacement: events of one speaker's repeated clips are not independent."""
-    picks = np.random.default_rng(seed).integers(len(events), size=(draws, len(events)))
-    rates = events[picks].sum(axis=1) / (seconds[picks].sum(axis=1) / 3600)
-    low, high = np.percentile(rates, [2.5, 97.5])
-    return float(low), float(high)
+    """:func:`bootstrap_ratio` of events per hour."""
+    return bootstrap_ratio(events, seconds / 3600, draws, seed)
 
 
 def speaker_interval(by_speaker: dict) -> tuple[float, float]:

@@ -105,17 +105,24 @@ def change_speed(batch: np.ndarray, rng: np.random.Generator, max_pct: float) ->
     return out
 
 
+def shifted(clip: np.ndarray, samples: int) -> np.ndarray:
+    """``clip`` (or each row of a batch) moved ``samples`` later (earlier if negative),
+    zero-filled, the same length."""
+    out = np.zeros_like(clip, dtype=np.float32)
+    length = clip.shape[-1]
+    if 0 <= samples < length:
+        out[..., samples:] = clip[..., : length - samples]
+    elif -length < samples < 0:
+        out[..., :samples] = clip[..., -samples:]
+    return out
+
+
 def shift(batch: np.ndarray, rng: np.random.Generator, max_samples: int) -> np.ndarray:
     """Shift each row by a random -max..max samples, filling with zeros."""
-    n, length = batch.shape
-    offsets = rng.integers(-max_samples, max_samples + 1, size=(n, 1))
+    offsets = rng.integers(-max_samples, max_samples + 1, size=(len(batch), 1))
     out = np.zeros_like(batch, dtype=np.float32)
     for i, k in enumerate(offsets[:, 0]):  # slices: no (n, length) index arrays
-        k = int(k)
-        if k >= 0:
-            out[i, k:] = batch[i, : length - k] if k < length else 0.0
-        else:
-            out[i, :k] = batch[i, -k:]
+        out[i] = shifted(batch[i], int(k))
     return out
 
 
