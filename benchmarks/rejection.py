@@ -119,13 +119,16 @@ def smooth(probs: np.ndarray, hops: int) -> np.ndarray:
     return ((sums[idx] - sums[lo]) / (idx - lo)[:, None]).astype(np.float32)
 
 
-def reference_posteriors(model, samples: np.ndarray, config: DetectorConfig
-                         ) -> tuple[np.ndarray, np.ndarray]:
-    """Window centres and smoothed posteriors of the reference, one 1-s window per hop."""
+def reference_posteriors(model, samples: np.ndarray, config: DetectorConfig,
+                         batch: int = 2048) -> tuple[np.ndarray, np.ndarray]:
+    """Window centres and smoothed posteriors of the reference, one 1-s window per hop (cut
+    ``batch`` windows at a time: an hour of them would be gigabytes)."""
     hop = round(model.sample_rate * config.hop_ms / 1000)
     starts = np.arange(0, samples.size - model.clip_samples + 1, hop)
-    windows = samples[starts[:, None] + np.arange(model.clip_samples)[None, :]]
-    probs = model.predict_waves(windows)
+    offsets = np.arange(model.clip_samples)[None, :]
+    probs = np.concatenate(
+        [model.predict_waves(samples[starts[i : i + batch, None] + offsets])
+         for i in range(0, len(starts), batch)] or [np.zeros((0, len(model.labels)), np.float32)])
     times = (starts + model.clip_samples / 2) / model.sample_rate
     return times, smooth(probs, config.smooth_hops)
 
