@@ -35,7 +35,8 @@ def cmd_synth(args: argparse.Namespace) -> int:
     voices = _words(args.voices)
     config = SynthConfig(words=_words(args.words), out=args.out, per_word=args.per_word,
                          voices=voices, seed=args.seed, jobs=args.jobs,
-                         unknown_words=_words(args.unknown_words))
+                         unknown_words=_words(args.unknown_words), sentences=args.sentences,
+                         sentence_windows=args.sentence_windows)
     start = time.perf_counter()
     manifest = synthesize(config, progress=not args.quiet)
     seconds = time.perf_counter() - start
@@ -84,6 +85,12 @@ def add_data_parser(subparsers) -> argparse.ArgumentParser:
                          "them as _unknown_)")
     sy.add_argument("--out", type=Path, required=True, help="output folder")
     synth = partial(field_default, SynthConfig)
+    sy.add_argument("--sentences", type=int_range(0), default=synth("sentences"),
+                    help="sentences of random non-keyword words to speak, each cut into "
+                         "--sentence-windows 1-s windows of running speech (folder "
+                         "'sentences', _unknown_ in the 12-class task)")
+    sy.add_argument("--sentence-windows", type=positive_int, default=synth("sentence_windows"),
+                    help="1-s windows cut from each sentence")
     sy.add_argument("--per-word", type=positive_int, default=synth("per_word"),
                     help="clips per word")
     sy.add_argument("--voices", default=",".join(synth("voices")),

@@ -36,6 +36,8 @@ ESPEAK_VARIANTS = ("", "m1", "m2", "m3", "m4", "m5", "m6", "m7", "m8", "f1", "f2
                    "victor", "zac", "croak", "whisper")
 PIPER_VTL = (0.88, 0.94, 1.0, 1.06, 1.12)  # vocal-tract-length factors of the Piper voice
 WORD_RE = re.compile(r"[a-z0-9][a-z0-9_']*")
+SENTENCES = "sentences"  # the folder of the sentence windows
+SENTENCE_WORDS = (5, 12)  # words per sentence
 
 
 @dataclass(frozen=True)
@@ -51,6 +53,10 @@ class SynthConfig:
     peak: tuple[float, float] = (0.2, 0.9)  # peak level of the word
     snr_db: tuple[float, float] = (15.0, 40.0)  # speech-to-noise of the added noise
     unknown_words: tuple[str, ...] = field(default=())
+    # running speech without a keyword: sentences of random non-keyword words, each cut into
+    # ``sentence_windows`` 1-s windows in the folder SENTENCES (a non-keyword: _unknown_)
+    sentences: int = 0
+    sentence_windows: int = 2
 
 
 def piper_available() -> bool:
@@ -158,14 +164,41 @@ def make_clip(word: str, voice: str, seed: int, config: SynthConfig) -> np.ndarr
                                          min(room // 2, RATE // 10) + 1))
     clip = np.zeros(CLIP, dtype=np.float32)
     clip[start : start + speech.size] = speech
-    noise = rng.standard_normal(CLIP)
+    return with_noise(clip, rms(speech), rng, config)
+
+
+def rms(audio: np.ndarray) -> float:
+    return float(np.sqrt(np.mean(audio.astype(np.float64) ** 2)))
+
+
+def with_noise(clip: np.ndarray, level: float, rng: np.random.Generator,
+               config: SynthConfig) -> np.ndarray:
+    """``clip`` with white or pink noise at a random SNR below the speech ``level`` (RMS)."""
+    noise = rng.standard_normal(clip.size)
     if rng.random() < 0.5:  # pink
         spectrum = np.fft.rfft(noise)
         spectrum[1:] /= np.sqrt(np.arange(1, spectrum.size))
-        noise = np.fft.irfft(spectrum, CLIP)
-    level = np.sqrt(np.mean(speech.astype(np.float64) ** 2))
+        noise = np.fft.irfft(spectrum, clip.size)
     noise *= level / 10 ** (rng.uniform(*config.snr_db) / 20) / (np.sqrt(np.mean(noise**2)))
     return np.clip(clip + noise, -1.0, 1.0).astype(np.float32)
+
+
+def sentence_windows(voice: str, seed: int, config: SynthConfig) -> list[np.ndarray]:
+    """``config.sentence_windows`` 1-s windows at random places of a sentence of 5-12 random
+    non-keyword words spoken by ``voice``, with noise: running speech without a keyword, as a
+    streaming detector hears it between keywords (words cut at the window's edges)."""
+    from train.vocabulary import NON_KEYWORDS
+
+    rng = np.random.default_rng(seed)
+    words = rng.choice(NON_KEYWORDS, size=int(rng.integers(*SENTENCE_WORDS, endpoint=True)))
+    speech = trim(speak(" ".join(words), voice, rng, config))
+    if speech.size == 0:
+        raise KwsError(f"{voice} produced no audio for a sentence")
+    speech = speech * (rng.uniform(*config.peak) / (np.abs(speech).max() + 1e-12))
+    level = rms(speech)
+    speech = np.pad(speech, (0, max(CLIP - speech.size, 0)))
+    starts = rng.integers(0, speech.size - CLIP + 1, size=config.sentence_windows)
+    return [with_noise(speech[a : a + CLIP], level, rng, config) for a in starts]
 
 
 def check_words(words: tuple[str, ...]) -> None:
@@ -180,11 +213,14 @@ def synthesize(config: SynthConfig, progress: bool = True) -> dict:
     from tqdm import tqdm
 
     words = tuple(dict.fromkeys(config.words + config.unknown_words))
-    if not words:
-        raise KwsError("no words to synthesize (give --words and/or --unknown-words)")
+    if not words and not config.sentences:
+        raise KwsError("no words to synthesize (give --words, --unknown-words and/or "
+                       "--sentences)")
     check_words(words)
-    if config.per_word <= 0 or config.jobs <= 0:
-        raise KwsError("per_word and jobs must be > 0")
+    if config.per_word <= 0 or config.jobs <= 0 or config.sentence_windows <= 0:
+        raise KwsError("per_word, jobs and sentence_windows must be > 0")
+    if config.sentences < 0:
+        raise KwsError("sentences must be >= 0")
     voices = expand_voices(config.voices)
     order = np.random.default_rng(config.seed).permutation(len(voices))
     jobs = []
@@ -195,9 +231,20 @@ def synthesize(config: SynthConfig, progress: bool = True) -> dict:
             path = config.out / word / f"{voice_id(voice)}_nohash_{i // len(voices)}.wav"
             jobs.append((word, voice, path, config.seed * 1_000_003 + wi * 100_003 + i))
 
+    if config.sentences:
+        (config.out / SENTENCES).mkdir(parents=True, exist_ok=True)
+    for i in range(config.sentences):
+        voice = voices[order[i % len(voices)]]
+        path = config.out / SENTENCES / f"{voice_id(voice)}_nohash_{i // len(voices)}.wav"
+        jobs.append((None, voice, path, config.seed * 1_000_003 + len(words) * 100_003 + i))
+
     def run(job) -> None:
         word, voice, path, seed = job
-        write_wav(path, make_clip(word, voice, seed, config), RATE)
+        if word is not None:
+            write_wav(path, make_clip(word, voice, seed, config), RATE)
+            return
+        for k, window in enumerate(sentence_windows(voice, seed, config)):
+            write_wav(path.with_name(f"{path.stem}-{k}.wav"), window, RATE)
 
     # libespeak-ng keeps state between calls (its pitch flutter phase): one clip after the other
     # in a fixed order makes a run reproducible; it is fast enough (a few ms a clip).
@@ -211,7 +258,7 @@ def synthesize(config: SynthConfig, progress: bool = True) -> dict:
                                                               "unknown_words")},
         "words": list(config.words),
         "unknown_words": list(config.unknown_words),
-        "clips": len(jobs),
+        "clips": len(jobs) + config.sentences * (config.sentence_windows - 1),
         "voices_used": used,
         "sample_rate": RATE,
         "espeak": f"{engine.name} {engine.version}" if engine else None,
