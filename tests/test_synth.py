@@ -22,6 +22,7 @@ from edge_runtime.dataset import UNKNOWN, list_clips
 from edge_runtime.wav import read_wav
 from kws.pipeline import DEMO_UNKNOWN_WORDS
 from tests.conftest import ROOT
+from tests.fixtures_data import make_fake_dataset
 from tests.test_download import kws
 from train.data import STANDARD_WORDS, DataConfig, load_dataset, which_set
 from train.espeak import EspeakBinary, EspeakLibrary
@@ -167,3 +168,33 @@ def test_piper_voice(tmp_path):
     clips = list_clips(tmp_path)
     assert len(clips) == 5 and all(c.speaker.startswith("piper-joe-") for c in clips)
     assert all(np.abs(read_wav(c.path).samples).max() > 0.1 for c in clips)
+
+
+def test_sentences_are_windows_of_running_speech_without_a_keyword(tmp_path):
+    """``--sentences``: each sentence of random non-keyword words gives its windows, 1 s of
+    speech each (not silence), in one ``_unknown_`` folder of the 12-class task, the same bytes
+    from the same seed."""
+    from train.synth import SENTENCES
+    from train.vocabulary import NON_KEYWORDS
+
+    assert not set(STANDARD_WORDS) & set(NON_KEYWORDS)
+    args = ("data", "synth", "--sentences", "6", "--sentence-windows", "3", "--voices",
+            "en-us,en-gb+f3", "--quiet")
+    run_without_espeak("-m", "kws", *args, "--out", str(tmp_path / "a"))  # a fresh process
+    clips = list_clips(tmp_path / "a")
+    assert len(clips) == 18 and {c.word for c in clips} == {SENTENCES}
+    assert {c.speaker for c in clips} == {"espeak-en-us", "espeak-en-gb-f3"}
+    levels = [np.sqrt(np.mean(read_wav(c.path).samples ** 2)) for c in clips]
+    assert all(read_wav(c.path).samples.size == 16000 for c in clips) and min(levels) > 0.01
+    main = make_fake_dataset(tmp_path / "main", ["yes", "bed"], speakers=10, per_speaker=1)
+    twelve = load_dataset(DataConfig(main, synth_dir=tmp_path / "a", train_unknown_pct=1000))
+    added = [e for e in twelve.train if e.path is not None and e.path.parent.name == SENTENCES]
+    assert len(added) == 18 and {e.label for e in added} == {UNKNOWN}
+    assert {e.word for e in added} == {SENTENCES}
+    manifest = json.loads((tmp_path / "a" / "synth_manifest.json").read_text())
+    assert manifest["clips"] == 18 and manifest["sentences"] == 6
+    assert len(manifest["voices_used"]) == 2
+    run_without_espeak("-m", "kws", *args, "--out", str(tmp_path / "b"))
+    for path in sorted((tmp_path / "a").rglob("*.wav")):
+        assert path.read_bytes() == (tmp_path / "b" / path.relative_to(tmp_path / "a")
+                                     ).read_bytes(), path
