@@ -36,6 +36,7 @@ from edge_runtime.manifest import BACKGROUND_LABELS
 from edge_runtime.model import KwsModel
 from edge_runtime.paths import default_model
 from edge_runtime.stream_score import gate_events, record_posteriors
+from edge_runtime.wav import write_wav
 
 SWEEP = (0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
 PAUSE_S = (0.3, 0.9)  # silence between paragraphs
@@ -146,7 +147,12 @@ def main(argv: list[str] | None = None) -> int:
                              "comma-separated")
     parser.add_argument("--minutes", type=float, default=60.0,
                         help="length of the speech --speak makes")
+    parser.add_argument("--save", type=Path, metavar="WAV",
+                        help="also write the speech --speak made (16-bit WAV), to score other "
+                             "models on the same audio (the Piper voice is not repeatable)")
     parser.add_argument("--model", type=Path, help="TFLite model (default: the shipped int8)")
+    parser.add_argument("--threshold", type=float,
+                        help="the detector's threshold (default: the model's own)")
     parser.add_argument("--no-reference", action="store_true", help="skip the reference")
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--json", action="store_true")
@@ -156,12 +162,19 @@ def main(argv: list[str] | None = None) -> int:
             raise KwsError("give recordings or --speak TEXT, one of the two")
         if not 0 < args.minutes <= 600:
             raise KwsError(f"--minutes must be within (0, 600], got {args.minutes:g}")
+        if args.save is not None and not args.speak:
+            raise KwsError("--save keeps the speech that --speak makes: give --speak")
+        if args.threshold is not None and not 0 < args.threshold < 1:
+            raise KwsError(f"--threshold must be within (0, 1), got {args.threshold:g}")
         model = KwsModel(args.model or default_model())
-        config = DetectorConfig(threshold=model_threshold(model))
+        config = DetectorConfig(threshold=model_threshold(model) if args.threshold is None
+                                else args.threshold)
         if args.audio:
             recordings = load_recordings(args.audio, model.sample_rate)
         else:
             recordings = [spoken_text(args.speak, tuple(args.voices.split(",")), args.minutes)]
+            if args.save is not None:
+                write_wav(args.save, recordings[0].samples, model.sample_rate)
         results = [{"name": f"kws-edge {model.path.name}",
                     **count_events(model, recordings, config, False, SWEEP)}]
         if not args.no_reference:

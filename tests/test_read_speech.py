@@ -70,11 +70,31 @@ def test_text_read_out_counts_the_keywords_said(tmp_path):
     assert rec.samples.size > 2 * RATE and np.abs(rec.samples).max() <= 0.51
 
 
+def test_speech_made_here_is_saved_and_scored_again_alike(tone_model_path, tmp_path):
+    """``--save`` keeps what ``--speak`` read out; scored as a recording it gives the same
+    events (at a threshold given on the command line)."""
+    text = tmp_path / "text.txt"
+    text.write_text("Go left, then stop.\n\nYes, go on.\n")
+    wav, a, b = tmp_path / "read.wav", tmp_path / "a", tmp_path / "b"
+    common = ["--model", str(tone_model_path), "--no-reference", "--threshold", "0.3"]
+    assert main(["--speak", str(text), "--voices", "en-us", "--minutes", "0.2", "--save",
+                 str(wav), *common, "--out", str(a)]) == 0
+    assert main([str(wav), *common, "--out", str(b)]) == 0
+    spoken, again = (json.loads((d / "read_speech.json").read_text()) for d in (a, b))
+    said = spoken["keywords_said"]
+    assert said["yes"] >= 1 and said["no"] == 0 and again["keywords_said"] == {}
+    first, second = spoken["results"][0], again["results"][0]
+    assert first["threshold"] == second["threshold"] == 0.3
+    assert first["events"] == second["events"] and first["sweep"] == second["sweep"]
+
+
 @pytest.mark.parametrize("argv, message", [
     ([], "give recordings or --speak TEXT"),
     (["x.wav", "--speak", "t.txt"], "give recordings or --speak TEXT"),
     (["--speak", "t.txt", "--minutes", "0"], "--minutes must be within (0, 600]"),
     (["missing.wav", "--no-reference"], "missing.wav"),
+    (["x.wav", "--save", "y.wav"], "--save keeps the speech that --speak makes"),
+    (["x.wav", "--threshold", "1.5"], "--threshold must be within (0, 1)"),
 ])
 def test_bad_input_gets_one_error_line(argv, message, tone_model_path, capsys, tmp_path,
                                        monkeypatch):
