@@ -171,6 +171,8 @@ def main(argv: list[str] | None = None) -> int:
                                 else args.threshold)
         if args.audio:
             recordings = load_recordings(args.audio, model.sample_rate)
+        elif model.sample_rate != 16000:  # the voices speak at 16 kHz
+            raise KwsError(f"--speak makes 16 kHz speech; the model takes {model.sample_rate} Hz")
         else:
             recordings = [spoken_text(args.speak, tuple(args.voices.split(",")), args.minutes)]
             if args.save is not None:
