@@ -446,7 +446,7 @@ SPEECH_150_SE = replace(SPEECH_150, idea="speech_ema_150_xv distilled from a hea
                         embedding_teacher=True)
 # the running-speech windows join isolated words; read speech is connected (coarticulation,
 # words inside words): on an hour of licence texts read by the Piper voice the shipped file fires
-# 291.5 times per hour (`right` 164.7, much of it on "copyright"), the reference 82.8
+# 291.3 times per hour (`right` 157.6, much of it on "copyright"), the reference 73.8
 # (`benchmarks.read_speech`). Windows of connected synthetic speech of other voices (espeak-ng,
 # not Piper) as one more _unknown_ word
 SPEECH_150_SENT = replace(SPEECH_150, idea="speech_ema_150_xv with 1,000 1-s windows of "
