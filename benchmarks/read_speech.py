@@ -28,14 +28,14 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.rejection import reference_posteriors
+from benchmarks.rejection import stream_posteriors
 from benchmarks.results_io import RESULTS, markdown_table, publish
 from edge_runtime.detector import DetectorConfig, model_threshold
 from edge_runtime.errors import KwsError
 from edge_runtime.manifest import BACKGROUND_LABELS
 from edge_runtime.model import KwsModel
 from edge_runtime.paths import default_model
-from edge_runtime.stream_score import gate_events, record_posteriors
+from edge_runtime.stream_score import gate_events
 from edge_runtime.wav import write_wav
 
 SWEEP = (0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
@@ -95,19 +95,16 @@ def count_events(model, recordings: list[Recording], config: DetectorConfig,
                  reference: bool, thresholds: tuple[float, ...]) -> dict:
     """Events per hour over all recordings, by keyword at ``config.threshold`` and in total
     at each of ``thresholds``."""
-    record = reference_posteriors if reference else record_posteriors
     refractory = config.refractory_ms / 1000
     at: Counter[str] = Counter()
     totals: Counter[float] = Counter()
-    seconds = 0.0
-    for rec in recordings:
-        times, smoothed = record(model, rec.samples, config)
-        seconds += rec.samples.size / model.sample_rate
+    posteriors = stream_posteriors(model, dict(enumerate(recordings)), config, reference)
+    for times, smoothed in posteriors.values():
         at.update(e.label for e in gate_events(times, smoothed, model.labels,
                                                config.threshold, refractory))
         for t in thresholds:
             totals[t] += len(gate_events(times, smoothed, model.labels, t, refractory))
-    hours = seconds / 3600
+    hours = sum(r.samples.size for r in recordings) / model.sample_rate / 3600
     keywords = [x for x in model.labels if x not in BACKGROUND_LABELS]
     return {"threshold": config.threshold, "hours": round(hours, 4),
             "events": sum(at.values()),
