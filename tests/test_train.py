@@ -251,6 +251,7 @@ def test_augmented_copies_rotate_and_balance_weights_follow_the_labels(fake_data
     (["--augment-copies", "-1"], "augment_copies must be >= 0"),
     (["--label-smoothing", "1.5"], "argument --label-smoothing: must be within 0-1"),
     (["--ema", "1"], "argument --ema: must be within 0-0.9999"),
+    (["--weight-decay", "-0.01"], "argument --weight-decay: must be within 0-1"),
     (["--train-seed", "-3"], "argument --train-seed"),
     (["--speed-pct", "60"], "argument --speed-pct: must be within 0-49.9"),
     (["--channel-prob", "1.5"], "argument --channel-prob: must be within 0-1"),
@@ -561,3 +562,29 @@ def test_training_keeps_the_best_epoch_or_the_last(fake_data, tmp_path, keep_las
                                                                   strict=True))
     for a, b in zip(kept, expected, strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("weight_decay", [0.0, 0.5])
+def test_weight_decay_shrinks_kernels_only(weight_decay):
+    """A step with zero gradients moves no weight under Adam; under AdamW it multiplies each
+    kernel by 1 - lr * weight_decay and leaves biases and BatchNorm's scale and shift alone."""
+    import keras
+
+    from train.models import architecture
+    from train.train import NO_DECAY, compile_for_training
+
+    keras.utils.set_random_seed(0)
+    model = architecture("ds_cnn_s").build(12)
+    compile_for_training(model, lr=0.01, min_lr_ratio=1.0, steps=10, epochs=1, ema=0.0,
+                         loss="sparse_categorical_crossentropy", metric="accuracy",
+                         weight_decay=weight_decay)
+    before = {v.path: np.asarray(v) for v in model.trainable_variables}
+    model.optimizer.apply_gradients(
+        [(keras.ops.zeros_like(v), v) for v in model.trainable_variables])
+    kernels = 0
+    for v in model.trainable_variables:
+        decayed = not any(n in v.name for n in NO_DECAY)
+        kernels += decayed
+        factor = 1 - 0.01 * weight_decay if decayed else 1.0
+        np.testing.assert_allclose(np.asarray(v), before[v.path] * factor, rtol=1e-6)
+    assert kernels >= 5  # the convolutions' and the dense layer's kernels were checked

@@ -65,6 +65,10 @@ def add_training_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ema", type=float_range(0, 0.9999), default=train_default("ema"),
                    help="keep an exponential moving average of the weights with this momentum "
                         "per step (e.g. 0.999; 0: off)")
+    p.add_argument("--weight-decay", type=float_range(0, 1),
+                   default=train_default("weight_decay"),
+                   help="decoupled weight decay (AdamW) of the kernels, scaled by the learning "
+                        "rate (e.g. 0.01; 0: Adam)")
     p.add_argument("--teacher", type=Path, action="append", default=[], metavar="DIR",
                    help="distil from this trained model folder (same labels and audio; its own "
                         "front-end); "
@@ -264,7 +268,7 @@ def recipe_fields(args: argparse.Namespace) -> dict:
                 balance=args.balance, word_balance=args.word_balance,
                 main_weight=args.main_weight,
                 train_seed=args.train_seed, label_smoothing=args.label_smoothing,
-                mixup=args.mixup, ema=args.ema,
+                mixup=args.mixup, ema=args.ema, weight_decay=args.weight_decay,
                 teachers=tuple(args.teacher), teacher_weight=args.teacher_weight,
                 embedding_teacher=args.embedding_teacher,
                 speech_windows=windows, augment_copies=args.augment_copies, augment=augment,

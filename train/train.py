@@ -87,6 +87,9 @@ class TrainConfig:
     # momentum of an exponential moving average of the weights, updated every step; the
     # average is what is validated, checkpointed and kept (0: off)
     ema: float = 0.0
+    # decoupled weight decay (AdamW) of the kernels, not of biases or BatchNorm, scaled by the
+    # learning-rate schedule: each step multiplies a kernel by 1 - lr * weight_decay (0: Adam)
+    weight_decay: float = 0.0
     # distillation: model folders of trained teachers (same labels and front-end) whose mean
     # prediction makes teacher_weight of each training target (see train.distill)
     teachers: tuple[Path, ...] = ()
@@ -138,6 +141,8 @@ class TrainConfig:
         if self.mixup and (self.augment is None or self.word_classes):
             raise KwsError("mixup mixes augmented batches of the trained classes: not without "
                            "augmentation or with word classes")
+        if not 0 <= self.weight_decay <= 1:
+            raise KwsError(f"weight_decay must be within 0-1, got {self.weight_decay}")
         if not 0 <= self.ema < 1:
             raise KwsError(f"ema must be within 0-1 (excluded), got {self.ema}")
         if self.train_seed is not None and not 0 <= self.train_seed < 2**32:
@@ -483,16 +488,25 @@ def epoch_batches(n: int, batch_size: int, seed: int, augment: AugmentConfig, ma
     return EpochBatches()
 
 
+# variables that weight decay leaves alone (matched in their names): biases, BatchNorm's
+NO_DECAY = ("bias", "gamma", "beta")
+
+
 def compile_for_training(model, *, lr: float, min_lr_ratio: float, steps: int, epochs: int,
-                         ema: float, loss, metric) -> list:
-    """Compile with Adam on a cosine decay over all ``steps * epochs`` steps, with averaged
-    weights when ``ema`` > 0; returns the callbacks that swap those in (before any
-    checkpoint, so that it saves them)."""
+                         ema: float, loss, metric, weight_decay: float = 0.0) -> list:
+    """Compile with Adam (AdamW when ``weight_decay`` > 0: kernels only) on a cosine decay
+    over all ``steps * epochs`` steps, with averaged weights when ``ema`` > 0; returns the
+    callbacks that swap those in (before any checkpoint, so that it saves them)."""
     import keras
 
     schedule = keras.optimizers.schedules.CosineDecay(lr, decay_steps=steps * epochs,
                                                       alpha=min_lr_ratio)
-    optimizer = keras.optimizers.Adam(schedule, use_ema=ema > 0, ema_momentum=ema or 0.99)
+    averaging = {"use_ema": ema > 0, "ema_momentum": ema or 0.99}
+    if weight_decay:
+        optimizer = keras.optimizers.AdamW(schedule, weight_decay=weight_decay, **averaging)
+        optimizer.exclude_from_weight_decay(var_names=list(NO_DECAY))
+    else:
+        optimizer = keras.optimizers.Adam(schedule, **averaging)
     model.compile(optimizer=optimizer, loss=loss, metrics=[metric])
     return [keras.callbacks.SwapEMAWeights(swap_on_epoch=True)] if ema else []
 
@@ -529,7 +543,7 @@ def fit(model, splits: Splits, dataset: Dataset, frontend: FrontendConfig,
     # checkpoint holds them (the callback must come before ModelCheckpoint)
     swap = compile_for_training(
         model, lr=config.lr, min_lr_ratio=config.min_lr_ratio, steps=steps,
-        epochs=config.epochs, ema=config.ema, loss=loss,
+        epochs=config.epochs, ema=config.ema, loss=loss, weight_decay=config.weight_decay,
         metric=merged_accuracy(splits.label_map) if splits.word_classes else "accuracy")
     best = scratch / "best.weights.h5"
     timer = epoch_timer()
