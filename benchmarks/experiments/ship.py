@@ -271,7 +271,8 @@ ALSO_UB10 = ("speech_ema_150_xv", "speech_8k_150_xv", "speech_r20_150_xv", "spee
              "bc2_speech_50_xv", "bc2hs_speech_50_xv", "distill_x_150_xv",
              "speech_w96_150_xv", "speech_cmn_150_xv", "speech_sh200_150_xv",
              "speech_pipervtlp_150_xv", "speech_vtlp10_150_xv", "speech_se_150_xv",
-             "speech_sent_150_xv", "speech_wd02_150_xv", "speech_wd10_150_xv")
+             "speech_sent_150_xv", "speech_wd02_150_xv", "speech_wd10_150_xv",
+             "speech_wd30_150_xv")
 # its running speech drawn clip first was ~85% bed/cat/happy (the extra folder's _unknown_
 # clips), while the streams of the test speakers hold the mini set's 25 other words about evenly
 SPEECH_150_EW = replace(SPEECH_150, idea="speech_ema_150_xv with its running-speech windows' "
@@ -461,6 +462,11 @@ SPEECH_150_WD02 = replace(SPEECH_150, idea="speech_ema_150_xv with decoupled wei
                           "of the kernels (AdamW)", weight_decay=0.02)
 SPEECH_150_WD10 = replace(SPEECH_150, idea="speech_ema_150_xv with decoupled weight decay 0.1 "
                           "of the kernels (AdamW)", weight_decay=0.1)
+# 0.1 validated higher than the shipped file (int8 94.36% against 93.81%, the main folder's part
+# 92.44% against 91.71%) with as many validation-stream false accepts (63.0 per hour against
+# 57.0), 0.02 as the shipped recipe: stronger still
+SPEECH_150_WD30 = replace(SPEECH_150, idea="speech_ema_150_xv with decoupled weight decay 0.3 "
+                          "of the kernels (AdamW)", weight_decay=0.3)
 SEEDED: dict[str, Experiment] = {
     # reject_ema_60_xv's windows alone: its synthetic words, weighted as real ones by the word
     # balance, outweighed the real _unknown_ words (validation _unknown_ recall 69%)
@@ -494,7 +500,8 @@ SEEDED: dict[str, Experiment] = {
     **seeds("speech_se_150_xv", SPEECH_150_SE, 1),
     **seeds("speech_sent_150_xv", SPEECH_150_SENT, 1),
     **seeds("speech_wd02_150_xv", SPEECH_150_WD02, 1),
-    **seeds("speech_wd10_150_xv", SPEECH_150_WD10, 1),
+    **seeds("speech_wd10_150_xv", SPEECH_150_WD10, 2),
+    **seeds("speech_wd30_150_xv", SPEECH_150_WD30, 1),
 }
 # the shipped recipe (clip-mean) and the one before it, judged on the mini set's own speakers
 # (both converted with their ReLUs clipped, as the shipped file is)
