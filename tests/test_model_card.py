@@ -123,3 +123,18 @@ def test_the_card_says_whether_its_run_made_the_shipped_file(tmp_path):
     other = model_card.reproduction_line(row, {"sha256": "0" * 64})
     assert "an int8 file other than the shipped one" in other[0]
     assert model_card.reproduction_line({"name": "run", "folder": None}, {}) == []
+
+
+def test_the_training_line_names_the_weight_decay_of_runs_that_had_it():
+    """From the committed table: the shipped recipe's run with decay 0.3 says so (AdamW), the
+    one without it does not."""
+    from benchmarks.experiments import model_card
+    from benchmarks.experiments.ship import EXPERIMENTS
+
+    rows = {r["name"]: r for r in json.loads(
+        (Path(__file__).resolve().parents[1] / "benchmarks" / "results"
+         / "shipped_model.json").read_text())["runs"]}
+    lines = {name: " ".join(model_card.training_lines(name, rows[name], EXPERIMENTS[name]))
+             for name in ("speech_wd30_150_xv_ub05", "speech_ema_150_xv_ub10")}
+    assert "decoupled weight decay 0.3 of the kernels (AdamW" in lines["speech_wd30_150_xv_ub05"]
+    assert "weight decay" not in lines["speech_ema_150_xv_ub10"]

@@ -366,6 +366,9 @@ def training_lines(name: str, r: dict, exp: Experiment | None) -> list[str]:
         + f"), seed {r['seed']}"
         + (f"; the weights averaged over steps (EMA, momentum {exp.ema:g})"
            if exp and exp.ema else "")
+        + (f"; decoupled weight decay {exp.weight_decay:g} of the kernels (AdamW: each step "
+           "multiplies them by 1 - learning rate x decay; not biases or BatchNorm)"
+           if exp and exp.weight_decay else "")
         + f". int8 calibration: {r.get('calibration', 500)} stratified training examples"
         + (f"; ReLUs clipped at the {r['clip_percentile']:g}th percentile of their "
            "calibration outputs (rescaled ReLU6, see the README's conversion section)"
