@@ -488,7 +488,8 @@ def epoch_batches(n: int, batch_size: int, seed: int, augment: AugmentConfig, ma
     return EpochBatches()
 
 
-# variables that weight decay leaves alone (matched in their names): biases, BatchNorm's
+# what weight decay leaves alone, matched in variable names: biases and BatchNorm's scale and
+# shift
 NO_DECAY = ("bias", "gamma", "beta")
 
 
