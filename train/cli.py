@@ -65,10 +65,10 @@ def add_training_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ema", type=float_range(0, 0.9999), default=train_default("ema"),
                    help="keep an exponential moving average of the weights with this momentum "
                         "per step (e.g. 0.999; 0: off)")
-    p.add_argument("--weight-decay", type=float_range(0, 1),
+    p.add_argument("--weight-decay", type=float_range(0, 100),
                    default=train_default("weight_decay"),
                    help="decoupled weight decay (AdamW) of the kernels, scaled by the learning "
-                        "rate (e.g. 0.01; 0: Adam)")
+                        "rate (e.g. 1.0, the shipped recipe; 0: Adam)")
     p.add_argument("--teacher", type=Path, action="append", default=[], metavar="DIR",
                    help="distil from this trained model folder (same labels and audio; its own "
                         "front-end); "

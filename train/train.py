@@ -141,8 +141,9 @@ class TrainConfig:
         if self.mixup and (self.augment is None or self.word_classes):
             raise KwsError("mixup mixes augmented batches of the trained classes: not without "
                            "augmentation or with word classes")
-        if not 0 <= self.weight_decay <= 1:
-            raise KwsError(f"weight_decay must be within 0-1, got {self.weight_decay}")
+        if not 0 <= self.weight_decay or self.lr * self.weight_decay >= 1:
+            raise KwsError(f"weight_decay must be >= 0 with lr x weight_decay < 1 (a step would "
+                           f"zero or flip a kernel), got {self.weight_decay} at lr {self.lr}")
         if not 0 <= self.ema < 1:
             raise KwsError(f"ema must be within 0-1 (excluded), got {self.ema}")
         if self.train_seed is not None and not 0 <= self.train_seed < 2**32:
