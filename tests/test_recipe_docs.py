@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-SHIPPED_RUN, SHIPPED_FILE = "speech_wd30_150_xv", "speech_wd30_150_xv_ub05"
+SHIPPED_RUN, SHIPPED_FILE = "speech_wd100_150_xv", "speech_wd100_150_xv_ub10"
 
 
 def readme_command(program: str) -> list[str]:
