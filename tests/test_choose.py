@@ -15,7 +15,9 @@ from benchmarks.experiments.choose import (
     load_candidate,
     main,
     report,
+    validation_gate,
 )
+from edge_runtime.errors import KwsError
 from tests.fixtures_data import make_fake_dataset
 
 
@@ -81,9 +83,7 @@ def test_load_reads_real_validation_streams_and_refuses_test_ones(tmp_path, caps
         assert rejection.main(["--model", str(tflite), "--data", str(data), "--split",
                                str(split), "--speakers", speaker_list, "--minutes", "0.5",
                                "--no-reference", "--out", str(streams / name)]) == 0
-        (results / f"{name}.json").write_text(json.dumps({
-            "val_all_int8_accuracy": 0.5, "val_main_int8_accuracy": 0.5,
-            "gate_passed": True}))
+        (results / f"{name}.json").write_text(json.dumps(figures(0.5, 0.5)))
     c = load_candidate("val_model", results, streams)
     op = json.loads((streams / "val_model" / "rejection.json").read_text())["models"][0][
         "operating_point"]
@@ -106,11 +106,11 @@ def test_load_reads_real_validation_streams_and_refuses_test_ones(tmp_path, caps
     assert len(err.splitlines()) == 1
     assert main([*args, "--incumbent", "val_model", "missing"]) == 2
     assert "missing: " in capsys.readouterr().err
-    # a file that failed its gate is reported without streams (it cannot qualify); one that
-    # passed it still needs them
-    for name, gate in (("gate_failed", False), ("no_streams", True)):
-        (results / f"{name}.json").write_text(json.dumps({
-            "val_all_int8_accuracy": 0.99, "val_main_int8_accuracy": 0.99, "gate_passed": gate}))
+    # a file that failed its validation gate is reported without streams (it cannot qualify);
+    # one that passed it still needs them, whatever ship's test-clip gate said
+    for name, float32, test_gate in (("gate_failed", 0.995, True), ("no_streams", 0.99, False)):
+        (results / f"{name}.json").write_text(json.dumps(figures(float32, 0.99,
+                                                                 gate_passed=test_gate)))
     assert main([*args, "--incumbent", "val_model", "gate_failed"]) == 0
     out = capsys.readouterr().out
     row = next(line for line in out.splitlines() if line.startswith("| gate_failed"))
@@ -119,6 +119,29 @@ def test_load_reads_real_validation_streams_and_refuses_test_ones(tmp_path, caps
     assert main([*args, "--incumbent", "val_model", "no_streams"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: no_streams:") and "rejection.json not found" in err
+
+
+def figures(float32: float, int8: float, agreement: float = 0.995, **more) -> dict:
+    """A ship results dict's validation figures (whole and main validation split)."""
+    return {"val_all_float32_accuracy": float32, "val_all_int8_accuracy": int8,
+            "val_all_agreement_float32_int8": agreement, "val_main_int8_accuracy": int8,
+            **more}
+
+
+def test_the_gate_that_chooses_is_measured_on_validation_clips_not_test_ones(tmp_path):
+    # drop <= 0.3 points (0.3 itself passes: 1,099-clip ratios do not round it up) and
+    # agreement >= 99%; ship's test-clip gate_passed is not read
+    assert validation_gate(figures(0.950, 0.947, gate_passed=False))
+    assert validation_gate(figures(0.940, 0.950))  # int8 above float32
+    assert not validation_gate(figures(0.951, 0.947, gate_passed=True))
+    assert not validation_gate(figures(0.950, 0.950, agreement=0.989))
+    assert validation_gate(figures(0.951, 0.947), max_drop=0.5)
+    (tmp_path / "old.json").write_text(json.dumps({"val_all_int8_accuracy": 0.9,
+                                                   "val_main_int8_accuracy": 0.9,
+                                                   "gate_passed": True}))
+    with pytest.raises(KwsError, match="old: .* has no val_all_float32_accuracy, "
+                       "val_all_agreement_float32_int8"):
+        load_candidate("old", tmp_path, tmp_path)
 
 
 def by_speaker(events: list[int]) -> dict:
