@@ -34,9 +34,12 @@ LABELS = (SILENCE, UNKNOWN, *STANDARD_WORDS)  # the 12-label task the models shi
 QUANTIZATIONS = ("float32", "int8")
 
 
-def build_files(arch: str, out_dir: Path, calibration: int = 64) -> dict:
+def build_files(arch: str, out_dir: Path, calibration: int = 64,
+                per_tensor: bool = False) -> dict:
     """Write ``<arch>_float32.tflite`` and ``<arch>_int8.tflite`` (with manifests) of an
-    untrained ``arch`` into ``out_dir``; returns the parameter count and the file paths."""
+    untrained ``arch`` into ``out_dir`` (int8 weights per channel, or with ``per_tensor`` one
+    scale per tensor, as ``kws convert --per-tensor``); returns the parameter count and the
+    file paths."""
     from convert.clip_activations import DEFAULT_PERCENTILE
     from convert.convert import prepared_for_tflite
     from convert.tflite import op_names, to_tflite
@@ -50,7 +53,8 @@ def build_files(arch: str, out_dir: Path, calibration: int = 64) -> dict:
                                                              say=lambda _msg: None)
     files = {}
     for quant in QUANTIZATIONS:
-        content = to_tflite(core, quant, calib if quant == "int8" else None)
+        content = to_tflite(core, quant, calib if quant == "int8" else None,
+                            per_tensor=per_tensor and quant == "int8")
         path = out_dir / f"{arch}_{quant}.tflite"
         path.write_bytes(content)
         write_manifest(path, labels=list(LABELS), frontend=frontend, quantization=quant,
@@ -66,7 +70,8 @@ def timed(model: KwsModel, runs: int) -> dict:
             **{k: t[f"{k}_ms"]["median"] for k in ("frontend", "invoke", "end_to_end")}}
 
 
-def run(archs: list[str], runs: int, shipped: Path | None = SHIPPED) -> dict:
+def run(archs: list[str], runs: int, shipped: Path | None = SHIPPED,
+        per_tensor: bool = False) -> dict:
     from train.models import ARCHITECTURES
 
     unknown = [a for a in archs if a not in ARCHITECTURES]
@@ -77,7 +82,7 @@ def run(archs: list[str], runs: int, shipped: Path | None = SHIPPED) -> dict:
     with tempfile.TemporaryDirectory(prefix="kws-arch-") as tmp:
         for arch in archs:
             print(f"{arch}: building and converting", file=sys.stderr)
-            built = build_files(arch, Path(tmp))
+            built = build_files(arch, Path(tmp), per_tensor=per_tensor)
             rows.append({"arch": arch, "trained": False, "params": built["params"],
                          "relus_clipped": built["relus_clipped"],
                          "int8_ops": built["files"]["int8"]["ops"],
@@ -87,7 +92,8 @@ def run(archs: list[str], runs: int, shipped: Path | None = SHIPPED) -> dict:
         model = KwsModel(shipped, num_threads=1)
         rows.append({"arch": model.manifest.arch, "trained": True, "file": str(shipped),
                      "int8": timed(model, runs)})
-    return {"runs": runs, "threads": 1, "labels": len(LABELS), "rows": rows}
+    return {"runs": runs, "threads": 1, "labels": len(LABELS), "per_tensor": per_tensor,
+            "rows": rows}
 
 
 def plot(data: dict, out: Path) -> None:
@@ -138,9 +144,12 @@ def markdown(data: dict) -> str:
             f"{data['runs']} front-end + invoke runs on {data['threads']} interpreter thread, "
             "all in one run (`python -m benchmarks.architectures`). An int8 kernel's time "
             "does not depend on the weights' values: the shipped file, trained, is timed "
-            "beside its untrained twin. Per-channel weights throughout (`ds_cnn_w96` and the "
-            "hard-swish BC-ResNets ship with `--per-tensor`, which makes them smaller, not "
-            "faster). Accuracy needs training: `benchmarks/results/shipped_model.md`.\n\n"
+            "beside its untrained twin. "
+            + ("One int8 scale per weight tensor throughout (`--per-tensor`, as `kws convert "
+               "--per-tensor`). " if data.get("per_tensor") else
+               "Per-channel weights throughout (`ds_cnn_w96` and the hard-swish BC-ResNets "
+               "ship with `--per-tensor`, which makes them smaller, not faster). ")
+            + "Accuracy needs training: `benchmarks/results/shipped_model.md`.\n\n"
             + table(data) + "\n")
 
 
@@ -152,6 +161,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--arch", action="append", metavar="ARCH",
                         help="architecture (repeatable; default: all of them)")
     parser.add_argument("--runs", type=int, default=200, help="timed runs per file")
+    parser.add_argument("--per-tensor", action="store_true",
+                        help="int8 weights with one scale per tensor (as kws convert "
+                        "--per-tensor), not per output channel")
     parser.add_argument("--no-shipped", action="store_true",
                         help="leave out the shipped file")
     parser.add_argument("--out", type=Path, help="results folder (default: benchmarks/results)")
@@ -161,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--runs must be >= 1")
     try:
         data = run(args.arch or list(ARCHITECTURES), args.runs,
-                   None if args.no_shipped else SHIPPED)
+                   None if args.no_shipped else SHIPPED, args.per_tensor)
     except KwsError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -402,18 +402,25 @@ def test_architectures_benchmark_times_an_untrained_graph_beside_the_shipped_fil
     (the same architecture, trained) measured in the same run: same graph, same size within
     the trained constants' difference."""
     from benchmarks import architectures
+    from edge_runtime.manifest import load_manifest
 
+    # the shipped file's architecture, its weights quantised as the shipped file's were
+    manifest = load_manifest(architectures.SHIPPED.with_suffix(".manifest.json"))
+    arch, per_tensor = manifest.arch, bool(manifest.notes.get("per_tensor_weights"))
     out = tmp_path / "results"
-    assert architectures.main(["--arch", "ds_cnn_w", "--runs", "5", "--out", str(out),
-                               "--json"]) == 0
+    assert architectures.main(["--arch", arch, "--runs", "5", "--out", str(out), "--json",
+                               *(["--per-tensor"] if per_tensor else [])]) == 0
     data = read_result(out, "architectures")
     assert json.loads(capsys.readouterr().out) == data
-    assert "| `ds_cnn_w` (the shipped file, trained) |" in (out / "architectures.md").read_text()
+    md = (out / "architectures.md").read_text()
+    assert f"| `{arch}` (the shipped file, trained) |" in md
+    assert ("One int8 scale per weight tensor throughout" in md) == per_tensor
     untrained, shipped = data["rows"]
-    assert (untrained["arch"], untrained["trained"]) == ("ds_cnn_w", False)
-    assert (shipped["arch"], shipped["trained"]) == ("ds_cnn_w", True)
+    assert (untrained["arch"], untrained["trained"]) == (arch, False)
+    assert (shipped["arch"], shipped["trained"]) == (arch, True)
     assert shipped["file"] == "artifacts/kws_int8.tflite"  # relative, as committed
-    assert untrained["params"] == 30_324 and untrained["relus_clipped"]
+    assert untrained["params"] == {"ds_cnn_w": 30_324, "ds_cnn_w96": 49_644}[arch]
+    assert untrained["relus_clipped"]
     assert untrained["int8"]["bytes"] == pytest.approx(shipped["int8"]["bytes"], rel=0.01)
     assert not {"QUANTIZE", "DEQUANTIZE"} & set(untrained["int8_ops"])  # int8 end to end
     assert untrained["float32"]["bytes"] > 2 * untrained["int8"]["bytes"]

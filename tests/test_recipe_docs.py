@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-SHIPPED_RUN, SHIPPED_FILE = "speech_wd100_150_xv", "speech_wd100_150_xv_ub10"
+SHIPPED_RUN, SHIPPED_FILE = "speech_wd100w96_150_xv", "speech_wd100w96_150_xv_ub05"
 
 
 def readme_command(program: str) -> list[str]:
@@ -65,8 +65,8 @@ def test_the_readme_training_and_conversion_commands_are_the_shipped_recipe(pars
     exp, theirs = shipped_experiment()
     same_training(train_config(parser.parse_args(readme_command("train"))), theirs)
     args = parser.parse_args(readme_command("convert"))
-    assert (args.unknown_bias, args.clip_percentile, args.calibration) == (
-        exp.unknown_bias, exp.clip_percentile, exp.calibration)
+    assert (args.unknown_bias, args.clip_percentile, args.calibration, args.per_tensor) == (
+        exp.unknown_bias, exp.clip_percentile, exp.calibration, exp.per_tensor)
     assert Path(args.keras) == Path(readme_command("train")[-1])  # the trained model's folder
 
 
@@ -76,5 +76,6 @@ def test_the_readme_pipeline_command_is_the_shipped_recipe(parser):
     exp, theirs = shipped_experiment()
     config = pipeline_config(parser.parse_args(readme_command("pipeline")))
     same_training(config.train, theirs)
-    assert (config.unknown_bias, config.clip_percentile, config.calibration) == (
-        exp.unknown_bias, exp.clip_percentile, exp.calibration)
+    assert (config.unknown_bias, config.clip_percentile, config.calibration,
+            config.per_tensor) == (exp.unknown_bias, exp.clip_percentile, exp.calibration,
+                                   exp.per_tensor)
