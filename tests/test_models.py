@@ -103,6 +103,24 @@ def test_ds_cnn_w_nd_is_ds_cnn_w_without_dropout():
     np.testing.assert_array_equal(no_dropout(x, training=True), no_dropout(x, training=True))
 
 
+@pytest.mark.parametrize("base", ["ds_cnn_w", "ds_cnn_w96"])
+def test_the_high_dropout_variants_differ_only_in_their_dropout_rates(base):
+    """``<base>_hd`` drops 0.3 / 0.6 where ``<base>`` drops 0.2 / 0.4; with ``<base>``'s weights
+    it predicts exactly what ``<base>`` predicts at inference."""
+    x = np.random.default_rng(0).normal(size=(4, 49, 10, 1)).astype(np.float32)
+    plain, high = build_model(base, 12), build_model(f"{base}_hd", 12)
+
+    def rates(model):
+        return [layer.rate for layer in model.layers if type(layer).__name__ == "Dropout"]
+
+    assert rates(plain) == [0.2, 0.4]
+    assert rates(high) == [0.3, 0.6]
+    assert plain.count_params() == high.count_params()
+    high.set_weights(plain.get_weights())
+    np.testing.assert_allclose(high.predict(x, verbose=0), plain.predict(x, verbose=0),
+                               rtol=1e-5, atol=1e-6)
+
+
 def test_clip_mean_removal_makes_a_fixed_offset_per_coefficient_invisible():
     """``ds_cnn_w_cmn`` predicts the same when every frame of a clip moves by the same amount per
     coefficient (a microphone's or a voice's fixed tilt); ``ds_cnn_w`` with the same weights

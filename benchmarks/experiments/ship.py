@@ -273,7 +273,8 @@ ALSO_UB10 = ("speech_ema_150_xv", "speech_8k_150_xv", "speech_r20_150_xv", "spee
              "speech_pipervtlp_150_xv", "speech_vtlp10_150_xv", "speech_se_150_xv",
              "speech_sent_150_xv", "speech_wd02_150_xv", "speech_wd10_150_xv",
              "speech_wd30_150_xv", "speech_wd100_150_xv", "speech_wd300_150_xv",
-             "speech_wd100w96_150_xv", "speech_wd100sa_150_xv", "speech_wd300w96_150_xv")
+             "speech_wd100w96_150_xv", "speech_wd100sa_150_xv", "speech_wd300w96_150_xv",
+             "speech_wd100w96hd_150_xv")
 # its running speech drawn clip first was ~85% bed/cat/happy (the extra folder's _unknown_
 # clips), while the streams of the test speakers hold the mini set's 25 other words about evenly
 SPEECH_150_EW = replace(SPEECH_150, idea="speech_ema_150_xv with its running-speech windows' "
@@ -479,6 +480,9 @@ SPEECH_150_WD100_W96 = replace(SPEECH_150_W96, idea="speech_w96_150_xv with deco
                                "decay 1 of the kernels (AdamW)", weight_decay=1.0)
 SPEECH_150_WD300_W96 = replace(SPEECH_150_W96, idea="speech_w96_150_xv with decoupled weight "
                                "decay 3 of the kernels (AdamW)", weight_decay=3.0)
+SPEECH_150_WD100_W96HD = replace(SPEECH_150_WD100_W96, idea="speech_wd100w96_150_xv with "
+                                 "ds_cnn_w96_hd (dropout 0.3 and 0.6 instead of 0.2 and 0.4)",
+                                 arch="ds_cnn_w96_hd")
 SPEECH_150_WD100_SA = replace(weight_decayed(1.0), idea="speech_wd100_150_xv with stronger "
                               "SpecAugment (2 time masks of up to 8 frames, 2 frequency masks "
                               "of up to 2 coefficients)", augment=replace(
@@ -522,7 +526,8 @@ SEEDED: dict[str, Experiment] = {
     **seeds("speech_wd30_150_xv", weight_decayed(0.3), 2),
     **seeds("speech_wd100_150_xv", weight_decayed(1.0), 2),
     **seeds("speech_wd300_150_xv", weight_decayed(3.0), 1),
-    **seeds("speech_wd100w96_150_xv", SPEECH_150_WD100_W96, 2),
+    **seeds("speech_wd100w96_150_xv", SPEECH_150_WD100_W96, 3),
+    **seeds("speech_wd100w96hd_150_xv", SPEECH_150_WD100_W96HD, 1),
     **seeds("speech_wd300w96_150_xv", SPEECH_150_WD300_W96, 1),
     **seeds("speech_wd100sa_150_xv", SPEECH_150_WD100_SA, 1),
 }

@@ -69,6 +69,10 @@ ARCHITECTURES: dict[str, Architecture] = {
     "ds_cnn_w96": _ds_cnn("ds_cnn_w96", ds_cnn.WIDE_96,
                           f"DS-CNN small with {ds_cnn.WIDE_96.filters} filters (~53 KB int8 with "
                           "per-tensor weights, convert --per-tensor)"),
+    "ds_cnn_w96_hd": _ds_cnn("ds_cnn_w96_hd", ds_cnn.WIDE_96_HIGH_DROPOUT,
+                             "ds_cnn_w96 with dropout "
+                             f"{ds_cnn.WIDE_96_HIGH_DROPOUT.first_dropout:g} and "
+                             f"{ds_cnn.WIDE_96_HIGH_DROPOUT.final_dropout:g}"),
     "ds_cnn_w_qn": Architecture(
         "ds_cnn_w_qn", ds_cnn.FRONTEND,
         partial(input_noise.with_input_noise,

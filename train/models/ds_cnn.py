@@ -13,8 +13,8 @@ classes. BatchNorm momentum is 0.9 (see ``common.BN_MOMENTUM``). ``frontend`` ch
 features' settings (``ds_cnn_w_8k``: mel bands up to 8 kHz; ``ds_cnn_w_20``: 20 MFCC, the
 same parameters on twice the feature map). ``ds_cnn_w_cmn`` first subtracts each
 coefficient's mean over the clip (cepstral mean normalisation: invariant to a fixed spectral
-tilt of microphone or voice); ``ds_cnn_w_nd`` has no dropout layers, ``ds_cnn_w_hd`` 0.3 and
-0.6 instead of 0.2 and 0.4.
+tilt of microphone or voice); ``ds_cnn_w_nd`` has no dropout layers, ``ds_cnn_w_hd`` (and
+``ds_cnn_w96_hd``) 0.3 and 0.6 instead of 0.2 and 0.4.
 """
 
 from __future__ import annotations
@@ -56,6 +56,8 @@ WIDE_80 = DsCnnSpec(80, (2, 2), ((1, 1),) * 4)
 WIDE_DEEP = DsCnnSpec(68, (2, 2), ((2, 1),) + ((1, 1),) * 4)
 # with per-tensor int8 weights (convert --per-tensor) 96 filters fit: ~53 KB
 WIDE_96 = DsCnnSpec(96, (2, 2), ((1, 1),) * 4)
+# and with ``ds_cnn_w_hd``'s dropout (``ds_cnn_w96_hd``)
+WIDE_96_HIGH_DROPOUT = replace(WIDE_96, first_dropout=0.3, final_dropout=0.6)
 MEDIUM = DsCnnSpec(172, (2, 1), ((2, 2),) + ((1, 1),) * 3)
 LARGE = DsCnnSpec(276, (2, 1), ((2, 2),) + ((1, 1),) * 4)
 
