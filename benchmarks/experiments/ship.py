@@ -527,7 +527,7 @@ SEEDED: dict[str, Experiment] = {
     **seeds("speech_wd100_150_xv", weight_decayed(1.0), 2),
     **seeds("speech_wd300_150_xv", weight_decayed(3.0), 1),
     **seeds("speech_wd100w96_150_xv", SPEECH_150_WD100_W96, 3),
-    **seeds("speech_wd100w96hd_150_xv", SPEECH_150_WD100_W96HD, 1),
+    **seeds("speech_wd100w96hd_150_xv", SPEECH_150_WD100_W96HD, 3),
     **seeds("speech_wd300w96_150_xv", SPEECH_150_WD300_W96, 1),
     **seeds("speech_wd100sa_150_xv", SPEECH_150_WD100_SA, 1),
 }
