@@ -57,7 +57,7 @@ WIDE_DEEP = DsCnnSpec(68, (2, 2), ((2, 1),) + ((1, 1),) * 4)
 # with per-tensor int8 weights (convert --per-tensor) 96 filters fit: ~53 KB
 WIDE_96 = DsCnnSpec(96, (2, 2), ((1, 1),) * 4)
 # and with ``ds_cnn_w_hd``'s dropout (``ds_cnn_w96_hd``)
-WIDE_96_HIGH_DROPOUT = replace(WIDE_96, first_dropout=0.3, final_dropout=0.6)
+WIDE_96_HIGH_DROPOUT = replace(WIDE_HIGH_DROPOUT, filters=WIDE_96.filters)
 MEDIUM = DsCnnSpec(172, (2, 1), ((2, 2),) + ((1, 1),) * 3)
 LARGE = DsCnnSpec(276, (2, 1), ((2, 2),) + ((1, 1),) * 4)
 
