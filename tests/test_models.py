@@ -103,21 +103,24 @@ def test_ds_cnn_w_nd_is_ds_cnn_w_without_dropout():
     np.testing.assert_array_equal(no_dropout(x, training=True), no_dropout(x, training=True))
 
 
-@pytest.mark.parametrize("base", ["ds_cnn_w", "ds_cnn_w96"])
-def test_the_high_dropout_variants_differ_only_in_their_dropout_rates(base):
-    """``<base>_hd`` drops 0.3 / 0.6 where ``<base>`` drops 0.2 / 0.4; with ``<base>``'s weights
-    it predicts exactly what ``<base>`` predicts at inference."""
+@pytest.mark.parametrize(("base", "variant", "expected"),
+                         [("ds_cnn_w", "ds_cnn_w_hd", [0.3, 0.6]),
+                          ("ds_cnn_w96", "ds_cnn_w96_hd", [0.3, 0.6]),
+                          ("ds_cnn_w96", "ds_cnn_w96_ld", [0.1, 0.2])])
+def test_the_dropout_variants_differ_only_in_their_dropout_rates(base, variant, expected):
+    """``variant`` drops ``expected`` where ``base`` drops 0.2 / 0.4; with ``base``'s weights
+    it predicts exactly what ``base`` predicts at inference."""
     x = np.random.default_rng(0).normal(size=(4, 49, 10, 1)).astype(np.float32)
-    plain, high = build_model(base, 12), build_model(f"{base}_hd", 12)
+    plain, other = build_model(base, 12), build_model(variant, 12)
 
     def rates(model):
         return [layer.rate for layer in model.layers if type(layer).__name__ == "Dropout"]
 
     assert rates(plain) == [0.2, 0.4]
-    assert rates(high) == [0.3, 0.6]
-    assert plain.count_params() == high.count_params()
-    high.set_weights(plain.get_weights())
-    np.testing.assert_allclose(high.predict(x, verbose=0), plain.predict(x, verbose=0),
+    assert rates(other) == expected
+    assert plain.count_params() == other.count_params()
+    other.set_weights(plain.get_weights())
+    np.testing.assert_allclose(other.predict(x, verbose=0), plain.predict(x, verbose=0),
                                rtol=1e-5, atol=1e-6)
 
 

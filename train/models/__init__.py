@@ -73,6 +73,10 @@ ARCHITECTURES: dict[str, Architecture] = {
                              "ds_cnn_w96 with dropout "
                              f"{ds_cnn.WIDE_96_HIGH_DROPOUT.first_dropout:g} and "
                              f"{ds_cnn.WIDE_96_HIGH_DROPOUT.final_dropout:g}"),
+    "ds_cnn_w96_ld": _ds_cnn("ds_cnn_w96_ld", ds_cnn.WIDE_96_LOW_DROPOUT,
+                             "ds_cnn_w96 with dropout "
+                             f"{ds_cnn.WIDE_96_LOW_DROPOUT.first_dropout:g} and "
+                             f"{ds_cnn.WIDE_96_LOW_DROPOUT.final_dropout:g}"),
     "ds_cnn_w_qn": Architecture(
         "ds_cnn_w_qn", ds_cnn.FRONTEND,
         partial(input_noise.with_input_noise,

@@ -14,7 +14,7 @@ features' settings (``ds_cnn_w_8k``: mel bands up to 8 kHz; ``ds_cnn_w_20``: 20 
 same parameters on twice the feature map). ``ds_cnn_w_cmn`` first subtracts each
 coefficient's mean over the clip (cepstral mean normalisation: invariant to a fixed spectral
 tilt of microphone or voice); ``ds_cnn_w_nd`` has no dropout layers, ``ds_cnn_w_hd`` (and
-``ds_cnn_w96_hd``) 0.3 and 0.6 instead of 0.2 and 0.4.
+``ds_cnn_w96_hd``) 0.3 and 0.6 instead of 0.2 and 0.4, ``ds_cnn_w96_ld`` 0.1 and 0.2.
 """
 
 from __future__ import annotations
@@ -58,6 +58,9 @@ WIDE_DEEP = DsCnnSpec(68, (2, 2), ((2, 1),) + ((1, 1),) * 4)
 WIDE_96 = DsCnnSpec(96, (2, 2), ((1, 1),) * 4)
 # and with ``ds_cnn_w_hd``'s dropout (``ds_cnn_w96_hd``)
 WIDE_96_HIGH_DROPOUT = replace(WIDE_HIGH_DROPOUT, filters=WIDE_96.filters)
+# and with half its dropout (``ds_cnn_w96_ld``): with weight decay, more dropout lost on the
+# speaker folds
+WIDE_96_LOW_DROPOUT = replace(WIDE_96, first_dropout=0.1, final_dropout=0.2)
 MEDIUM = DsCnnSpec(172, (2, 1), ((2, 2),) + ((1, 1),) * 3)
 LARGE = DsCnnSpec(276, (2, 1), ((2, 2),) + ((1, 1),) * 4)
 
