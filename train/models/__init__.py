@@ -32,6 +32,12 @@ def _ds_cnn(name: str, spec: ds_cnn.DsCnnSpec, description: str) -> Architecture
                         description)
 
 
+def _ds_cnn_dropout(name: str, base: str, spec: ds_cnn.DsCnnSpec) -> Architecture:
+    """``base`` with ``spec``'s dropout rates (the same parameters)."""
+    return _ds_cnn(name, spec, f"{base} with dropout {spec.first_dropout:g} and "
+                   f"{spec.final_dropout:g}")
+
+
 ARCHITECTURES: dict[str, Architecture] = {
     "seed_cnn": Architecture("seed_cnn", seed_cnn.FRONTEND, seed_cnn.build,
                              "the seed's CNN, 99x40 MFCC, ~2.1M parameters"),
@@ -48,9 +54,7 @@ ARCHITECTURES: dict[str, Architecture] = {
                             "first convolution (cepstral mean normalisation)"),
     "ds_cnn_w_nd": _ds_cnn("ds_cnn_w_nd", ds_cnn.WIDE_NO_DROPOUT,
                            "ds_cnn_w without its dropout layers"),
-    "ds_cnn_w_hd": _ds_cnn("ds_cnn_w_hd", ds_cnn.WIDE_HIGH_DROPOUT,
-                           f"ds_cnn_w with dropout {ds_cnn.WIDE_HIGH_DROPOUT.first_dropout:g} and "
-                           f"{ds_cnn.WIDE_HIGH_DROPOUT.final_dropout:g}"),
+    "ds_cnn_w_hd": _ds_cnn_dropout("ds_cnn_w_hd", "ds_cnn_w", ds_cnn.WIDE_HIGH_DROPOUT),
     "ds_cnn_w_8k": Architecture("ds_cnn_w_8k", WIDEBAND_FRONTEND,
                                 partial(ds_cnn.build, spec=ds_cnn.WIDE, name="ds_cnn_w_8k",
                                         frontend=WIDEBAND_FRONTEND),
@@ -69,14 +73,9 @@ ARCHITECTURES: dict[str, Architecture] = {
     "ds_cnn_w96": _ds_cnn("ds_cnn_w96", ds_cnn.WIDE_96,
                           f"DS-CNN small with {ds_cnn.WIDE_96.filters} filters (~53 KB int8 with "
                           "per-tensor weights, convert --per-tensor)"),
-    "ds_cnn_w96_hd": _ds_cnn("ds_cnn_w96_hd", ds_cnn.WIDE_96_HIGH_DROPOUT,
-                             "ds_cnn_w96 with dropout "
-                             f"{ds_cnn.WIDE_96_HIGH_DROPOUT.first_dropout:g} and "
-                             f"{ds_cnn.WIDE_96_HIGH_DROPOUT.final_dropout:g}"),
-    "ds_cnn_w96_ld": _ds_cnn("ds_cnn_w96_ld", ds_cnn.WIDE_96_LOW_DROPOUT,
-                             "ds_cnn_w96 with dropout "
-                             f"{ds_cnn.WIDE_96_LOW_DROPOUT.first_dropout:g} and "
-                             f"{ds_cnn.WIDE_96_LOW_DROPOUT.final_dropout:g}"),
+    "ds_cnn_w96_hd": _ds_cnn_dropout("ds_cnn_w96_hd", "ds_cnn_w96",
+                                     ds_cnn.WIDE_96_HIGH_DROPOUT),
+    "ds_cnn_w96_ld": _ds_cnn_dropout("ds_cnn_w96_ld", "ds_cnn_w96", ds_cnn.WIDE_96_LOW_DROPOUT),
     "ds_cnn_w_qn": Architecture(
         "ds_cnn_w_qn", ds_cnn.FRONTEND,
         partial(input_noise.with_input_noise,
