@@ -422,9 +422,15 @@ SPEECH_150_HD = replace(SPEECH_150, idea="speech_ema_150_xv with ds_cnn_w_hd (dr
                         "instead of 0.2 and 0.4)", arch="ds_cnn_w_hd")
 # speed perturbation (voice and tempo together) was not better on folds 0+1 but did better on
 # the held-out clips: vocal tract length perturbation moves the voice alone
-SPEECH_150_VTLP = replace(SPEECH_150, idea="speech_ema_150_xv with vocal tract length "
-                          "perturbation (mel filter edges scaled by 0.9-1.1 per clip)",
-                          augment=replace(SPEECH_150.augment, vtlp_pct=10.0))
+
+
+def with_vtlp(recipe: Experiment, name: str) -> Experiment:
+    """``recipe`` (run as ``name``) with vocal tract length perturbation of +-10% per clip."""
+    return replace(recipe, idea=f"{name} with vocal tract length perturbation (mel filter edges "
+                   "scaled by 0.9-1.1 per clip)", augment=replace(recipe.augment, vtlp_pct=10.0))
+
+
+SPEECH_150_VTLP = with_vtlp(SPEECH_150, "speech_ema_150_xv")
 # espeak voices of the 25 non-keyword words (speech_syn25_150_xv) lowered _unknown_ recall on real
 # voices: the model could tell synthetic speech from people and took it for a sign of _unknown_.
 # The shipped model takes the neural Piper voice's "nine" and "five" for "right" and "dog" for
@@ -436,9 +442,7 @@ SPEECH_150_PIPER = replace(SPEECH_150, idea="speech_ema_150_xv with the 10 keywo
                            synth_dir=SYNTH_PIPER35)
 # VTLP and the Piper voice each scored 91.19% on folds 0+1 (a seed of VTLP: 278 events; Piper:
 # 260) against the plain seeds' 89.46-91.02% (238-408 events): both at once
-SPEECH_150_PIPER_VTLP = replace(SPEECH_150_PIPER, idea="speech_piper35_150_xv with vocal tract "
-                                "length perturbation (mel filter edges scaled by 0.9-1.1 per "
-                                "clip)", augment=SPEECH_150_VTLP.augment)
+SPEECH_150_PIPER_VTLP = with_vtlp(SPEECH_150_PIPER, "speech_piper35_150_xv")
 # the false accepts left come from the rare non-keyword words (16-20 clips of `dog`, `backward`,
 # `learn`, ... in both folders): a head on Google's speech embedding (pre-trained on far more
 # speech), trained on the same training split, validated at 95.9% with 97.7% _unknown_ recall
@@ -490,15 +494,10 @@ SPEECH_150_WD100_W96HD = replace(SPEECH_150_WD100_W96, idea="speech_wd100w96_150
 SPEECH_150_WD100_W96LD = replace(SPEECH_150_WD100_W96, idea="speech_wd100w96_150_xv with "
                                  "ds_cnn_w96_ld (dropout 0.1 and 0.2 instead of 0.2 and 0.4)",
                                  arch="ds_cnn_w96_ld")
-SPEECH_150_WD100_W96_VTLP = replace(SPEECH_150_WD100_W96, idea="speech_wd100w96_150_xv with "
-                                    "vocal tract length perturbation (mel filter edges scaled "
-                                    "by 0.9-1.1 per clip)", augment=SPEECH_150_VTLP.augment)
+SPEECH_150_WD100_W96_VTLP = with_vtlp(SPEECH_150_WD100_W96, "speech_wd100w96_150_xv")
 # both beat the shipped recipe on speaker folds 0 and 1 (session 42), less dropout with fewer
 # events: are the two gains additive?
-SPEECH_150_WD100_W96LD_VTLP = replace(SPEECH_150_WD100_W96LD, idea="speech_wd100w96ld_150_xv "
-                                      "with vocal tract length perturbation (mel filter edges "
-                                      "scaled by 0.9-1.1 per clip)",
-                                      augment=SPEECH_150_VTLP.augment)
+SPEECH_150_WD100_W96LD_VTLP = with_vtlp(SPEECH_150_WD100_W96LD, "speech_wd100w96ld_150_xv")
 SPEECH_150_WD100_SA = replace(weight_decayed(1.0), idea="speech_wd100_150_xv with stronger "
                               "SpecAugment (2 time masks of up to 8 frames, 2 frequency masks "
                               "of up to 2 coefficients)", augment=replace(
