@@ -420,8 +420,6 @@ SPEECH_150_ND = replace(SPEECH_150, idea="speech_ema_150_xv with ds_cnn_w_nd (no
 # without dropout the folds' _unknown_ recall fell to 78.8% (89.93%, 425 events): the other side
 SPEECH_150_HD = replace(SPEECH_150, idea="speech_ema_150_xv with ds_cnn_w_hd (dropout 0.3 and 0.6 "
                         "instead of 0.2 and 0.4)", arch="ds_cnn_w_hd")
-# speed perturbation (voice and tempo together) was not better on folds 0+1 but did better on
-# the held-out clips: vocal tract length perturbation moves the voice alone
 
 
 def with_vtlp(recipe: Experiment, name: str) -> Experiment:
@@ -430,6 +428,8 @@ def with_vtlp(recipe: Experiment, name: str) -> Experiment:
                    "scaled by 0.9-1.1 per clip)", augment=replace(recipe.augment, vtlp_pct=10.0))
 
 
+# speed perturbation (voice and tempo together) was not better on folds 0+1 but did better on
+# the held-out clips: vocal tract length perturbation moves the voice alone
 SPEECH_150_VTLP = with_vtlp(SPEECH_150, "speech_ema_150_xv")
 # espeak voices of the 25 non-keyword words (speech_syn25_150_xv) lowered _unknown_ recall on real
 # voices: the model could tell synthetic speech from people and took it for a sign of _unknown_.
