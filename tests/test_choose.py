@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -67,7 +68,9 @@ def test_the_report_counts_the_recordings_and_names_the_words_that_fired():
     assert "| new | dog 60 (stop 52, go 8); nine 5 (no 5) |" in words_table
 
 
-def test_load_reads_real_validation_streams_and_refuses_test_ones(tmp_path, capsys):
+def measure_streams(tmp_path, runs: dict[str, str]) -> Path:
+    """``benchmarks.rejection`` of one real tiny int8 model on 0.5-min streams of a small
+    data set's speakers, once per ``{run name: speaker list}``; the streams folder."""
     from benchmarks import rejection
     from tests.model_factory import build_models
 
@@ -77,12 +80,18 @@ def test_load_reads_real_validation_streams_and_refuses_test_ones(tmp_path, caps
     speakers = sorted({p.name.split("_")[0] for p in (data / "yes").glob("*.wav")})
     split = tmp_path / "split.json"
     split.write_text(json.dumps({"test": speakers[:2], "val": speakers[2:]}))
-    results, streams = tmp_path / "results", tmp_path / "streams"
-    results.mkdir()
-    for name, speaker_list in (("val_model", "val"), ("test_model", "test")):
+    for name, speaker_list in runs.items():
         assert rejection.main(["--model", str(tflite), "--data", str(data), "--split",
                                str(split), "--speakers", speaker_list, "--minutes", "0.5",
-                               "--no-reference", "--out", str(streams / name)]) == 0
+                               "--no-reference", "--out", str(tmp_path / "streams" / name)]) == 0
+    return tmp_path / "streams"
+
+
+def test_load_reads_real_validation_streams_and_refuses_test_ones(tmp_path, capsys):
+    streams = measure_streams(tmp_path, {"val_model": "val", "test_model": "test"})
+    results = tmp_path / "results"
+    results.mkdir()
+    for name in ("val_model", "test_model"):
         (results / f"{name}.json").write_text(json.dumps(figures(0.5, 0.5)))
     c = load_candidate("val_model", results, streams)
     op = json.loads((streams / "val_model" / "rejection.json").read_text())["models"][0][

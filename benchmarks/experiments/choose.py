@@ -110,19 +110,27 @@ def load_candidate(name: str, results: Path, streams: Path) -> Candidate:
                      recordings=op.get("clips_fired") if op else None)
 
 
+def usable(c: Candidate, min_main_val: float) -> bool:
+    """Gate passed and main validation at or above the floor: the file could be shipped."""
+    return c.gate_passed and c.val_main_int8 >= min_main_val
+
+
 def qualifies(c: Candidate, incumbent: Candidate, min_main_val: float) -> bool:
-    """Gate passed, main validation at or above the floor, no worse than the incumbent on
-    either criterion."""
-    return (c.gate_passed and c.val_main_int8 >= min_main_val
-            and c.val_int8 >= incumbent.val_int8 and c.fa_per_hour <= incumbent.fa_per_hour)
+    """Usable and no worse than the incumbent on either criterion."""
+    return (usable(c, min_main_val) and c.val_int8 >= incumbent.val_int8
+            and c.fa_per_hour <= incumbent.fa_per_hour)
+
+
+def first(candidates: list[Candidate]) -> Candidate | None:
+    """The fewest false accepts (ties: the higher accuracy); None for no candidates."""
+    return min(candidates, key=lambda c: (c.fa_per_hour, -c.val_int8), default=None)
 
 
 def choose(incumbent: Candidate, candidates: list[Candidate],
            min_main_val: float = DEFAULT_MIN_MAIN_VAL) -> Candidate | None:
     """The candidate that replaces ``incumbent``, or None: it stays."""
-    ok = [c for c in candidates if c.name != incumbent.name
-          and qualifies(c, incumbent, min_main_val)]
-    return min(ok, key=lambda c: (c.fa_per_hour, -c.val_int8)) if ok else None
+    return first([c for c in candidates if c.name != incumbent.name
+                  and qualifies(c, incumbent, min_main_val)])
 
 
 def difference_interval(c: Candidate, incumbent: Candidate, draws: int = 2000,

@@ -259,9 +259,15 @@ def seeded(recipe: Experiment, seed: int) -> Experiment:
     return replace(recipe, idea=f"{recipe.idea}, training seed {seed}", train_seed=seed or None)
 
 
+def seed_name(name: str, seed: int) -> str:
+    """The run name of ``name``'s training seed ``seed``: ``name`` itself for seed 0, else
+    ``name``_s<seed>."""
+    return name if seed == 0 else f"{name}_s{seed}"
+
+
 def seeds(name: str, recipe: Experiment, count: int = 2) -> dict[str, Experiment]:
     """``name`` (training seed 0), ``name``_s1, ... ``name``_s<count-1>: the same split."""
-    return {f"{name}{'' if s == 0 else f'_s{s}'}": seeded(recipe, s) for s in range(count)}
+    return {seed_name(name, s): seeded(recipe, s) for s in range(count)}
 
 
 # recipes judged over several training seeds (each seed also converted with prior correction
