@@ -27,6 +27,13 @@ model (``--extra-val-pct``, the training's share), for streams of many more voic
 with ``--extra``, whose ``_unknown_`` clips are mostly bed/cat/happy, the streams then hold the
 other words about evenly, as the test speakers' streams do.
 
+``--main-keywords`` (with ``--extra``) draws the keyword stream from the main folder's
+validation speakers only: most validation speakers are the extra folder's, whose eight keywords
+the model hears far more of in training than the test speakers' (the shipped file's threshold
+0.80 missed 9.6% of the keywords of all 180 and 16.3% of the main folder's 20, 17.7% held out),
+so the false rejects, and the threshold that keeps them <= 10%, come from the test speakers'
+population while the false accepts still come from every validation speaker's words.
+
 ``--smoothing-sweep MS ...`` also gives each model's operating point at each of these posterior
 smoothing windows (posteriors recorded once unsmoothed, averaged offline as the detector
 does): the measurement behind the detector's default window (``--smooth-ms``).
@@ -102,13 +109,18 @@ def make_streams(args: argparse.Namespace, keywords: tuple[str, ...]
     """The speakers and the three streams of ``keywords`` that ``args`` (this module's
     options: ``data``, ``split``, ``speakers``, ``extra``, ``extra_val_pct``, ``minutes``,
     ``even_words``) ask for."""
-    speakers = held_out_speakers(args.split, args.speakers)
+    speakers = main_speakers = held_out_speakers(args.split, args.speakers)
     sources = {}
     if args.extra:
         speakers, sources = extra_sources(args, speakers)
+    elif args.main_keywords:
+        raise KwsError("--main-keywords keeps --extra's speakers out of the keyword stream: "
+                       "use it with --extra")
+    specs = stream_specs(args.minutes, speakers, keywords, args.even_words)
+    if args.main_keywords:
+        specs["keywords"] = replace(specs["keywords"], speakers=main_speakers)
     return speakers, {name: generate(args.data, spec, **sources)
-                      for name, spec in stream_specs(args.minutes, speakers, keywords,
-                                                     args.even_words).items()}
+                      for name, spec in specs.items()}
 
 
 def smooth(probs: np.ndarray, hops: int) -> np.ndarray:
@@ -412,6 +424,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--extra-val-pct", type=float, default=10.0,
                         help="the share of --extra's speakers that validated the model "
                              "(its training's --extra-val-pct; default: %(default)g)")
+    parser.add_argument("--main-keywords", action="store_true",
+                        help="with --extra: the keyword stream (false rejects) from the main "
+                             "folder's speakers only, the test speakers' population; the "
+                             "non-keyword streams from all")
     parser.add_argument("--even-words", action="store_true",
                         help="draw the other words evenly by word, not by clip")
     parser.add_argument("--minutes", type=float, default=20.0, help="length of each stream")
@@ -488,6 +504,7 @@ def main(argv: list[str] | None = None) -> int:
             "split": (str(args.split.relative_to(ROOT)) if args.split.is_relative_to(ROOT)
                       else args.split.name),
             "speaker_list": args.speakers, "even_words": args.even_words,
+            "keyword_speakers": "main" if args.main_keywords else "all",
             "held_out_speakers": len(speakers), "minutes_per_stream": args.minutes,
             "detector": asdict(config), "max_frr": MAX_FRR, "reference_skipped": skipped,
             "streams": {n: {"keywords": len(s.keyword_rows()), "words": len(s.placements)}
@@ -511,6 +528,8 @@ def main(argv: list[str] | None = None) -> int:
             + "".join(f"; and the {args.extra_val_pct:g}% of `{d.name}`'s speakers that "
                       "validated" for d in args.extra)
             + ")" + ("; other words drawn evenly by word" if args.even_words else "")
+            + ("; keywords from the main folder's speakers only" if args.main_keywords
+               else "")
             + ": keywords among other words (false rejects), isolated "
             "non-keyword words, and non-keyword words joined into running speech (false "
             "accepts). Detector: hop {hop_ms:g} ms, smoothing {smooth_ms:g} ms, refractory "

@@ -221,11 +221,34 @@ def test_rejection_benchmark_scores_streams_of_held_out_speakers(tmp_path, capsy
                            "--out", str(out), "--json"]) == 0
     assert read_result(out, "rejection")["even_words"] is True
     assert "other words drawn evenly by word" in (out / "rejection.md").read_text()
+    # --main-keywords: the keyword stream (false rejects) of the main folder's speakers only,
+    # the very stream the main folder alone gives; the non-keyword streams keep every voice
+    runs = {}
+    for name, more in (("main", []), ("all", ["--extra", str(extra)]),
+                       ("main_keywords", ["--extra", str(extra), "--main-keywords"])):
+        assert rejection.main(["--model", str(tflite), "--data", str(data), "--split",
+                               str(split), "--speakers", "val", *more, "--extra-val-pct", "50",
+                               "--minutes", "0.5", "--no-reference", "--out", str(out),
+                               "--json"]) == 0
+        runs[name] = read_result(out, "rejection")
+    assert [runs[n]["keyword_speakers"] for n in runs] == ["all", "all", "main"]
+    frr = {n: r["models"][0]["at_default_threshold"]["false_reject_rate"]
+           for n, r in runs.items()}
+    assert runs["main_keywords"]["streams"]["keywords"] == runs["main"]["streams"]["keywords"]
+    assert frr["main_keywords"] == frr["main"]
+    assert runs["main_keywords"]["held_out_speakers"] == runs["all"]["held_out_speakers"]
+    assert (runs["main_keywords"]["non_keyword_recordings"]
+            == runs["all"]["non_keyword_recordings"] > runs["main"]["non_keyword_recordings"])
+    assert "keywords from the main folder's speakers only" in (out / "rejection.md").read_text()
     capsys.readouterr()
     assert rejection.main(["--model", str(tflite), "--data", str(data), "--split", str(split),
                            "--extra", str(extra), "--no-reference", "--out", str(out)]) == 2
     assert capsys.readouterr().err == ("error: --extra adds validation speakers: use it with "
                                        "--speakers val\n")
+    assert rejection.main(["--model", str(tflite), "--data", str(data), "--split", str(split),
+                           "--speakers", "val", "--main-keywords", "--no-reference",
+                           "--out", str(out)]) == 2
+    assert capsys.readouterr().err.startswith("error: --main-keywords keeps --extra's")
     assert rejection.main(["--model", str(tflite), "--data", str(data), "--split", str(split),
                            "--reference-only", "--no-reference", "--out", str(out)]) == 2
     assert capsys.readouterr().err == ("error: --reference-only and --no-reference leave "

@@ -53,10 +53,12 @@ def streams_of_one_real_model(tmp_path_factory) -> dict:
     return json.loads((streams / "real" / "rejection.json").read_text())
 
 
-def write_file(results, streams, rejection: dict, name: str, val: float, fa: float) -> None:
-    """``name``'s results JSON and its validation streams at ``fa`` FA/h."""
+def write_file(results, streams, rejection: dict, name: str, val: float, fa: float,
+               **more) -> None:
+    """``name``'s results JSON and its validation streams at ``fa`` FA/h (``more``: other
+    fields of the streams' JSON)."""
     (results / f"{name}.json").write_text(json.dumps(figures(val + 0.001, val)))
-    rej = copy.deepcopy(rejection)
+    rej = {**copy.deepcopy(rejection), **more}
     rej["models"][0]["operating_point"] = {
         **(rej["models"][0]["operating_point"] or {"false_reject_rate": 0.05, "threshold": 0.7,
                                                      "clips_fired": 0}),
@@ -100,6 +102,13 @@ def test_the_command_reads_each_seeds_files_and_names_the_file_to_ship(
     assert main([*args, "--candidate-seeds", "4"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: new_s3_ub05: ") and len(err.splitlines()) == 1
+    # a seed whose false rejects came from other speakers' keywords cannot be compared
+    write_file(results, streams, streams_of_one_real_model, "new_s3_ub05", 0.96, 200.0,
+               keyword_speakers="main")
+    assert main([*args, "--candidate-seeds", "4"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: the files' streams differ in whose keywords made the false "
+                          "rejects (all and main)") and len(err.splitlines()) == 1
     with pytest.raises(SystemExit) as exit_:
         main([*args, "--candidate-seeds", "0"])
     assert exit_.value.code == 2

@@ -18,7 +18,9 @@ one; and the words behind each file's false accepts.
 ``python -m benchmarks.experiments.choose --incumbent SHIPPED --streams DIR CANDIDATE ...``
 reads ``<work>/results/NAME.json`` and ``DIR/NAME/rejection.json`` for every name (a file that
 failed its validation gate needs no streams: it cannot qualify). Streams built from test
-speakers are refused: the test split is never chosen on.
+speakers are refused: the test split is never chosen on; so are files whose false rejects come
+from different keyword streams (all validation speakers' or, ``rejection --main-keywords``, the
+main folder's only).
 """
 
 from __future__ import annotations
@@ -69,6 +71,9 @@ class Candidate:
     # distinct non-keyword recordings that fired at the operating point (the streams repeat
     # each recording: a few of them can make most of the events; None: not measured)
     recordings: int | None = None
+    # whose keywords made the false rejects: "all" validation speakers, or the "main" folder's
+    # only (benchmarks.rejection --main-keywords); files are compared on one kind of streams
+    keyword_speakers: str = "all"
 
     def fa_events(self) -> int | None:
         """False accepts counted at the operating point (None: unknown or no point)."""
@@ -107,7 +112,17 @@ def load_candidate(name: str, results: Path, streams: Path) -> Candidate:
                      op["false_reject_rate"] if op else None, op["threshold"] if op else None,
                      non_keyword_hours(rej),
                      by_speaker=rej["models"][0].get("operating_point_speakers"),
-                     recordings=op.get("clips_fired") if op else None)
+                     recordings=op.get("clips_fired") if op else None,
+                     keyword_speakers=rej.get("keyword_speakers", "all"))
+
+
+def one_kind_of_streams(candidates: list[Candidate]) -> None:
+    """Refuse files whose operating points come from different keyword streams."""
+    kinds = {c.keyword_speakers for c in candidates if c.streams_measured}
+    if len(kinds) > 1:
+        raise KwsError("the files' streams differ in whose keywords made the false rejects "
+                       f"({' and '.join(sorted(kinds))}): measure all with or all without "
+                       "benchmarks.rejection --main-keywords")
 
 
 def usable(c: Candidate, min_main_val: float) -> bool:
@@ -196,6 +211,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         incumbent = load_candidate(args.incumbent, args.results, args.streams)
         candidates = [load_candidate(n, args.results, args.streams) for n in args.candidates]
+        one_kind_of_streams([incumbent, *candidates])
     except KwsError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -33,6 +33,7 @@ from benchmarks.experiments.choose import (
     events_text,
     first,
     load_candidate,
+    one_kind_of_streams,
     usable,
 )
 from benchmarks.results_io import markdown_table
@@ -126,6 +127,7 @@ def main(argv: list[str] | None = None) -> int:
         files = (load([n for v in args.conversions
                        for n in seed_names(args.candidate, args.candidate_seeds, v)])
                  if wins else [])
+        one_kind_of_streams([*incumbent.seeds, *candidate.seeds, *files])
     except KwsError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -68,7 +68,8 @@ def main(argv: list[str] | None = None) -> int:
     model = teacher_model(args.name)
     streams_args = argparse.Namespace(data=DATA, split=SPLIT, speakers="val", extra=[EXTRA],
                                       extra_val_pct=EXPERIMENTS[args.name].extra_val_pct,
-                                      minutes=args.minutes, even_words=True)
+                                      minutes=args.minutes, even_words=True,
+                                      main_keywords=False)
     keywords = tuple(x for x in model.labels if x not in BACKGROUND_LABELS)
     speakers, streams = make_streams(streams_args, keywords)
     config = DetectorConfig()
