@@ -428,10 +428,12 @@ SPEECH_150_HD = replace(SPEECH_150, idea="speech_ema_150_xv with ds_cnn_w_hd (dr
                         "instead of 0.2 and 0.4)", arch="ds_cnn_w_hd")
 
 
-def with_vtlp(recipe: Experiment, name: str) -> Experiment:
-    """``recipe`` (run as ``name``) with vocal tract length perturbation of +-10% per clip."""
+def with_vtlp(recipe: Experiment, name: str, pct: float = 10.0) -> Experiment:
+    """``recipe`` (run as ``name``) with vocal tract length perturbation of +-``pct``% per
+    clip."""
     return replace(recipe, idea=f"{name} with vocal tract length perturbation (mel filter edges "
-                   "scaled by 0.9-1.1 per clip)", augment=replace(recipe.augment, vtlp_pct=10.0))
+                   f"scaled by {1 - pct / 100:g}-{1 + pct / 100:g} per clip)",
+                   augment=replace(recipe.augment, vtlp_pct=pct))
 
 
 # speed perturbation (voice and tempo together) was not better on folds 0+1 but did better on
@@ -504,6 +506,8 @@ SPEECH_150_WD100_W96_VTLP = with_vtlp(SPEECH_150_WD100_W96, "speech_wd100w96_150
 # both beat the shipped recipe on speaker folds 0 and 1 (session 42), less dropout with fewer
 # events: are the two gains additive?
 SPEECH_150_WD100_W96LD_VTLP = with_vtlp(SPEECH_150_WD100_W96LD, "speech_wd100w96ld_150_xv")
+SPEECH_150_WD100_W96LD_VTLP15 = with_vtlp(SPEECH_150_WD100_W96LD, "speech_wd100w96ld_150_xv",
+                                          15.0)
 SPEECH_150_WD100_SA = replace(weight_decayed(1.0), idea="speech_wd100_150_xv with stronger "
                               "SpecAugment (2 time masks of up to 8 frames, 2 frequency masks "
                               "of up to 2 coefficients)", augment=replace(
@@ -607,7 +611,9 @@ FOLDS: dict[str, Experiment] = {
     **folds("speech_wd100w96ld_150_xv", SPEECH_150_WD100_W96LD, 2),
     **folds("speech_wd100w96vtlp_150_xv", SPEECH_150_WD100_W96_VTLP, 2),
     # both together (session 43)
-    **folds("speech_wd100w96ldvtlp_150_xv", SPEECH_150_WD100_W96LD_VTLP, 2)}
+    **folds("speech_wd100w96ldvtlp_150_xv", SPEECH_150_WD100_W96LD_VTLP, 2),
+    # the same with VTLP of +-15% (session 44)
+    **folds("speech_wd100w96ldvtlp15_150_xv", SPEECH_150_WD100_W96LD_VTLP15, 2)}
 ENSEMBLES = {
     "ens_ema_bc12h": replace(BC12H_SPEECH_40, idea="speech_ema_150_xv and bc12h_speech_40_xv in "
                              "one file (log-mel input, the DS-CNN's MFCC by a fixed DCT layer), "
