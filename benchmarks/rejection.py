@@ -108,7 +108,7 @@ def make_streams(args: argparse.Namespace, keywords: tuple[str, ...]
                  ) -> tuple[frozenset[str], dict]:
     """The speakers and the three streams of ``keywords`` that ``args`` (this module's
     options: ``data``, ``split``, ``speakers``, ``extra``, ``extra_val_pct``, ``minutes``,
-    ``even_words``) ask for."""
+    ``even_words``, ``main_keywords``) ask for."""
     speakers = main_speakers = held_out_speakers(args.split, args.speakers)
     sources = {}
     if args.extra:
