@@ -508,6 +508,12 @@ SPEECH_150_WD100_W96_VTLP = with_vtlp(SPEECH_150_WD100_W96, "speech_wd100w96_150
 SPEECH_150_WD100_W96LD_VTLP = with_vtlp(SPEECH_150_WD100_W96LD, "speech_wd100w96ld_150_xv")
 SPEECH_150_WD100_W96LD_VTLP15 = with_vtlp(SPEECH_150_WD100_W96LD, "speech_wd100w96ld_150_xv",
                                           15.0)
+# no run from scratch has varied the learning rate (1e-3 peak, cosine decay): twice that peak on
+# the best fold recipe, with half the decay so that each step's kernel decay (lr x decay) stays
+SPEECH_150_WD50_W96LD_VTLP_LR2 = replace(
+    SPEECH_150_WD100_W96LD_VTLP, idea="speech_wd100w96ldvtlp_150_xv with the peak learning rate "
+    "2e-3 instead of 1e-3 and decoupled weight decay 0.5 instead of 1 (the same decay per step)",
+    lr=2e-3, weight_decay=0.5)
 SPEECH_150_WD100_SA = replace(weight_decayed(1.0), idea="speech_wd100_150_xv with stronger "
                               "SpecAugment (2 time masks of up to 8 frames, 2 frequency masks "
                               "of up to 2 coefficients)", augment=replace(
@@ -614,7 +620,9 @@ FOLDS: dict[str, Experiment] = {
     **folds("speech_wd100w96ldvtlp_150_xv", SPEECH_150_WD100_W96LD_VTLP, 2),
     # the same with VTLP of +-15% (session 44): 93.32% and 145 fold-stream events, not better
     # than +-10% (93.61%, 106) on both counts
-    **folds("speech_wd100w96ldvtlp15_150_xv", SPEECH_150_WD100_W96LD_VTLP15, 2)}
+    **folds("speech_wd100w96ldvtlp15_150_xv", SPEECH_150_WD100_W96LD_VTLP15, 2),
+    # twice the peak learning rate, half the decay (session 45)
+    **folds("speech_wd50w96ldvtlp_lr2_150_xv", SPEECH_150_WD50_W96LD_VTLP_LR2, 2)}
 ENSEMBLES = {
     "ens_ema_bc12h": replace(BC12H_SPEECH_40, idea="speech_ema_150_xv and bc12h_speech_40_xv in "
                              "one file (log-mel input, the DS-CNN's MFCC by a fixed DCT layer), "
