@@ -124,8 +124,11 @@ def main(argv: list[str] | None = None) -> int:
             for name, count in ((args.incumbent, args.incumbent_seeds),
                                 (args.candidate, args.candidate_seeds)))
         wins = recipe_wins(candidate, incumbent)
-        files = (load([n for v in args.conversions
-                       for n in seed_names(args.candidate, args.candidate_seeds, v)])
+        # the representing variant's files are loaded already: reuse them
+        loaded = {c.name: c for c in candidate.seeds}
+        files = ([loaded.get(n) or load_candidate(n, args.results, args.streams)
+                  for v in args.conversions
+                  for n in seed_names(args.candidate, args.candidate_seeds, v)]
                  if wins else [])
         one_kind_of_streams([*incumbent.seeds, *candidate.seeds, *files])
     except KwsError as exc:
