@@ -103,30 +103,29 @@ def record(model: KwsModel, stream, config: DetectorConfig) -> Recorded:
     return Recorded(times, smoothed, levels, ends)
 
 
-def open_at(rec: Recorded, gate: Gate | None, clip_s: float) -> np.ndarray:
-    """1 where the gate lets an event fire at a hop (every hop without a gate), else 0."""
-    if gate is None:
-        return np.ones(len(rec.times), np.float32)
-    ends = rec.times + clip_s / 2  # a hop's time is its window's centre
-    occ = occupancy(rec.levels, rec.frame_ends_s, ends, gate.span_s, gate.margin_db)
-    return (occ <= gate.max_occupancy).astype(np.float32)
-
-
 def evaluate(model: KwsModel, streams: dict, recorded: dict[str, Recorded],
              config: DetectorConfig) -> list[dict]:
     """No gate and every gate of the grid: each at the detector's threshold and at its
     operating point (``benchmarks.rejection``'s sweep over the gated posteriors)."""
-    gates = [None] + [Gate(*g) for g in itertools.product(SPANS_S, MARGINS_DB, OCCUPANCIES)]
     clip_s = model.manifest.frontend.clip_ms / 1000
-    rows = []
-    for gate in gates:
-        gated = {name: (rec.times, rec.smoothed * open_at(rec, gate, clip_s)[:, None])
+
+    def row(gate: Gate | None, opened: dict[str, np.ndarray]) -> dict:
+        gated = {name: (rec.times, rec.smoothed * opened[name][:, None])
                  for name, rec in recorded.items()}
         points = sweep(model, gated, streams, config)
         op = operating_point(points)
-        rows.append({"gate": asdict(gate) if gate else None,
-                     "at_threshold": asdict(point_at(points, config.threshold)),
-                     "operating_point": asdict(op) if op else None})
+        return {"gate": asdict(gate) if gate else None,
+                "at_threshold": asdict(point_at(points, config.threshold)),
+                "operating_point": asdict(op) if op else None}
+
+    rows = [row(None, {name: np.ones(len(rec.times)) for name, rec in recorded.items()})]
+    for span, margin in itertools.product(SPANS_S, MARGINS_DB):
+        # a hop's time is its window's centre: the span ends where the window does
+        busy = {name: occupancy(rec.levels, rec.frame_ends_s, rec.times + clip_s / 2, span,
+                                margin) for name, rec in recorded.items()}
+        rows += [row(Gate(span, margin, most),
+                     {name: (occ <= most).astype(np.float32) for name, occ in busy.items()})
+                 for most in OCCUPANCIES]
     return rows
 
 
