@@ -68,10 +68,9 @@ def test_the_report_counts_the_recordings_and_names_the_words_that_fired():
     assert "| new | dog 60 (stop 52, go 8); nine 5 (no 5) |" in words_table
 
 
-def measure_streams(tmp_path, runs: dict[str, str]) -> Path:
-    """``benchmarks.rejection`` of one real tiny int8 model on 0.5-min streams of a small
-    data set's speakers, once per ``{run name: speaker list}``; the streams folder."""
-    from benchmarks import rejection
+def tiny_model_and_speakers(tmp_path) -> tuple[Path, Path, Path]:
+    """A real tiny int8 model (yes/no), a small data set and a split file of its speakers
+    (two test, two validation): what the stream benchmarks need."""
     from tests.model_factory import build_models
 
     tflite = build_models(tmp_path / "m", labels=["_silence_", "_unknown_", "yes", "no"])["int8"]
@@ -80,6 +79,15 @@ def measure_streams(tmp_path, runs: dict[str, str]) -> Path:
     speakers = sorted({p.name.split("_")[0] for p in (data / "yes").glob("*.wav")})
     split = tmp_path / "split.json"
     split.write_text(json.dumps({"test": speakers[:2], "val": speakers[2:]}))
+    return tflite, data, split
+
+
+def measure_streams(tmp_path, runs: dict[str, str]) -> Path:
+    """``benchmarks.rejection`` of one real tiny int8 model on 0.5-min streams of a small
+    data set's speakers, once per ``{run name: speaker list}``; the streams folder."""
+    from benchmarks import rejection
+
+    tflite, data, split = tiny_model_and_speakers(tmp_path)
     for name, speaker_list in runs.items():
         assert rejection.main(["--model", str(tflite), "--data", str(data), "--split",
                                str(split), "--speakers", speaker_list, "--minutes", "0.5",

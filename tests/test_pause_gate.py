@@ -15,7 +15,7 @@ from benchmarks.experiments.pause_gate import (
 )
 from edge_runtime.frontend import EDGE_FRONTEND, EDGE_LOG_MEL_FRONTEND, Frontend
 from tests.conftest import speech_like
-from tests.fixtures_data import make_fake_dataset
+from tests.test_choose import tiny_model_and_speakers
 
 
 def test_the_level_from_mfcc_is_the_mean_of_the_log_mel_energies():
@@ -63,14 +63,7 @@ def test_the_rule_takes_the_fewest_false_accepts_within_one_point_of_false_rejec
 
 
 def test_a_real_run_on_validation_streams_of_a_tiny_model(tmp_path, capsys):
-    from tests.model_factory import build_models
-
-    tflite = build_models(tmp_path / "m", labels=["_silence_", "_unknown_", "yes", "no"])["int8"]
-    data = make_fake_dataset(tmp_path / "sc", ["yes", "no", "bed", "cat"], speakers=4,
-                             per_speaker=2, mini_layout=True, silence_clips=2)
-    speakers = sorted({p.name.split("_")[0] for p in (data / "yes").glob("*.wav")})
-    split = tmp_path / "split.json"
-    split.write_text(json.dumps({"test": speakers[:2], "val": speakers[2:]}))
+    tflite, data, split = tiny_model_and_speakers(tmp_path)
     out = tmp_path / "out"
     assert main(["--model", str(tflite), "--data", str(data), "--split", str(split),
                  "--minutes", "0.5", "--out", str(out)]) == 0
