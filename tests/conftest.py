@@ -16,6 +16,8 @@ if TYPE_CHECKING:
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+import train  # noqa: E402,F401  (TensorFlow's CPU kernel switch, set before it loads)
+
 
 def real_data_dir() -> Path | None:
     env = os.environ.get("KWS_DATA_DIR")
