@@ -313,6 +313,8 @@ def test_speed_and_channel_reach_the_augmentation_config(tmp_path):
     assert train_config(args).augment.channel_prob == 0.25
     args = build_parser().parse_args(["train", "--data", str(tmp_path), "--vtlp-pct", "8"])
     assert train_config(args).augment.vtlp_pct == 8.0
+    args = build_parser().parse_args(["train", "--data", str(tmp_path), "--tempo-pct", "7"])
+    assert train_config(args).augment.tempo_pct == 7.0
 
 
 def test_vtlp_warps_the_batches_features_only(fake_data):
@@ -334,6 +336,35 @@ def test_vtlp_warps_the_batches_features_only(fake_data):
     np.testing.assert_array_equal(w, wv)
     differ = ~np.isclose(x, xv).reshape(len(x), -1).all(axis=1)
     assert differ.sum() >= len(x) // 2  # factors of exactly 1.0 leave a clip as it was
+
+
+def test_tempo_changes_the_batches_features_only_and_keeps_vtlp_draws(fake_data):
+    """With ``tempo_pct`` the same rows, labels and weights, other features (with VTLP as
+    well: other features than either alone)."""
+    from dataclasses import replace
+
+    from train.data import load_dataset
+    from train.train import TrainConfig, augmented_batches, load_splits
+
+    config = TrainConfig(DataConfig(fake_data, task=TASK, seed=3), batch_size=8, track=False)
+    dataset = load_dataset(config.data)
+    splits = load_splits(dataset, EDGE_FRONTEND, config)
+    no_spec = replace(config.augment, specaugment=False)
+
+    def first_batch(**augment):
+        batches = augmented_batches(splits, dataset, EDGE_FRONTEND,
+                                    replace(config, augment=replace(no_spec, **augment)))
+        return batches[0]
+
+    (x, y, w), (xt, yt, wt) = first_batch(), first_batch(tempo_pct=10.0)
+    np.testing.assert_array_equal(y, yt)
+    np.testing.assert_array_equal(w, wt)
+    differ = ~np.isclose(x, xt).reshape(len(x), -1).all(axis=1)
+    assert differ.sum() >= len(x) // 2  # rates of exactly 1.0 leave a clip as it was
+    both = first_batch(vtlp_pct=10.0, tempo_pct=10.0)
+    np.testing.assert_array_equal(y, both[1])
+    assert not np.allclose(both[0], first_batch(vtlp_pct=10.0)[0])
+    assert not np.allclose(both[0], xt)
 
 
 def test_specaugment_mask_sizes_reach_the_augmentation_config(tmp_path):

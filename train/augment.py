@@ -33,6 +33,9 @@ class AugmentConfig:
     # mel band edges scaled by a random factor within +-vtlp_pct % per clip: a speaker's
     # spectral envelope moves, the tempo does not (train.vtlp; 0: off)
     vtlp_pct: float = 0.0
+    # frames cut at a hop scaled by a random factor within +-tempo_pct % per clip: the word is
+    # said faster or slower, the voice does not change (train.tempo; 0: off)
+    tempo_pct: float = 0.0
     shift: bool = True
     shift_ms: float = 100.0  # shift by up to +-shift_ms, zero-filled
     gain: bool = True
@@ -63,6 +66,8 @@ class AugmentConfig:
             raise ValueError(f"speed_pct must be within 0-50 (excluded), got {self.speed_pct}")
         if not 0 <= self.vtlp_pct < 50:
             raise ValueError(f"vtlp_pct must be within 0-50 (excluded), got {self.vtlp_pct}")
+        if not 0 <= self.tempo_pct < 50:
+            raise ValueError(f"tempo_pct must be within 0-50 (excluded), got {self.tempo_pct}")
         if not 0 <= self.channel_prob <= 1:
             raise ValueError(f"channel_prob must be within 0-1, got {self.channel_prob}")
         if not 0 < self.rt60_s[0] <= self.rt60_s[1] or self.drr_db[0] > self.drr_db[1]:

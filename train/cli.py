@@ -132,6 +132,11 @@ def add_training_args(p: argparse.ArgumentParser) -> None:
                    help="vocal tract length perturbation: each clip's mel band edges scaled by "
                         "a random factor within +-P%% (the voice changes, the tempo does not); "
                         "0: off")
+    g.add_argument("--tempo-pct", type=float_range(0, 49.9),
+                   default=field_default(AugmentConfig, "tempo_pct"),
+                   help="tempo perturbation: each clip's frames cut at a hop scaled by a random "
+                        "factor within +-P%% (said faster or slower, the voice does not "
+                        "change); 0: off")
     g.add_argument("--channel-prob", type=float_range(0, 1),
                    default=field_default(AugmentConfig, "channel_prob"),
                    help="share of clips played through a random room (reverberation) and "
@@ -254,7 +259,7 @@ def recipe_fields(args: argparse.Namespace) -> dict:
     augment = None if args.no_augment else AugmentConfig(
         noise=not args.no_noise, shift=not args.no_shift, gain=not args.no_gain,
         specaugment=not args.no_specaugment, speed_pct=args.speed_pct,
-        vtlp_pct=args.vtlp_pct, channel_prob=args.channel_prob,
+        vtlp_pct=args.vtlp_pct, tempo_pct=args.tempo_pct, channel_prob=args.channel_prob,
         time_masks=args.time_masks, time_mask_frames=args.time_mask_frames,
         freq_masks=args.freq_masks, freq_mask_bins=args.freq_mask_bins)
     try:

@@ -412,9 +412,12 @@ def augmented_batches(splits: Splits, dataset: Dataset, frontend: FrontendConfig
             waves, y = mix_in(rng, waves, y, splits.train_waves, bounds, unknown_rows,
                               keyword_rows, unknown, windows, unknown_p, reverse_rows)
         waves = augment_waveforms(waves, rng, dataset.noise, augment)
-        if augment.vtlp_pct > 0:
-            feats = warped_features(waves, frontend, warp_factors(rng, len(waves),
-                                                                  augment.vtlp_pct))
+        if augment.vtlp_pct > 0 or augment.tempo_pct > 0:
+            n = len(waves)
+            alpha = (warp_factors(rng, n, augment.vtlp_pct) if augment.vtlp_pct > 0
+                     else np.ones(n))
+            rate = warp_factors(rng, n, augment.tempo_pct) if augment.tempo_pct > 0 else None
+            feats = warped_features(waves, frontend, alpha, rate)
         else:
             feats = compute(waves)
         # the teachers score what the student hears, before SpecAugment

@@ -16,6 +16,7 @@ from functools import lru_cache
 import numpy as np
 
 from edge_runtime.frontend import Frontend, FrontendConfig, mel_filterbank
+from train.tempo import tempo_frames
 
 STEP = 0.01  # warp factors are multiples of this
 
@@ -42,11 +43,16 @@ def warped_frontend(config: FrontendConfig, alpha: float) -> WarpedFrontend:
     return WarpedFrontend(config, alpha)
 
 
-def warped_features(waves: np.ndarray, config: FrontendConfig, alpha: np.ndarray
-                    ) -> np.ndarray:
-    """Features of ``waves`` ``(N, samples)``, row ``i`` through ``warped_frontend(alpha[i])``."""
+def warped_features(waves: np.ndarray, config: FrontendConfig, alpha: np.ndarray,
+                    rate: np.ndarray | None = None) -> np.ndarray:
+    """Features of ``waves`` ``(N, samples)``, row ``i`` through ``warped_frontend(alpha[i])``
+    and, with ``rate``, at tempo ``rate[i]`` (``train.tempo``)."""
     out = np.empty((len(waves), *config.feature_shape), dtype=np.float32)
     for a in np.unique(alpha):
         rows = np.nonzero(alpha == a)[0]
-        out[rows] = warped_frontend(config, float(a))(waves[rows])
+        frontend = warped_frontend(config, float(a))
+        if rate is None:
+            out[rows] = frontend(waves[rows])
+        else:
+            out[rows] = frontend.features_of_frames(tempo_frames(waves[rows], config, rate[rows]))
     return out

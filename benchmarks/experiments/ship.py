@@ -514,6 +514,12 @@ SPEECH_150_WD50_W96LD_VTLP_LR2 = replace(
     SPEECH_150_WD100_W96LD_VTLP, idea="speech_wd100w96ldvtlp_150_xv with the peak learning rate "
     "2e-3 instead of 1e-3 and decoupled weight decay 0.5 instead of 1 (the same decay per step)",
     lr=2e-3, weight_decay=0.5)
+# speed perturbation moves pitch and tempo together, VTLP the voice alone: the tempo alone
+# (how fast the word is said) was never varied (session 46)
+SPEECH_150_WD100_W96LD_VTLP_TEMPO = replace(
+    SPEECH_150_WD100_W96LD_VTLP, idea="speech_wd100w96ldvtlp_150_xv with tempo perturbation "
+    "(frames cut at a hop scaled by 0.9-1.1 per clip: said faster or slower, the voice kept)",
+    augment=replace(SPEECH_150_WD100_W96LD_VTLP.augment, tempo_pct=10.0))
 SPEECH_150_WD100_SA = replace(weight_decayed(1.0), idea="speech_wd100_150_xv with stronger "
                               "SpecAugment (2 time masks of up to 8 frames, 2 frequency masks "
                               "of up to 2 coefficients)", augment=replace(
@@ -622,7 +628,9 @@ FOLDS: dict[str, Experiment] = {
     # than +-10% (93.61%, 106) on both counts
     **folds("speech_wd100w96ldvtlp15_150_xv", SPEECH_150_WD100_W96LD_VTLP15, 2),
     # twice the peak learning rate, half the decay (session 45)
-    **folds("speech_wd50w96ldvtlp_lr2_150_xv", SPEECH_150_WD50_W96LD_VTLP_LR2, 2)}
+    **folds("speech_wd50w96ldvtlp_lr2_150_xv", SPEECH_150_WD50_W96LD_VTLP_LR2, 2),
+    # the same with tempo perturbation (session 46)
+    **folds("speech_wd100w96ldvtlptempo_150_xv", SPEECH_150_WD100_W96LD_VTLP_TEMPO, 2)}
 ENSEMBLES = {
     "ens_ema_bc12h": replace(BC12H_SPEECH_40, idea="speech_ema_150_xv and bc12h_speech_40_xv in "
                              "one file (log-mel input, the DS-CNN's MFCC by a fixed DCT layer), "
