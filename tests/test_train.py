@@ -338,7 +338,7 @@ def test_vtlp_warps_the_batches_features_only(fake_data):
     assert differ.sum() >= len(x) // 2  # factors of exactly 1.0 leave a clip as it was
 
 
-def test_tempo_changes_the_batches_features_only_and_keeps_vtlp_draws(fake_data):
+def test_tempo_changes_the_batches_features_only(fake_data):
     """With ``tempo_pct`` the same rows, labels and weights, other features (with VTLP as
     well: other features than either alone)."""
     from dataclasses import replace
