@@ -98,6 +98,16 @@ def test_fold_runs_validate_on_their_fold_and_keep_the_test_split(real_data):
     assert EXPERIMENTS["speech_cmn_150_xv_f1"].clip_percentile == 99.9  # converted as shipped
 
 
+def test_an_experiment_s_batch_size_and_per_step_settings_reach_training(tmp_path):
+    from benchmarks.experiments.ship import EXPERIMENTS, train_config
+
+    base = train_config("b", EXPERIMENTS["speech_wd100w96ldvtlp_150_xv_f0"], tmp_path)
+    half = train_config("h", EXPERIMENTS["speech_wd50w96ldvtlp_b50_150_xv_f1"], tmp_path)
+    assert (base.batch_size, base.weight_decay, base.ema) == (100, 1.0, 0.998)
+    assert (half.batch_size, half.weight_decay, half.ema) == (50, 0.5, 0.999)
+    assert half.data.cv_fold == 1 and half.augment == base.augment and half.arch == base.arch
+
+
 def test_fold_split_files_give_the_rejection_benchmark_each_folds_speakers(real_data, tmp_path,
                                                                             capsys):
     from benchmarks.experiments.speaker_folds import fold_split

@@ -100,6 +100,7 @@ class Experiment:
     unknown_bias: float = 0.0  # added to the _unknown_ logit at conversion (prior correction)
     init_from: str | None = None  # fine-tune this experiment's trained model
     lr: float = 1e-3  # peak learning rate
+    batch_size: int = 100  # clips per training step (TrainConfig)
     keep_last: bool = False  # the last epoch's weights, not the best on validation accuracy
     hard_negatives: HardNegativeConfig = field(default_factory=HardNegativeConfig)
     # no training: the weighted mean of these experiments' trained models (train.soup)
@@ -520,6 +521,13 @@ SPEECH_150_WD100_W96LD_VTLP_TEMPO = replace(
     SPEECH_150_WD100_W96LD_VTLP, idea="speech_wd100w96ldvtlp_150_xv with tempo perturbation "
     "(frames cut at a hop scaled by 0.9-1.1 per clip: said faster or slower, the voice kept)",
     augment=replace(SPEECH_150_WD100_W96LD_VTLP.augment, tempo_pct=10.0))
+# no run has varied the batch size (100): half of it, with every per-epoch quantity kept (twice
+# the steps: half the decay per step, EMA over the same number of clips) (session 47)
+SPEECH_150_WD50_W96LD_VTLP_B50 = replace(
+    SPEECH_150_WD100_W96LD_VTLP, idea="speech_wd100w96ldvtlp_150_xv with batches of 50 clips "
+    "instead of 100, decoupled weight decay 0.5 instead of 1 and EMA momentum 0.999 instead of "
+    "0.998 (twice the steps: the same decay and averaging per epoch)", batch_size=50,
+    weight_decay=0.5, ema=0.999)
 SPEECH_150_WD100_SA = replace(weight_decayed(1.0), idea="speech_wd100_150_xv with stronger "
                               "SpecAugment (2 time masks of up to 8 frames, 2 frequency masks "
                               "of up to 2 coefficients)", augment=replace(
@@ -630,7 +638,9 @@ FOLDS: dict[str, Experiment] = {
     # twice the peak learning rate, half the decay (session 45)
     **folds("speech_wd50w96ldvtlp_lr2_150_xv", SPEECH_150_WD50_W96LD_VTLP_LR2, 2),
     # the same with tempo perturbation (session 46)
-    **folds("speech_wd100w96ldvtlptempo_150_xv", SPEECH_150_WD100_W96LD_VTLP_TEMPO, 2)}
+    **folds("speech_wd100w96ldvtlptempo_150_xv", SPEECH_150_WD100_W96LD_VTLP_TEMPO, 2),
+    # half the batch size (session 47)
+    **folds("speech_wd50w96ldvtlp_b50_150_xv", SPEECH_150_WD50_W96LD_VTLP_B50, 2)}
 ENSEMBLES = {
     "ens_ema_bc12h": replace(BC12H_SPEECH_40, idea="speech_ema_150_xv and bc12h_speech_40_xv in "
                              "one file (log-mel input, the DS-CNN's MFCC by a fixed DCT layer), "
@@ -848,7 +858,8 @@ def train_config(name: str, exp: Experiment, data: Path):
                        embedding_teacher=exp.embedding_teacher, normalize=exp.normalize,
                        speech_windows=exp.windows, augment_copies=exp.augment_copies,
                        init_from=None if exp.init_from is None else WORK / "models" / exp.init_from,
-                       lr=exp.lr, hard_negatives=exp.hard_negatives, keep_last=exp.keep_last,
+                       lr=exp.lr, batch_size=exp.batch_size, hard_negatives=exp.hard_negatives,
+                       keep_last=exp.keep_last,
                        word_classes=exp.word_classes,
                        out_dir=WORK / "models" / name, cache_dir=WORK / "cache",
                        tracking_uri=f"sqlite:///{WORK / 'mlflow.db'}", experiment="kws-ship",
