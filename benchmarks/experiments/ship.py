@@ -635,11 +635,12 @@ FOLDS: dict[str, Experiment] = {
     # the same with VTLP of +-15% (session 44): 93.32% and 145 fold-stream events, not better
     # than +-10% (93.61%, 106) on both counts
     **folds("speech_wd100w96ldvtlp15_150_xv", SPEECH_150_WD100_W96LD_VTLP15, 2),
-    # twice the peak learning rate, half the decay (session 45)
+    # twice the peak learning rate, half the decay (sessions 45-47): 92.06% and 108 fold-stream
+    # events against 93.61% and 106, not adopted
     **folds("speech_wd50w96ldvtlp_lr2_150_xv", SPEECH_150_WD50_W96LD_VTLP_LR2, 2),
     # the same with tempo perturbation (session 46)
     **folds("speech_wd100w96ldvtlptempo_150_xv", SPEECH_150_WD100_W96LD_VTLP_TEMPO, 2),
-    # half the batch size (session 47)
+    # half the batch size (session 47): ~40 s per epoch here, stopped on fold 0 (undecided)
     **folds("speech_wd50w96ldvtlp_b50_150_xv", SPEECH_150_WD50_W96LD_VTLP_B50, 2)}
 ENSEMBLES = {
     "ens_ema_bc12h": replace(BC12H_SPEECH_40, idea="speech_ema_150_xv and bc12h_speech_40_xv in "
