@@ -106,6 +106,9 @@ def test_an_experiment_s_batch_size_and_per_step_settings_reach_training(tmp_pat
     assert (base.batch_size, base.weight_decay, base.ema) == (100, 1.0, 0.998)
     assert (half.batch_size, half.weight_decay, half.ema) == (50, 0.5, 0.999)
     assert half.data.cv_fold == 1 and half.augment == base.augment and half.arch == base.arch
+    double = train_config("d", EXPERIMENTS["speech_wd200w96ldvtlp_b200_150_xv_f0"], tmp_path)
+    assert (double.batch_size, double.weight_decay, double.ema) == (200, 2.0, 0.996)
+    assert double.data.cv_fold == 0 and double.augment == base.augment
 
 
 def test_fold_split_files_give_the_rejection_benchmark_each_folds_speakers(real_data, tmp_path,

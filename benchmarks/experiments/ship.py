@@ -528,6 +528,13 @@ SPEECH_150_WD50_W96LD_VTLP_B50 = replace(
     "instead of 100, decoupled weight decay 0.5 instead of 1 and EMA momentum 0.999 instead of "
     "0.998 (twice the steps: the same decay and averaging per epoch)", batch_size=50,
     weight_decay=0.5, ema=0.999)
+# half the batch cost 1.09 points on the folds (session 48): the other direction, twice the batch
+# (half the steps: twice the decay per step, EMA over the same number of clips)
+SPEECH_150_WD200_W96LD_VTLP_B200 = replace(
+    SPEECH_150_WD100_W96LD_VTLP, idea="speech_wd100w96ldvtlp_150_xv with batches of 200 clips "
+    "instead of 100, decoupled weight decay 2 instead of 1 and EMA momentum 0.996 instead of "
+    "0.998 (half the steps: the same decay and averaging per epoch)", batch_size=200,
+    weight_decay=2.0, ema=0.996)
 SPEECH_150_WD100_SA = replace(weight_decayed(1.0), idea="speech_wd100_150_xv with stronger "
                               "SpecAugment (2 time masks of up to 8 frames, 2 frequency masks "
                               "of up to 2 coefficients)", augment=replace(
@@ -642,7 +649,9 @@ FOLDS: dict[str, Experiment] = {
     **folds("speech_wd100w96ldvtlptempo_150_xv", SPEECH_150_WD100_W96LD_VTLP_TEMPO, 2),
     # half the batch size (sessions 47-48): 92.52% and 219 fold-stream events against 93.61% and
     # 106, not adopted
-    **folds("speech_wd50w96ldvtlp_b50_150_xv", SPEECH_150_WD50_W96LD_VTLP_B50, 2)}
+    **folds("speech_wd50w96ldvtlp_b50_150_xv", SPEECH_150_WD50_W96LD_VTLP_B50, 2),
+    # twice the batch size (session 48)
+    **folds("speech_wd200w96ldvtlp_b200_150_xv", SPEECH_150_WD200_W96LD_VTLP_B200, 2)}
 ENSEMBLES = {
     "ens_ema_bc12h": replace(BC12H_SPEECH_40, idea="speech_ema_150_xv and bc12h_speech_40_xv in "
                              "one file (log-mel input, the DS-CNN's MFCC by a fixed DCT layer), "
