@@ -650,7 +650,7 @@ FOLDS: dict[str, Experiment] = {
     # half the batch size (sessions 47-48): 92.52% and 219 fold-stream events against 93.61% and
     # 106, not adopted
     **folds("speech_wd50w96ldvtlp_b50_150_xv", SPEECH_150_WD50_W96LD_VTLP_B50, 2),
-    # twice the batch size (session 48)
+    # twice the batch size (session 48): fold 0 only, 90.50% against 93.51% there (undecided)
     **folds("speech_wd200w96ldvtlp_b200_150_xv", SPEECH_150_WD200_W96LD_VTLP_B200, 2)}
 ENSEMBLES = {
     "ens_ema_bc12h": replace(BC12H_SPEECH_40, idea="speech_ema_150_xv and bc12h_speech_40_xv in "
