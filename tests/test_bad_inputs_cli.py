@@ -108,6 +108,17 @@ def test_cross_validation_fold_out_of_range(args: list[str], tmp_path) -> None:
     assert not (tmp_path / "m" / "model.keras").exists()
 
 
+def test_a_list_of_clips_to_drop_that_cannot_be_read(tmp_path) -> None:
+    """Row train-drop-list: a missing or binary --drop-train file is refused before training."""
+    data = make_fake_dataset(tmp_path / "d", ["yes", "no"], speakers=4, per_speaker=2)
+    (tmp_path / "binary.txt").write_bytes(b"\xff\xfe\x00bad")
+    for name in ("missing.txt", "binary.txt"):
+        r = kws("train", "--data", data, "--out", tmp_path / "m", "--no-mlflow",
+                "--drop-train", tmp_path / name)
+        one_error_line(r, f"{name}: cannot read the list of clips to drop")
+    assert not (tmp_path / "m" / "model.keras").exists()
+
+
 # --- files that are not regular files, audio too long -------------------------------------
 
 def test_fifo_is_refused_not_waited_on(tmp_path) -> None:
@@ -293,7 +304,7 @@ ROWS = (*OPTIONS, "fifo-predict", "fifo-in-evaluate-data", "dev-zero", "ten-hour
         "non-utf8-file-name", "non-utf8-testing-list", *ENCODINGS, "batch-predict-one-bad",
         "corrupt-feature-cache", "train-one-class", "train-empty-labels",
         "train-skipped-clips", "train-unwritable-out", "long-file-streamed",
-        "seed-negative", "train-cv-fold")
+        "seed-negative", "train-cv-fold", "train-drop-list")
 
 
 @pytest.mark.parametrize("rate", [16000, 44100])

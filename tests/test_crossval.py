@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import replace
 
 import pytest
 
@@ -109,6 +110,11 @@ def test_an_experiment_s_batch_size_and_per_step_settings_reach_training(tmp_pat
     double = train_config("d", EXPERIMENTS["speech_wd200w96ldvtlp_b200_150_xv_f0"], tmp_path)
     assert (double.batch_size, double.weight_decay, double.ema) == (200, 2.0, 0.996)
     assert double.data.cv_fold == 0 and double.augment == base.augment
+    clean = train_config("c", EXPERIMENTS["speech_wd100w96ldvtlpln_150_xv_f0"], tmp_path)
+    assert clean.data.drop_train.is_file() and base.data.drop_train is None
+    assert replace(clean.data, drop_train=None) == base.data
+    assert (clean.batch_size, clean.weight_decay, clean.ema, clean.augment) == (
+        base.batch_size, base.weight_decay, base.ema, base.augment)
 
 
 def test_fold_split_files_give_the_rejection_benchmark_each_folds_speakers(real_data, tmp_path,

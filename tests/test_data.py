@@ -367,6 +367,30 @@ def test_extra_train_pct_trains_on_a_share_of_the_other_extra_speakers(tmp_path,
         load_dataset(DataConfig(fake, extra_train_pct=50.0))
 
 
+def test_listed_clips_never_train_and_validation_and_test_keep_theirs(tmp_path, fake):
+    extra = make_fake_dataset(tmp_path / "extra", ["yes", "happy"],
+                              [f"e{i:07d}" for i in range(10)], 2)
+    full = load_dataset(DataConfig(fake, extra_dirs=(extra,)))
+    # keyword clips (the sampled unknown clips follow the keyword count)
+    ids = [full.example_id(e) for e in full.train if e.path is not None and e.label != UNKNOWN]
+    main_ids = [i for i in ids if not i.startswith("extra:")]
+    listed = main_ids[:3] + [i for i in ids if i.startswith("extra:extra/")][:2]
+    listed += [full.example_id(full.test[0]), full.example_id(full.val[0])]
+    drop = tmp_path / "drop.txt"
+    drop.write_text("# flagged\n\n" + "\n".join(listed) + "\n")
+    dropped = load_dataset(DataConfig(fake, extra_dirs=(extra,), drop_train=drop))
+    left = {dropped.example_id(e) for e in dropped.train}
+    assert not left & set(listed) and set(ids) - set(listed) <= left
+    assert dropped.skipped["dropped_from_training"] == 5
+    for split in ("val", "test"):  # untouched, the listed ones included
+        assert ([dropped.example_id(e) for e in dropped.split(split)]
+                == [full.example_id(e) for e in full.split(split)])
+    assert "7 listed clips never train (drop.txt)" in dropped.split_rule
+    assert dropped.config.without_train_only().drop_train is None
+    with pytest.raises(KwsError, match="cannot read the list of clips to drop"):
+        load_dataset(DataConfig(fake, drop_train=tmp_path / "missing.txt"))
+
+
 def test_cv_folds_rotate_validation_over_the_main_folder_speakers(fake):
     base = load_dataset(DataConfig(fake))
     pool = speakers(base.train) | speakers(base.val)

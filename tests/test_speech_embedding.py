@@ -147,3 +147,31 @@ def test_the_speech_embedding_teacher_hears_16_khz_only(fake_data):
     with pytest.raises(KwsError, match="hears 16000 Hz audio, the model 8000 Hz"):
         speech_embedding_teacher(splits, dataset, replace(EDGE_FRONTEND, sample_rate=8000),
                                  config, None)
+
+
+def test_clips_filed_under_the_wrong_word_are_flagged(real_data, tmp_path):
+    """Ten `no` clips filed under `yes` among ~1,000 real clips: the out-of-fold head doubts
+    them, and few of the others."""
+    from benchmarks.experiments.label_noise import flag_clips
+
+    root = tmp_path / "sc"
+    moved = sorted((real_data / "no").glob("*.wav"))[::30][:10]
+    for word in ("yes", "no", "up"):
+        (root / word).mkdir(parents=True)
+        for clip in (real_data / word).glob("*.wav"):
+            if clip not in moved:
+                (root / word / clip.name).symlink_to(clip)
+    planted = set()
+    for i, clip in enumerate(moved):  # the same speaker, an utterance number no clip has
+        name = f"{clip.name.split('_nohash_')[0]}_nohash_{50 + i}.wav"
+        (root / "yes" / name).symlink_to(clip)
+        planted.add(f"yes/{name}")
+    config = DataConfig(root, task="yes,no,up", silence_pct=0, unknown_pct=0, val_pct=10,
+                        test_pct=20)
+    flagged = flag_clips(config, epochs=15)
+    test = {load_dataset(config).example_id(e) for e in load_dataset(config).test}
+    assert not set(flagged.ids) & test  # test clips are never scored
+    assert flagged.out_of_fold_accuracy > 0.85 and flagged.scored > 500
+    assert len(set(flagged.ids) & (planted - test)) >= 0.7 * len(planted - test)
+    assert len(set(flagged.ids) - planted) <= 0.03 * flagged.scored
+    assert all(p < 0.05 for p in flagged.probabilities)

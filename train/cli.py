@@ -97,6 +97,10 @@ def add_training_args(p: argparse.ArgumentParser) -> None:
                         "speakers in K folds, fold --cv-fold validating (the test split stays)")
     p.add_argument("--cv-fold", type=int, default=data_default("cv_fold"), metavar="k",
                    help="which of the --cv-folds folds validates (0 .. K-1)")
+    p.add_argument("--drop-train", type=Path, metavar="FILE",
+                   help="clips that never train: a text file of example ids, one per line "
+                        "(e.g. from benchmarks.experiments.label_noise); validation and test "
+                        "keep them")
     p.add_argument("--train-unknown-pct", type=float_range(0, 1000),
                    help="the training split's --unknown-pct (default: the same)")
     p.add_argument("--balance", type=float_range(0, 1), default=train_default("balance"),
@@ -251,7 +255,7 @@ def data_config(args: argparse.Namespace, data_dir: Path) -> DataConfig:
                       train_unknown_pct=args.train_unknown_pct,
                       extra_val_pct=args.extra_val_pct,
                       extra_train_pct=args.extra_train_pct, cv_folds=args.cv_folds,
-                      cv_fold=args.cv_fold)
+                      cv_fold=args.cv_fold, drop_train=args.drop_train)
 
 
 def recipe_fields(args: argparse.Namespace) -> dict:

@@ -62,18 +62,23 @@ class DataConfig:
     extra_train_pct: float = 100.0  # share of the extra folders' other speakers that train
     cv_folds: int = 0  # > 0: the main folder's train+val speakers in this many folds ...
     cv_fold: int = 0  # ... of which this one validates (the test split never changes)
+    # a text file of example ids (Dataset.example_id, one per line, "#" comments): these
+    # clips never train (validation and test keep them)
+    drop_train: Path | None = None
 
     def __post_init__(self) -> None:  # folders given as strings become paths
         set_field = object.__setattr__  # frozen
         set_field(self, "data_dir", Path(self.data_dir))
         set_field(self, "synth_dir", None if self.synth_dir is None else Path(self.synth_dir))
         set_field(self, "extra_dirs", tuple(map(Path, self.extra_dirs)))
+        set_field(self, "drop_train", None if self.drop_train is None else Path(self.drop_train))
 
     def to_dict(self) -> dict:
         d = asdict(self)
         d["data_dir"] = str(self.data_dir)
         d["synth_dir"] = None if self.synth_dir is None else str(self.synth_dir)
         d["extra_dirs"] = [str(p) for p in self.extra_dirs]
+        d["drop_train"] = None if self.drop_train is None else str(self.drop_train)
         return d
 
     @classmethod
@@ -82,11 +87,11 @@ class DataConfig:
         return cls(**{k: v for k, v in d.items() if k in cls.__dataclass_fields__})
 
     def without_train_only(self, data_dir: Path | None = None) -> DataConfig:
-        """These split settings without the folders that add training examples (they never
-        change the test split; validation loses their ``extra_val_pct`` speakers), on
-        ``data_dir`` if given."""
+        """These split settings without the folders that add training examples and without
+        ``drop_train`` (they never change the test split; validation loses their
+        ``extra_val_pct`` speakers), on ``data_dir`` if given."""
         return replace(self, data_dir=self.data_dir if data_dir is None else Path(data_dir),
-                       synth_dir=None, extra_dirs=(), extra_val_pct=0.0)
+                       synth_dir=None, extra_dirs=(), extra_val_pct=0.0, drop_train=None)
 
     def unknown_pct_of(self, split: str) -> float:
         if split == "train" and self.train_unknown_pct is not None:
@@ -137,16 +142,7 @@ class Dataset:
                 return "silence:zeros"
             name = self.noise_names[ex.noise_index] if self.noise_names else ex.noise_index
             return f"noise:{name}:{ex.noise_offset}:{ex.noise_gain:.6f}"
-        cfg = self.config
-        bases = [("", cfg and cfg.data_dir), ("synth:", cfg and cfg.synth_dir)] + [
-            (f"extra:{Path(d).name}/", d) for d in (cfg.extra_dirs if cfg else ())]
-        for prefix, base in bases:
-            if base:
-                try:
-                    return prefix + ex.path.relative_to(base).as_posix()
-                except ValueError:
-                    pass
-        return str(ex.path)
+        return path_id(ex.path, self.config)
 
     def manifest(self) -> dict:
         """Counts per split and class, a sha256 of the split file list, folder and config."""
@@ -168,6 +164,30 @@ class Dataset:
             "noise": list(self.noise_names),
             "skipped": dict(self.skipped),
         }
+
+
+def path_id(path: Path, config: DataConfig | None) -> str:
+    """A clip's stable name: its path under the folder it came from, prefixed ``synth:`` or
+    ``extra:<folder name>/`` for the training-only folders (:meth:`Dataset.example_id`)."""
+    bases = [("", config and config.data_dir), ("synth:", config and config.synth_dir)] + [
+        (f"extra:{Path(d).name}/", d) for d in (config.extra_dirs if config else ())]
+    for prefix, base in bases:
+        if base:
+            try:
+                return prefix + path.relative_to(base).as_posix()
+            except ValueError:
+                pass
+    return str(path)
+
+
+def read_drop_list(path: Path) -> frozenset[str]:
+    """The example ids of a ``drop_train`` file (blank lines and ``#`` comments skipped)."""
+    try:
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as e:
+        raise KwsError(f"{path}: cannot read the list of clips to drop ({e})") from None
+    return frozenset(line.strip() for line in lines
+                     if line.strip() and not line.lstrip().startswith("#"))
 
 
 def name_hash(name: str, salt: str = "") -> int:
@@ -416,6 +436,12 @@ def load_dataset(config: DataConfig) -> Dataset:
             skipped["extra_speaker_not_sampled"] += len(kept) - len(sampled)
             kept = sampled
         by_split["train"] += kept
+    if config.drop_train is not None:
+        dropped = read_drop_list(config.drop_train)
+        kept = [c for c in by_split["train"] if path_id(c.path, config) not in dropped]
+        skipped["dropped_from_training"] = len(by_split["train"]) - len(kept)
+        by_split["train"] = kept
+        rule += f"; {len(dropped)} listed clips never train ({Path(config.drop_train).name})"
     if config.extra_dirs:
         rule += ("; extra folders: training split only, minus speakers of val/test"
                  if config.extra_val_pct == 0 else

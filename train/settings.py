@@ -21,7 +21,8 @@ MODEL_FILENAME = "model.keras"
 FOLDER_KEYS = {"data_dir": "data_dir", "synth_dir": "synth", "extra_dirs": "extra"}
 # split settings added after model files were written: left out at their default, so that an
 # earlier file is written again as it was
-LATER_DEFAULTS = {"extra_val_pct": 0.0, "extra_train_pct": 100.0, "cv_folds": 0, "cv_fold": 0}
+LATER_DEFAULTS = {"extra_val_pct": 0.0, "extra_train_pct": 100.0, "cv_folds": 0, "cv_fold": 0,
+                  "drop_train": None}
 
 
 @dataclass(frozen=True)
