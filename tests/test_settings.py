@@ -111,9 +111,8 @@ def test_training_params_keep_their_flat_names():
     assert set(params) == {
         "data_dir", "arch", "task", "epochs", "batch_size", "lr", "min_lr_ratio", "patience",
         "seed", "synth_dir", "val_pct", "test_pct", "silence_pct", "unknown_pct", "extra_dirs",
-        "train_unknown_pct", "extra_val_pct", "extra_train_pct", "cv_folds", "cv_fold", "drop_train",
-        "balance",
-        "word_balance", "main_weight",
+        "train_unknown_pct", "extra_val_pct", "extra_train_pct", "cv_folds", "cv_fold",
+        "drop_train", "balance", "word_balance", "main_weight",
         "train_seed",
         "label_smoothing", "mixup", "ema", "weight_decay", "teachers", "teacher_weight",
         "embedding_teacher",

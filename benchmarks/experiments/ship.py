@@ -660,7 +660,8 @@ FOLDS: dict[str, Experiment] = {
     **folds("speech_wd50w96ldvtlp_b50_150_xv", SPEECH_150_WD50_W96LD_VTLP_B50, 2),
     # twice the batch size (session 48): fold 0 only, 90.50% against 93.51% there (undecided)
     **folds("speech_wd200w96ldvtlp_b200_150_xv", SPEECH_150_WD200_W96LD_VTLP_B200, 2),
-    # without the clips whose label the speech embedding doubts (session 49)
+    # without the clips whose label the speech embedding doubts (session 49): 92.75% and 246
+    # fold-stream events against 93.61% and 106, both int8 files over the drop: not adopted
     **folds("speech_wd100w96ldvtlpln_150_xv", SPEECH_150_WD100_W96LD_VTLP_LN, 2)}
 ENSEMBLES = {
     "ens_ema_bc12h": replace(BC12H_SPEECH_40, idea="speech_ema_150_xv and bc12h_speech_40_xv in "
