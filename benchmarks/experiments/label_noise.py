@@ -26,9 +26,9 @@ import numpy as np
 
 from edge_runtime.errors import KwsError
 from train.data import DataConfig, load_dataset, load_waveforms, name_hash
+from train.speech_embedding import SAMPLE_RATE, HeadConfig, SpeechEmbedding, fit_head
 
 SALT = "kws-edge/label-noise/"  # which fold a speaker's clips are scored in
-SAMPLE_RATE = 16_000
 
 
 @dataclass(frozen=True)
@@ -46,8 +46,7 @@ def flag_clips(config: DataConfig, folds: int = 4, below: float = 0.05, balance:
                seed: int = 0, epochs: int = 40) -> Flagged:
     """The clips of ``config``'s training and validation splits (every unknown word taken)
     whose own label an out-of-fold head gives less than ``below``."""
-    from train.speech_embedding import HeadConfig, SpeechEmbedding, fit_head
-    from train.train import class_weights
+    from train.train import class_weights  # TensorFlow: loaded only when flagging
 
     if folds < 2:
         raise KwsError(f"folds must be at least 2, got {folds}")
