@@ -278,3 +278,14 @@ def test_the_reference_meets_the_same_fold_streams(tmp_path, capsys):
     assert [m["name"] for m in json.loads(path.read_text())["models"]] == [REFERENCE_NAME]
     assert [r["recipe"] for r in out["streams"]] == ["a", "MLPerf Tiny reference (anchor)"]
     assert out["streams"][1]["keywords"] == theirs.keywords
+
+
+def test_a_fold_run_without_its_model_folder_is_an_error_not_a_traceback(tmp_path):
+    from benchmarks.experiments.fold_streams import fold_model
+
+    (tmp_path / "r_f0.json").write_text(json.dumps({"name": "r_f0", "int8_accuracy": 0.9}))
+    with pytest.raises(KwsError, match="r_f0.json: names no model folder"):
+        fold_model(tmp_path, "r_f0")
+    (tmp_path / "r_f1.json").write_text(json.dumps({"name": "r_f1", "folder": str(tmp_path)}))
+    with pytest.raises(KwsError, match="int8 file is gone"):
+        fold_model(tmp_path, "r_f1")

@@ -148,9 +148,13 @@ def fold_model(results: Path, run: str) -> Path:
     path = results / f"{run}.json"
     if not path.is_file():
         raise KwsError(f"{path}: no results for {run} (ship run it first)")
-    model = Path(json.loads(path.read_text())["folder"]) / "kws_int8.tflite"
+    folder = json.loads(path.read_text()).get("folder")
+    if folder is None:  # runs scored before the folder was recorded, or on another machine
+        raise KwsError(f"{path}: names no model folder (score its trained model here: "
+                       f"`ship score {run}`)")
+    model = Path(folder) / "kws_int8.tflite"
     if not model.is_file():
-        raise KwsError(f"{model}: {run}'s int8 file is gone (ship convert it again)")
+        raise KwsError(f"{model}: {run}'s int8 file is gone (`ship score {run}` makes it again)")
     return model
 
 
