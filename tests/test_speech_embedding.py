@@ -169,7 +169,8 @@ def test_clips_filed_under_the_wrong_word_are_flagged(real_data, tmp_path):
     config = DataConfig(root, task="yes,no,up", silence_pct=0, unknown_pct=0, val_pct=10,
                         test_pct=20)
     flagged = flag_clips(config, epochs=15)
-    test = {load_dataset(config).example_id(e) for e in load_dataset(config).test}
+    split = load_dataset(config)
+    test = {split.example_id(e) for e in split.test}
     assert not set(flagged.ids) & test  # test clips are never scored
     assert flagged.out_of_fold_accuracy > 0.85 and flagged.scored > 500
     assert len(set(flagged.ids) & (planted - test)) >= 0.7 * len(planted - test)

@@ -441,7 +441,7 @@ def load_dataset(config: DataConfig) -> Dataset:
         kept = [c for c in by_split["train"] if path_id(c.path, config) not in dropped]
         skipped["dropped_from_training"] = len(by_split["train"]) - len(kept)
         by_split["train"] = kept
-        rule += f"; {len(dropped)} listed clips never train ({Path(config.drop_train).name})"
+        rule += f"; {len(dropped)} listed clips never train ({config.drop_train.name})"
     if config.extra_dirs:
         rule += ("; extra folders: training split only, minus speakers of val/test"
                  if config.extra_val_pct == 0 else
