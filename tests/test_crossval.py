@@ -115,6 +115,11 @@ def test_an_experiment_s_batch_size_and_per_step_settings_reach_training(tmp_pat
     assert replace(clean.data, drop_train=None) == base.data
     assert (clean.batch_size, clean.weight_decay, clean.ema, clean.augment) == (
         base.batch_size, base.weight_decay, base.ema, base.augment)
+    sgd = train_config("s", EXPERIMENTS["speech_wd1w96ldvtlpsgd_150_xv_f1"], tmp_path)
+    assert (sgd.sgd_momentum, sgd.lr, sgd.weight_decay) == (0.9, 0.1, 0.01)
+    assert base.sgd_momentum == 0 and sgd.lr * sgd.weight_decay == base.lr * base.weight_decay
+    assert (sgd.batch_size, sgd.ema, sgd.augment, sgd.arch) == (
+        base.batch_size, base.ema, base.augment, base.arch)
 
 
 def test_fold_split_files_give_the_rejection_benchmark_each_folds_speakers(real_data, tmp_path,

@@ -138,3 +138,11 @@ def test_the_training_line_names_the_weight_decay_of_runs_that_had_it():
              for name in ("speech_wd30_150_xv_ub05", "speech_ema_150_xv_ub10")}
     assert "decoupled weight decay 0.3 of the kernels (AdamW" in lines["speech_wd30_150_xv_ub05"]
     assert "weight decay" not in lines["speech_ema_150_xv_ub10"]
+    # a recipe trained with SGD says so, its decay without AdamW's name (the row's figures
+    # borrowed: only the recipe's words are checked)
+    sgd = " ".join(model_card.training_lines(
+        "speech_wd1w96ldvtlpsgd_150_xv_f0", rows["speech_wd30_150_xv_ub05"],
+        EXPERIMENTS["speech_wd1w96ldvtlpsgd_150_xv_f0"]))
+    assert "batch 100, SGD (Nesterov momentum 0.9) with cosine decay from 0.1" in sgd
+    assert "decoupled weight decay 0.01 of the kernels (each step" in sgd
+    assert "batch 100, Adam with cosine decay from 0.001" in lines["speech_ema_150_xv_ub10"]

@@ -253,6 +253,7 @@ def test_augmented_copies_rotate_and_balance_weights_follow_the_labels(fake_data
     (["--ema", "1"], "argument --ema: must be within 0-0.9999"),
     (["--weight-decay", "-0.01"], "argument --weight-decay: must be within 0-100"),
     (["--weight-decay", "20", "--lr", "0.05"], "lr x weight_decay < 1"),
+    (["--sgd-momentum", "1"], "argument --sgd-momentum: must be within 0-0.999"),
     (["--train-seed", "-3"], "argument --train-seed"),
     (["--speed-pct", "60"], "argument --speed-pct: must be within 0-49.9"),
     (["--channel-prob", "1.5"], "argument --channel-prob: must be within 0-1"),
@@ -596,10 +597,11 @@ def test_training_keeps_the_best_epoch_or_the_last(fake_data, tmp_path, keep_las
         np.testing.assert_array_equal(a, b)
 
 
-@pytest.mark.parametrize("weight_decay", [0.0, 0.5])
-def test_weight_decay_shrinks_kernels_only(weight_decay):
-    """A step with zero gradients moves no weight under Adam; under AdamW it multiplies each
-    kernel by 1 - lr * weight_decay and leaves biases and BatchNorm's scale and shift alone."""
+@pytest.mark.parametrize(("weight_decay", "sgd_momentum"), [(0.0, 0.0), (0.5, 0.0), (0.5, 0.9)])
+def test_weight_decay_shrinks_kernels_only(weight_decay, sgd_momentum):
+    """A step with zero gradients moves no weight under Adam; with decay (AdamW, or SGD) it
+    multiplies each kernel by 1 - lr * weight_decay and leaves biases and BatchNorm's scale and
+    shift alone."""
     import keras
 
     from train.models import architecture
@@ -609,7 +611,7 @@ def test_weight_decay_shrinks_kernels_only(weight_decay):
     model = architecture("ds_cnn_s").build(12)
     compile_for_training(model, lr=0.01, min_lr_ratio=1.0, steps=10, epochs=1, ema=0.0,
                          loss="sparse_categorical_crossentropy", metric="accuracy",
-                         weight_decay=weight_decay)
+                         weight_decay=weight_decay, sgd_momentum=sgd_momentum)
     before = {v.path: np.asarray(v) for v in model.trainable_variables}
     model.optimizer.apply_gradients(
         [(keras.ops.zeros_like(v), v) for v in model.trainable_variables])
@@ -620,3 +622,28 @@ def test_weight_decay_shrinks_kernels_only(weight_decay):
         factor = 1 - 0.01 * weight_decay if decayed else 1.0
         np.testing.assert_allclose(np.asarray(v), before[v.path] * factor, rtol=1e-6)
     assert kernels >= 5  # the convolutions' and the dense layer's kernels were checked
+
+
+def test_sgd_momentum_trains_with_nesterov_sgd_not_adam():
+    """With ``sgd_momentum`` the step is Nesterov SGD's: the first moves a weight by
+    -(1 + momentum) * lr * gradient (Adam's by ~-lr * sign), the second adds the momentum."""
+    import keras
+
+    from train.models import architecture
+    from train.train import compile_for_training
+
+    keras.utils.set_random_seed(0)
+    model = architecture("ds_cnn_s").build(12)
+    compile_for_training(model, lr=0.1, min_lr_ratio=1.0, steps=10, epochs=1, ema=0.0,
+                         loss="sparse_categorical_crossentropy", metric="accuracy",
+                         sgd_momentum=0.9)
+    assert isinstance(model.optimizer, keras.optimizers.SGD) and model.optimizer.nesterov
+    v = model.trainable_variables[0]
+    start = np.asarray(v).copy()
+    grad = np.full(v.shape, 0.01, np.float32)
+    model.optimizer.apply_gradients([(keras.ops.convert_to_tensor(grad), v)])
+    np.testing.assert_allclose(np.asarray(v), start - 1.9 * 0.1 * grad, rtol=1e-5, atol=1e-7)
+    model.optimizer.apply_gradients([(keras.ops.convert_to_tensor(grad), v)])
+    # m1 = -lr g, m2 = 0.9 m1 - lr g = -1.9 lr g; step 2 = 0.9 m2 - lr g = -2.71 lr g
+    np.testing.assert_allclose(np.asarray(v), start - (1.9 + 2.71) * 0.1 * grad, rtol=1e-5,
+                               atol=1e-7)

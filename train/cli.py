@@ -69,6 +69,10 @@ def add_training_args(p: argparse.ArgumentParser) -> None:
                    default=train_default("weight_decay"),
                    help="decoupled weight decay (AdamW) of the kernels, scaled by the learning "
                         "rate (e.g. 1.0, the shipped recipe; 0: Adam)")
+    p.add_argument("--sgd-momentum", type=float_range(0, 0.999),
+                   default=train_default("sgd_momentum"), metavar="M",
+                   help="SGD with Nesterov momentum M instead of Adam(W), same schedule and "
+                        "decay (its --lr ~100x Adam's, e.g. 0.9 at --lr 0.1; 0: Adam)")
     p.add_argument("--teacher", type=Path, action="append", default=[], metavar="DIR",
                    help="distil from this trained model folder (same labels and audio; its own "
                         "front-end); "
@@ -278,6 +282,7 @@ def recipe_fields(args: argparse.Namespace) -> dict:
                 main_weight=args.main_weight,
                 train_seed=args.train_seed, label_smoothing=args.label_smoothing,
                 mixup=args.mixup, ema=args.ema, weight_decay=args.weight_decay,
+                sgd_momentum=args.sgd_momentum,
                 teachers=tuple(args.teacher), teacher_weight=args.teacher_weight,
                 embedding_teacher=args.embedding_teacher,
                 speech_windows=windows, augment_copies=args.augment_copies, augment=augment,

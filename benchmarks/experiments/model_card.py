@@ -346,12 +346,15 @@ def training_lines(name: str, r: dict, exp: Experiment | None) -> list[str]:
                    f"SpecAugment {aug.time_masks} time masks (≤{aug.time_mask_frames} frames) "
                    f"+ {aug.freq_masks} frequency masks (≤{aug.freq_mask_bins} coefficients)"
                    if aug.specaugment else "no SpecAugment"))
+    trainer = start or exp
+    optimizer = (f"SGD (Nesterov momentum {trainer.sgd_momentum:g})"
+                 if trainer and trainer.sgd_momentum else "Adam")
     return [
         "## Training",
         "",
-        f"- Recipe: {idea}{augment}; up to {epochs} epochs, batch 100, Adam with "
-        "cosine decay "
-        f"from {(start or exp).lr if exp else 1e-3:g}, best epoch on validation kept"
+        f"- Recipe: {idea}{augment}; up to {epochs} epochs, batch "
+        f"{trainer.batch_size if trainer else 100}, {optimizer} with cosine decay "
+        f"from {trainer.lr if trainer else 1e-3:g}, best epoch on validation kept"
         + ("" if start is None else
            f"; then fine-tuned {exp.epochs} epochs from those weights (cosine decay from "
            f"{exp.lr:g}, the " + ("last" if exp.keep_last else "best") + " epoch kept"
@@ -366,7 +369,8 @@ def training_lines(name: str, r: dict, exp: Experiment | None) -> list[str]:
         + f"), seed {r['seed']}"
         + (f"; the weights averaged over steps (EMA, momentum {exp.ema:g})"
            if exp and exp.ema else "")
-        + (f"; decoupled weight decay {exp.weight_decay:g} of the kernels (AdamW: each step "
+        + (f"; decoupled weight decay {exp.weight_decay:g} of the kernels ("
+           + ("" if exp.sgd_momentum else "AdamW: ") + "each step "
            "multiplies them by 1 - learning rate x decay; not biases or BatchNorm)"
            if exp and exp.weight_decay else "")
         + f". int8 calibration: {r.get('calibration', 500)} stratified training examples"

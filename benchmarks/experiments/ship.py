@@ -92,6 +92,7 @@ class Experiment:
     mixup: float = 0.0  # Beta(alpha, alpha) of mixup within each batch (0: off)
     ema: float = 0.0
     weight_decay: float = 0.0  # decoupled weight decay of the kernels (TrainConfig)
+    sgd_momentum: float = 0.0  # > 0: SGD with this Nesterov momentum, not Adam (TrainConfig)
     teachers: tuple[str, ...] = ()  # experiments whose trained models are distilled
     teacher_weight: float = 0.5
     embedding_teacher: bool = False  # a head on Google's speech embedding as one more teacher
@@ -543,6 +544,12 @@ SPEECH_150_WD100_W96LD_VTLP_LN = replace(
     SPEECH_150_WD100_W96LD_VTLP, idea="speech_wd100w96ldvtlp_150_xv without the training clips "
     "whose own label a cross-fitted head on Google's speech embedding gives below 0.05",
     drop_train=LABEL_NOISE_FLAGS)
+# every run so far trained with Adam(W): SGD with Nesterov momentum (BC-ResNet's optimizer, its
+# lr 0.1), the same cosine schedule, EMA and kernel decay per step (lr x decay 1e-3) (session 50)
+SPEECH_150_WD1_W96LD_VTLP_SGD = replace(
+    SPEECH_150_WD100_W96LD_VTLP, idea="speech_wd100w96ldvtlp_150_xv trained with SGD (Nesterov "
+    "momentum 0.9, peak learning rate 0.1, decoupled weight decay 0.01: the same kernel decay "
+    "per step) instead of AdamW", sgd_momentum=0.9, lr=0.1, weight_decay=0.01)
 SPEECH_150_WD100_SA = replace(weight_decayed(1.0), idea="speech_wd100_150_xv with stronger "
                               "SpecAugment (2 time masks of up to 8 frames, 2 frequency masks "
                               "of up to 2 coefficients)", augment=replace(
@@ -662,7 +669,9 @@ FOLDS: dict[str, Experiment] = {
     **folds("speech_wd200w96ldvtlp_b200_150_xv", SPEECH_150_WD200_W96LD_VTLP_B200, 2),
     # without the clips whose label the speech embedding doubts (session 49): 92.75% and 246
     # fold-stream events against 93.61% and 106, both int8 files over the drop: not adopted
-    **folds("speech_wd100w96ldvtlpln_150_xv", SPEECH_150_WD100_W96LD_VTLP_LN, 2)}
+    **folds("speech_wd100w96ldvtlpln_150_xv", SPEECH_150_WD100_W96LD_VTLP_LN, 2),
+    # SGD with Nesterov momentum instead of AdamW (session 50)
+    **folds("speech_wd1w96ldvtlpsgd_150_xv", SPEECH_150_WD1_W96LD_VTLP_SGD, 2)}
 ENSEMBLES = {
     "ens_ema_bc12h": replace(BC12H_SPEECH_40, idea="speech_ema_150_xv and bc12h_speech_40_xv in "
                              "one file (log-mel input, the DS-CNN's MFCC by a fixed DCT layer), "
@@ -874,7 +883,7 @@ def train_config(name: str, exp: Experiment, data: Path):
                        word_balance=exp.word_balance, main_weight=exp.main_weight,
                        train_seed=exp.train_seed,
                        label_smoothing=exp.label_smoothing, mixup=exp.mixup, ema=exp.ema,
-                       weight_decay=exp.weight_decay,
+                       weight_decay=exp.weight_decay, sgd_momentum=exp.sgd_momentum,
                        teachers=tuple(WORK / "models" / t for t in exp.teachers),
                        teacher_weight=exp.teacher_weight,
                        embedding_teacher=exp.embedding_teacher, normalize=exp.normalize,
