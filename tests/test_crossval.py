@@ -120,6 +120,10 @@ def test_an_experiment_s_batch_size_and_per_step_settings_reach_training(tmp_pat
     assert base.sgd_momentum == 0 and sgd.lr * sgd.weight_decay == base.lr * base.weight_decay
     assert (sgd.batch_size, sgd.ema, sgd.augment, sgd.arch) == (
         base.batch_size, base.ema, base.augment, base.arch)
+    focal = train_config("f", EXPERIMENTS["speech_wd100w96ldvtlpfocal_150_xv_f0"], tmp_path)
+    assert focal.focal_gamma == 2.0 and base.focal_gamma == 0
+    assert replace(focal, focal_gamma=0.0, out_dir=base.out_dir,
+                   run_name=base.run_name) == base
 
 
 def test_fold_split_files_give_the_rejection_benchmark_each_folds_speakers(real_data, tmp_path,

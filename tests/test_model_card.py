@@ -146,3 +146,8 @@ def test_the_training_line_names_the_weight_decay_of_runs_that_had_it():
     assert "batch 100, SGD (Nesterov momentum 0.9) with cosine decay from 0.1" in sgd
     assert "decoupled weight decay 0.01 of the kernels (each step" in sgd
     assert "batch 100, Adam with cosine decay from 0.001" in lines["speech_ema_150_xv_ub10"]
+    focal = " ".join(model_card.training_lines(
+        "speech_wd100w96ldvtlpfocal_150_xv_f0", rows["speech_wd30_150_xv_ub05"],
+        EXPERIMENTS["speech_wd100w96ldvtlpfocal_150_xv_f0"]))
+    assert "focal loss (gamma 2) instead of cross-entropy" in focal
+    assert "focal" not in lines["speech_ema_150_xv_ub10"] and "AdamW" in focal

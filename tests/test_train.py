@@ -254,6 +254,7 @@ def test_augmented_copies_rotate_and_balance_weights_follow_the_labels(fake_data
     (["--weight-decay", "-0.01"], "argument --weight-decay: must be within 0-100"),
     (["--weight-decay", "20", "--lr", "0.05"], "lr x weight_decay < 1"),
     (["--sgd-momentum", "1"], "argument --sgd-momentum: must be within 0-0.999"),
+    (["--focal-gamma", "-1"], "argument --focal-gamma: must be within 0-10"),
     (["--train-seed", "-3"], "argument --train-seed"),
     (["--speed-pct", "60"], "argument --speed-pct: must be within 0-49.9"),
     (["--channel-prob", "1.5"], "argument --channel-prob: must be within 0-1"),
@@ -508,6 +509,31 @@ def test_label_smoothing_loss_matches_the_smoothed_targets():
     assert got == pytest.approx(expected, rel=1e-5)
     plain = -np.log(probs[[0, 1], labels]).mean()
     assert float(SmoothedSparseCrossentropy(0.0)(labels, probs)) == pytest.approx(plain, rel=1e-5)
+
+
+def test_focal_loss_scales_each_clips_crossentropy_by_its_error():
+    """Focal loss is ``-(1 - p_true)**gamma * log p_true`` per clip, the same on integer labels
+    and on one-hot rows (the soft-target path of teachers and mixup)."""
+    from train.losses import SmoothedSparseCrossentropy
+    from train.train import training_objective
+
+    probs = np.array([[0.7, 0.2, 0.1], [0.1, 0.1, 0.8], [0.5, 0.3, 0.2]], np.float32)
+    labels = np.array([0, 1, 2])
+    p_true = probs[np.arange(3), labels]
+    expected = (-(1 - p_true) ** 2 * np.log(p_true)).mean()
+    sparse, val_y = training_objective(0.0, False, labels, 3, focal_gamma=2.0)
+    assert isinstance(sparse, SmoothedSparseCrossentropy) and val_y is labels
+    assert float(sparse(labels[:, None], probs)) == pytest.approx(expected, rel=1e-5)
+    soft, val_soft = training_objective(0.0, True, labels, 3, focal_gamma=2.0)
+    assert np.array_equal(val_soft, np.eye(3)[labels])
+    assert float(soft(np.eye(3, dtype=np.float32)[labels], probs)) == pytest.approx(expected,
+                                                                                  rel=1e-5)
+    # the clip already right (p 0.7) keeps 0.3^2 of its cross-entropy, the worst (p 0.1) 0.9^2
+    plain = SmoothedSparseCrossentropy(0.0)
+    for k, kept in ((0, 0.09), (1, 0.81)):
+        assert float(sparse(labels[k:k + 1], probs[k:k + 1])) == pytest.approx(
+            kept * float(plain(labels[k:k + 1], probs[k:k + 1])), rel=1e-5)
+    assert training_objective(0.0, False, labels, 3)[0] == "sparse_categorical_crossentropy"
 
 
 def _weights_after(fake_data, work: Path, epochs: int = 2,

@@ -58,6 +58,10 @@ def add_training_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--label-smoothing", type=float_range(0, 1),
                    default=train_default("label_smoothing"),
                    help="targets (1-S) one-hot + S/classes")
+    p.add_argument("--focal-gamma", type=float_range(0, 10),
+                   default=train_default("focal_gamma"), metavar="G",
+                   help="focal loss: each clip's cross-entropy scaled by (1 - p_true)**G, so "
+                        "that clips already right weigh little (e.g. 2; 0: cross-entropy)")
     p.add_argument("--mixup", type=float_range(0, 10), default=train_default("mixup"),
                    metavar="ALPHA",
                    help="mixup within each augmented batch, mixing weight ~ Beta(ALPHA, ALPHA) "
@@ -281,6 +285,7 @@ def recipe_fields(args: argparse.Namespace) -> dict:
                 balance=args.balance, word_balance=args.word_balance,
                 main_weight=args.main_weight,
                 train_seed=args.train_seed, label_smoothing=args.label_smoothing,
+                focal_gamma=args.focal_gamma,
                 mixup=args.mixup, ema=args.ema, weight_decay=args.weight_decay,
                 sgd_momentum=args.sgd_momentum,
                 teachers=tuple(args.teacher), teacher_weight=args.teacher_weight,

@@ -82,6 +82,8 @@ class TrainConfig:
     # training seed keeps the same splits, so runs differing only in it stay comparable
     train_seed: int | None = None
     label_smoothing: float = 0.0  # targets (1 - s) one-hot + s / classes
+    # > 0: focal loss, each clip's cross-entropy scaled by (1 - p_true)**focal_gamma (0: off)
+    focal_gamma: float = 0.0
     # mixup within each augmented batch: lam ~ Beta(mixup, mixup) (train.augment.mix_up; 0: off)
     mixup: float = 0.0
     # momentum of an exponential moving average of the weights, updated every step; the
@@ -147,6 +149,8 @@ class TrainConfig:
         if not 0 <= self.weight_decay or self.lr * self.weight_decay >= 1:
             raise KwsError(f"weight_decay must be >= 0 with lr x weight_decay < 1 (a step would "
                            f"zero or flip a kernel), got {self.weight_decay} at lr {self.lr}")
+        if not 0 <= self.focal_gamma <= 10:
+            raise KwsError(f"focal_gamma must be within 0-10, got {self.focal_gamma}")
         if not 0 <= self.sgd_momentum < 1:
             raise KwsError(f"sgd_momentum must be within 0-1 (1 excluded), got "
                            f"{self.sgd_momentum}")
@@ -529,19 +533,23 @@ def compile_for_training(model, *, lr: float, min_lr_ratio: float, steps: int, e
     return [keras.callbacks.SwapEMAWeights(swap_on_epoch=True)] if ema else []
 
 
-def training_objective(label_smoothing: float, soft: bool, val_y: np.ndarray, n_labels: int):
+def training_objective(label_smoothing: float, soft: bool, val_y: np.ndarray, n_labels: int,
+                       focal_gamma: float = 0.0):
     """The loss and the validation targets: with probability targets (``soft``: teachers,
-    mixup) categorical cross-entropy and ``val_y`` one-hot, else cross-entropy on the integer
-    labels; with ``label_smoothing`` either way."""
+    mixup) a loss on those and ``val_y`` one-hot, else one on the integer labels; with
+    ``label_smoothing`` either way, focal (``focal_gamma`` > 0) or cross-entropy."""
     import keras
 
     from train.losses import SmoothedSparseCrossentropy
 
     if soft:
-        return (keras.losses.CategoricalCrossentropy(label_smoothing=label_smoothing),
-                np.eye(n_labels, dtype=np.float32)[val_y])
-    if label_smoothing:
-        return SmoothedSparseCrossentropy(label_smoothing), val_y
+        loss = (keras.losses.CategoricalFocalCrossentropy(
+                    alpha=1.0, gamma=focal_gamma, label_smoothing=label_smoothing)
+                if focal_gamma else
+                keras.losses.CategoricalCrossentropy(label_smoothing=label_smoothing))
+        return loss, np.eye(n_labels, dtype=np.float32)[val_y]
+    if label_smoothing or focal_gamma:
+        return SmoothedSparseCrossentropy(label_smoothing, focal_gamma=focal_gamma), val_y
     return "sparse_categorical_crossentropy", val_y
 
 
@@ -556,7 +564,7 @@ def fit(model, splits: Splits, dataset: Dataset, frontend: FrontendConfig,
     n_labels = len(dataset.labels)
     loss, val_y = training_objective(config.label_smoothing,
                                      teachers is not None or config.mixup > 0, splits.val_y,
-                                     n_labels)
+                                     n_labels, config.focal_gamma)
     # the averaged weights are swapped in for validation and at each epoch's end, so the
     # checkpoint holds them (the callback must come before ModelCheckpoint)
     swap = compile_for_training(

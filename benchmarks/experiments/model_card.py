@@ -369,6 +369,8 @@ def training_lines(name: str, r: dict, exp: Experiment | None) -> list[str]:
         + f"), seed {r['seed']}"
         + (f"; the weights averaged over steps (EMA, momentum {exp.ema:g})"
            if exp and exp.ema else "")
+        + (f"; focal loss (gamma {exp.focal_gamma:g}) instead of cross-entropy"
+           if exp and exp.focal_gamma else "")
         + (f"; decoupled weight decay {exp.weight_decay:g} of the kernels ("
            + ("" if exp.sgd_momentum else "AdamW: ") + "each step "
            "multiplies them by 1 - learning rate x decay; not biases or BatchNorm)"

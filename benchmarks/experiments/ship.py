@@ -89,6 +89,7 @@ class Experiment:
     model_from: str | None = None  # score this run's trained model (no training of its own)
     train_seed: int | None = None  # None: the data seed (the split never changes with it)
     label_smoothing: float = 0.0
+    focal_gamma: float = 0.0  # > 0: focal loss (TrainConfig)
     mixup: float = 0.0  # Beta(alpha, alpha) of mixup within each batch (0: off)
     ema: float = 0.0
     weight_decay: float = 0.0  # decoupled weight decay of the kernels (TrainConfig)
@@ -550,6 +551,12 @@ SPEECH_150_WD1_W96LD_VTLP_SGD = replace(
     SPEECH_150_WD100_W96LD_VTLP, idea="speech_wd100w96ldvtlp_150_xv trained with SGD (Nesterov "
     "momentum 0.9, peak learning rate 0.1, decoupled weight decay 0.01: the same kernel decay "
     "per step) instead of AdamW", sgd_momentum=0.9, lr=0.1, weight_decay=0.01)
+# every run so far trained on (plain or smoothed) cross-entropy: focal loss at gamma 2 moves the
+# gradient from the many clips already right to the hard ones (session 51)
+SPEECH_150_WD100_W96LD_VTLP_FOCAL = replace(
+    SPEECH_150_WD100_W96LD_VTLP, idea="speech_wd100w96ldvtlp_150_xv trained on the focal loss "
+    "(gamma 2: each clip's cross-entropy scaled by (1 - p_true)^2) instead of cross-entropy",
+    focal_gamma=2.0)
 SPEECH_150_WD100_SA = replace(weight_decayed(1.0), idea="speech_wd100_150_xv with stronger "
                               "SpecAugment (2 time masks of up to 8 frames, 2 frequency masks "
                               "of up to 2 coefficients)", augment=replace(
@@ -672,7 +679,9 @@ FOLDS: dict[str, Experiment] = {
     **folds("speech_wd100w96ldvtlpln_150_xv", SPEECH_150_WD100_W96LD_VTLP_LN, 2),
     # SGD with Nesterov momentum instead of AdamW (session 50): 93.32% and 169 fold-stream events
     # against 93.61% and 106, one int8 file over the drop: not adopted
-    **folds("speech_wd1w96ldvtlpsgd_150_xv", SPEECH_150_WD1_W96LD_VTLP_SGD, 2)}
+    **folds("speech_wd1w96ldvtlpsgd_150_xv", SPEECH_150_WD1_W96LD_VTLP_SGD, 2),
+    # focal loss, gamma 2 (session 51)
+    **folds("speech_wd100w96ldvtlpfocal_150_xv", SPEECH_150_WD100_W96LD_VTLP_FOCAL, 2)}
 ENSEMBLES = {
     "ens_ema_bc12h": replace(BC12H_SPEECH_40, idea="speech_ema_150_xv and bc12h_speech_40_xv in "
                              "one file (log-mel input, the DS-CNN's MFCC by a fixed DCT layer), "
@@ -883,7 +892,8 @@ def train_config(name: str, exp: Experiment, data: Path):
                        augment=exp.augment, balance=exp.balance,
                        word_balance=exp.word_balance, main_weight=exp.main_weight,
                        train_seed=exp.train_seed,
-                       label_smoothing=exp.label_smoothing, mixup=exp.mixup, ema=exp.ema,
+                       label_smoothing=exp.label_smoothing, focal_gamma=exp.focal_gamma,
+                       mixup=exp.mixup, ema=exp.ema,
                        weight_decay=exp.weight_decay, sgd_momentum=exp.sgd_momentum,
                        teachers=tuple(WORK / "models" / t for t in exp.teachers),
                        teacher_weight=exp.teacher_weight,
