@@ -557,6 +557,13 @@ SPEECH_150_WD100_W96LD_VTLP_FOCAL = replace(
     SPEECH_150_WD100_W96LD_VTLP, idea="speech_wd100w96ldvtlp_150_xv trained on the focal loss "
     "(gamma 2: each clip's cross-entropy scaled by (1 - p_true)^2) instead of cross-entropy",
     focal_gamma=2.0)
+# more background noise, never varied since the first runs: noise on every clip at 0-20 dB SNR
+# instead of 80% of clips at 5-20 dB (session 51)
+SPEECH_150_WD100_W96LD_VTLP_NOISE = replace(
+    SPEECH_150_WD100_W96LD_VTLP, idea="speech_wd100w96ldvtlp_150_xv with background noise on "
+    "every clip (not 80%) at 0-20 dB SNR (not 5-20)",
+    augment=replace(SPEECH_150_WD100_W96LD_VTLP.augment, noise_prob=1.0,
+                    noise_snr_db=(0.0, 20.0)))
 SPEECH_150_WD100_SA = replace(weight_decayed(1.0), idea="speech_wd100_150_xv with stronger "
                               "SpecAugment (2 time masks of up to 8 frames, 2 frequency masks "
                               "of up to 2 coefficients)", augment=replace(
@@ -681,7 +688,9 @@ FOLDS: dict[str, Experiment] = {
     # against 93.61% and 106, one int8 file over the drop: not adopted
     **folds("speech_wd1w96ldvtlpsgd_150_xv", SPEECH_150_WD1_W96LD_VTLP_SGD, 2),
     # focal loss, gamma 2 (session 51)
-    **folds("speech_wd100w96ldvtlpfocal_150_xv", SPEECH_150_WD100_W96LD_VTLP_FOCAL, 2)}
+    **folds("speech_wd100w96ldvtlpfocal_150_xv", SPEECH_150_WD100_W96LD_VTLP_FOCAL, 2),
+    # more background noise: every clip, 0-20 dB SNR (session 51)
+    **folds("speech_wd100w96ldvtlpnoise_150_xv", SPEECH_150_WD100_W96LD_VTLP_NOISE, 2)}
 ENSEMBLES = {
     "ens_ema_bc12h": replace(BC12H_SPEECH_40, idea="speech_ema_150_xv and bc12h_speech_40_xv in "
                              "one file (log-mel input, the DS-CNN's MFCC by a fixed DCT layer), "
