@@ -127,6 +127,8 @@ def test_an_experiment_s_batch_size_and_per_step_settings_reach_training(tmp_pat
     noisy = train_config("n", EXPERIMENTS["speech_wd100w96ldvtlpnoise_150_xv_f0"], tmp_path)
     assert (noisy.augment.noise_prob, noisy.augment.noise_snr_db) == (1.0, (0.0, 20.0))
     assert replace(noisy.augment, noise_prob=0.8, noise_snr_db=(5.0, 20.0)) == base.augment
+    quiet = train_config("q", EXPERIMENTS["speech_wd100w96ldvtlpquiet_150_xv_f0"], tmp_path)
+    assert replace(quiet.augment, noise_snr_db=(5.0, 20.0)) == base.augment != quiet.augment
 
 
 def test_fold_split_files_give_the_rejection_benchmark_each_folds_speakers(real_data, tmp_path,

@@ -564,6 +564,11 @@ SPEECH_150_WD100_W96LD_VTLP_NOISE = replace(
     "every clip (not 80%) at 0-20 dB SNR (not 5-20)",
     augment=replace(SPEECH_150_WD100_W96LD_VTLP.augment, noise_prob=1.0,
                     noise_snr_db=(0.0, 20.0)))
+# more noise cost 6 points on fold 0: lighter noise, 10-30 dB SNR (session 51)
+SPEECH_150_WD100_W96LD_VTLP_QUIET = replace(
+    SPEECH_150_WD100_W96LD_VTLP, idea="speech_wd100w96ldvtlp_150_xv with lighter background "
+    "noise (10-30 dB SNR, not 5-20)",
+    augment=replace(SPEECH_150_WD100_W96LD_VTLP.augment, noise_snr_db=(10.0, 30.0)))
 SPEECH_150_WD100_SA = replace(weight_decayed(1.0), idea="speech_wd100_150_xv with stronger "
                               "SpecAugment (2 time masks of up to 8 frames, 2 frequency masks "
                               "of up to 2 coefficients)", augment=replace(
@@ -690,7 +695,9 @@ FOLDS: dict[str, Experiment] = {
     # focal loss, gamma 2 (session 51)
     **folds("speech_wd100w96ldvtlpfocal_150_xv", SPEECH_150_WD100_W96LD_VTLP_FOCAL, 2),
     # more background noise: every clip, 0-20 dB SNR (session 51)
-    **folds("speech_wd100w96ldvtlpnoise_150_xv", SPEECH_150_WD100_W96LD_VTLP_NOISE, 2)}
+    **folds("speech_wd100w96ldvtlpnoise_150_xv", SPEECH_150_WD100_W96LD_VTLP_NOISE, 2),
+    # lighter background noise: 10-30 dB SNR (session 51)
+    **folds("speech_wd100w96ldvtlpquiet_150_xv", SPEECH_150_WD100_W96LD_VTLP_QUIET, 2)}
 ENSEMBLES = {
     "ens_ema_bc12h": replace(BC12H_SPEECH_40, idea="speech_ema_150_xv and bc12h_speech_40_xv in "
                              "one file (log-mel input, the DS-CNN's MFCC by a fixed DCT layer), "
