@@ -692,11 +692,12 @@ FOLDS: dict[str, Experiment] = {
     # SGD with Nesterov momentum instead of AdamW (session 50): 93.32% and 169 fold-stream events
     # against 93.61% and 106, one int8 file over the drop: not adopted
     **folds("speech_wd1w96ldvtlpsgd_150_xv", SPEECH_150_WD1_W96LD_VTLP_SGD, 2),
-    # focal loss, gamma 2 (session 51)
+    # focal loss, gamma 2 (session 51): fold 0 91.54% against 93.51%, over the drop: fold 1 not run
     **folds("speech_wd100w96ldvtlpfocal_150_xv", SPEECH_150_WD100_W96LD_VTLP_FOCAL, 2),
-    # more background noise: every clip, 0-20 dB SNR (session 51)
+    # more background noise: every clip, 0-20 dB SNR (session 51): fold 0 87.37%, not adopted
     **folds("speech_wd100w96ldvtlpnoise_150_xv", SPEECH_150_WD100_W96LD_VTLP_NOISE, 2),
-    # lighter background noise: 10-30 dB SNR (session 51)
+    # lighter background noise: 10-30 dB SNR (session 51): fold 0 94.09% against 93.51%
+    # (within chance); fold 1 and the fold streams pending
     **folds("speech_wd100w96ldvtlpquiet_150_xv", SPEECH_150_WD100_W96LD_VTLP_QUIET, 2)}
 ENSEMBLES = {
     "ens_ema_bc12h": replace(BC12H_SPEECH_40, idea="speech_ema_150_xv and bc12h_speech_40_xv in "
