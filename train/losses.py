@@ -31,4 +31,3 @@ class SmoothedSparseCrossentropy(keras.losses.Loss):
     def get_config(self) -> dict:
         return {**super().get_config(), "smoothing": self.smoothing,
                 "focal_gamma": self.focal_gamma}
-
