@@ -129,6 +129,9 @@ def test_an_experiment_s_batch_size_and_per_step_settings_reach_training(tmp_pat
     assert replace(noisy.augment, noise_prob=0.8, noise_snr_db=(5.0, 20.0)) == base.augment
     quiet = train_config("q", EXPERIMENTS["speech_wd100w96ldvtlpquiet_150_xv_f0"], tmp_path)
     assert replace(quiet.augment, noise_snr_db=(5.0, 20.0)) == base.augment != quiet.augment
+    half = train_config("h", EXPERIMENTS["speech_wd100w96ldvtlpquiet50_150_xv_f0"], tmp_path)
+    assert (half.augment.noise_prob, half.augment.noise_snr_db) == (0.5, (10.0, 30.0))
+    assert replace(half.augment, noise_prob=0.8) == quiet.augment
 
 
 def test_fold_split_files_give_the_rejection_benchmark_each_folds_speakers(real_data, tmp_path,

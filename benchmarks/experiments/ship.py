@@ -569,6 +569,12 @@ SPEECH_150_WD100_W96LD_VTLP_QUIET = replace(
     SPEECH_150_WD100_W96LD_VTLP, idea="speech_wd100w96ldvtlp_150_xv with lighter background "
     "noise (10-30 dB SNR, not 5-20)",
     augment=replace(SPEECH_150_WD100_W96LD_VTLP.augment, noise_snr_db=(10.0, 30.0)))
+# lighter noise passed fold 0 (session 51): less often still, half the clips at 10-30 dB SNR
+# (session 52)
+SPEECH_150_WD100_W96LD_VTLP_QUIET50 = replace(
+    SPEECH_150_WD100_W96LD_VTLP_QUIET, idea="speech_wd100w96ldvtlp_150_xv with lighter background "
+    "noise on half the clips (10-30 dB SNR on 50%, not 5-20 dB on 80%)",
+    augment=replace(SPEECH_150_WD100_W96LD_VTLP_QUIET.augment, noise_prob=0.5))
 SPEECH_150_WD100_SA = replace(weight_decayed(1.0), idea="speech_wd100_150_xv with stronger "
                               "SpecAugment (2 time masks of up to 8 frames, 2 frequency masks "
                               "of up to 2 coefficients)", augment=replace(
@@ -698,7 +704,10 @@ FOLDS: dict[str, Experiment] = {
     **folds("speech_wd100w96ldvtlpnoise_150_xv", SPEECH_150_WD100_W96LD_VTLP_NOISE, 2),
     # lighter background noise: 10-30 dB SNR (session 51): fold 0 94.09% against 93.51%
     # (within chance); fold 1 and the fold streams pending
-    **folds("speech_wd100w96ldvtlpquiet_150_xv", SPEECH_150_WD100_W96LD_VTLP_QUIET, 2)}
+    **folds("speech_wd100w96ldvtlpquiet_150_xv", SPEECH_150_WD100_W96LD_VTLP_QUIET, 2),
+    # the same noise on half the clips (session 52)
+    **folds("speech_wd100w96ldvtlpquiet50_150_xv", SPEECH_150_WD100_W96LD_VTLP_QUIET50, 2),
+}
 ENSEMBLES = {
     "ens_ema_bc12h": replace(BC12H_SPEECH_40, idea="speech_ema_150_xv and bc12h_speech_40_xv in "
                              "one file (log-mel input, the DS-CNN's MFCC by a fixed DCT layer), "
