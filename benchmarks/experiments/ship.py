@@ -702,10 +702,11 @@ FOLDS: dict[str, Experiment] = {
     **folds("speech_wd100w96ldvtlpfocal_150_xv", SPEECH_150_WD100_W96LD_VTLP_FOCAL, 2),
     # more background noise: every clip, 0-20 dB SNR (session 51): fold 0 87.37%, not adopted
     **folds("speech_wd100w96ldvtlpnoise_150_xv", SPEECH_150_WD100_W96LD_VTLP_NOISE, 2),
-    # lighter background noise: 10-30 dB SNR (session 51): fold 0 94.09% against 93.51%
-    # (within chance); fold 1 and the fold streams pending
+    # lighter background noise: 10-30 dB SNR (sessions 51-52): 93.61% and 136 fold-stream events
+    # against 93.61% and 106 (fold 0 94.09%, fold 1 93.14%), not above: not adopted
     **folds("speech_wd100w96ldvtlpquiet_150_xv", SPEECH_150_WD100_W96LD_VTLP_QUIET, 2),
-    # the same noise on half the clips (session 52)
+    # the same noise on half the clips (session 52): 93.67% and 195 fold-stream events against
+    # 93.61% and 106, one int8 file over the drop: not adopted
     **folds("speech_wd100w96ldvtlpquiet50_150_xv", SPEECH_150_WD100_W96LD_VTLP_QUIET50, 2),
 }
 ENSEMBLES = {
