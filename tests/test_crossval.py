@@ -132,6 +132,11 @@ def test_an_experiment_s_batch_size_and_per_step_settings_reach_training(tmp_pat
     half = train_config("h", EXPERIMENTS["speech_wd100w96ldvtlpquiet50_150_xv_f0"], tmp_path)
     assert (half.augment.noise_prob, half.augment.noise_snr_db) == (0.5, (10.0, 30.0))
     assert replace(half.augment, noise_prob=0.8) == quiet.augment
+    dilated = train_config("l", EXPERIMENTS["speech_wd100w96ldvtlpdil_150_xv_f1"], tmp_path)
+    assert (dilated.arch, base.arch) == ("ds_cnn_w96_ld_dil", "ds_cnn_w96_ld")
+    assert dilated.data.cv_fold == 1
+    assert replace(dilated, arch=base.arch, data=base.data, out_dir=base.out_dir,
+                   run_name=base.run_name) == base
 
 
 def test_fold_split_files_give_the_rejection_benchmark_each_folds_speakers(real_data, tmp_path,

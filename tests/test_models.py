@@ -124,6 +124,40 @@ def test_the_dropout_variants_differ_only_in_their_dropout_rates(base, variant, 
                                rtol=1e-5, atol=1e-6)
 
 
+def test_dilated_depthwise_convolutions_see_the_whole_clip_at_the_same_cost():
+    """``ds_cnn_w96_ld_dil`` has ``ds_cnn_w96_ld``'s parameters; a change in the first frames
+    reaches the last block's middle time step through it (a 70-frame span: the whole clip),
+    not through ``ds_cnn_w96_ld`` (26 frames); its TFLite file keeps the dilation in the
+    depthwise op and agrees with Keras."""
+    import keras
+
+    from convert.tflite import inspect_interpreter, op_names, to_tflite
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(1, 49, 10, 1)).astype(np.float32)
+    moved = x.copy()
+    moved[:, :4] += 3.0
+    reach = {}
+    for arch in ("ds_cnn_w96_ld", "ds_cnn_w96_ld_dil"):
+        model = build_model(arch, 12)
+        last = keras.Model(model.input, model.get_layer("pw4_relu").output)
+        diff = np.abs(last.predict(moved, verbose=0) - last.predict(x, verbose=0))[0, 12]
+        reach[arch] = float(diff.max())
+    assert reach["ds_cnn_w96_ld"] == 0.0 < reach["ds_cnn_w96_ld_dil"]
+    plain, dilated = build_model("ds_cnn_w96_ld", 12), build_model("ds_cnn_w96_ld_dil", 12)
+    assert plain.count_params() == dilated.count_params()
+    assert [dilated.get_layer(f"dw{i}").dilation_rate for i in range(1, 5)] == [
+        (1, 1), (2, 1), (4, 1), (8, 1)]
+    calib = rng.normal(size=(16, 49, 10, 1)).astype(np.float32)
+    flat = to_tflite(dilated, "float32", calib)
+    assert "DEPTHWISE_CONV_2D" in op_names(flat) and "SPACE_TO_BATCH_ND" not in op_names(flat)
+    interpreter = inspect_interpreter(flat)
+    interpreter.set_tensor(interpreter.get_input_details()[0]["index"], moved)
+    interpreter.invoke()
+    got = interpreter.get_tensor(interpreter.get_output_details()[0]["index"])
+    np.testing.assert_allclose(got, dilated.predict(moved, verbose=0), rtol=1e-4, atol=1e-5)
+
+
 def test_clip_mean_removal_makes_a_fixed_offset_per_coefficient_invisible():
     """``ds_cnn_w_cmn`` predicts the same when every frame of a clip moves by the same amount per
     coefficient (a microphone's or a voice's fixed tilt); ``ds_cnn_w`` with the same weights

@@ -575,6 +575,14 @@ SPEECH_150_WD100_W96LD_VTLP_QUIET50 = replace(
     SPEECH_150_WD100_W96LD_VTLP_QUIET, idea="speech_wd100w96ldvtlp_150_xv with lighter background "
     "noise on half the clips (10-30 dB SNR on 50%, not 5-20 dB on 80%)",
     augment=replace(SPEECH_150_WD100_W96LD_VTLP_QUIET.augment, noise_prob=0.5))
+# every DS-CNN so far averaged outputs that each span about half a second (26 of 49 frames):
+# a fragment that other words share (dog -> stop) counts as much as the whole word. The same
+# net with its depthwise convolutions dilated in time (1, 2, 4, 8) spans 70 frames (the middle
+# outputs the whole clip) at the same parameters and multiply-adds (session 53)
+SPEECH_150_WD100_W96LD_VTLP_DIL = replace(
+    SPEECH_150_WD100_W96LD_VTLP, idea="speech_wd100w96ldvtlp_150_xv on ds_cnn_w96_ld_dil (the "
+    "depthwise convolutions dilated in time by 1, 2, 4, 8: each output spans 70 frames, not 26)",
+    arch="ds_cnn_w96_ld_dil")
 SPEECH_150_WD100_SA = replace(weight_decayed(1.0), idea="speech_wd100_150_xv with stronger "
                               "SpecAugment (2 time masks of up to 8 frames, 2 frequency masks "
                               "of up to 2 coefficients)", augment=replace(
@@ -708,6 +716,8 @@ FOLDS: dict[str, Experiment] = {
     # the same noise on half the clips (session 52): 93.67% and 195 fold-stream events against
     # 93.61% and 106, one int8 file over the drop: not adopted
     **folds("speech_wd100w96ldvtlpquiet50_150_xv", SPEECH_150_WD100_W96LD_VTLP_QUIET50, 2),
+    # the depthwise convolutions dilated in time, each output seeing the whole clip (session 53)
+    **folds("speech_wd100w96ldvtlpdil_150_xv", SPEECH_150_WD100_W96LD_VTLP_DIL, 2),
 }
 ENSEMBLES = {
     "ens_ema_bc12h": replace(BC12H_SPEECH_40, idea="speech_ema_150_xv and bc12h_speech_40_xv in "

@@ -15,6 +15,9 @@ same parameters on twice the feature map). ``ds_cnn_w_cmn`` first subtracts each
 coefficient's mean over the clip (cepstral mean normalisation: invariant to a fixed spectral
 tilt of microphone or voice); ``ds_cnn_w_nd`` has no dropout layers, ``ds_cnn_w_hd`` (and
 ``ds_cnn_w96_hd``) 0.3 and 0.6 instead of 0.2 and 0.4, ``ds_cnn_w96_ld`` 0.1 and 0.2.
+``ds_cnn_w96_ld_dil`` dilates the blocks' depthwise convolutions in time (1, 2, 4, 8): the
+same parameters and multiply-adds, and each output spans 70 frames instead of 26 (the middle
+ones see the whole clip).
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ class DsCnnSpec:
     first_dropout: float = 0.2
     final_dropout: float = 0.4
     clip_mean_removal: bool = False  # each coefficient's mean over the clip subtracted first
+    time_dilations: tuple[int, ...] = ()  # per block; () = 1 for every block
 
 
 SMALL = DsCnnSpec(64, (2, 2), ((1, 1),) * 4)
@@ -61,6 +65,10 @@ WIDE_96_HIGH_DROPOUT = replace(WIDE_HIGH_DROPOUT, filters=WIDE_96.filters)
 # and with half its dropout (``ds_cnn_w96_ld``): with weight decay, more dropout lost on the
 # speaker folds
 WIDE_96_LOW_DROPOUT = replace(WIDE_96, first_dropout=0.1, final_dropout=0.2)
+# and with its depthwise convolutions dilated in time (``ds_cnn_w96_ld_dil``): each output
+# of the last block spans 10 + 2 x 2 x (1+2+4+8) = 70 frames instead of 26 (the middle ones
+# the whole clip), so the average pool no longer averages fragments that other words share
+WIDE_96_LOW_DROPOUT_DILATED = replace(WIDE_96_LOW_DROPOUT, time_dilations=(1, 2, 4, 8))
 MEDIUM = DsCnnSpec(172, (2, 1), ((2, 2),) + ((1, 1),) * 3)
 LARGE = DsCnnSpec(276, (2, 1), ((2, 2),) + ((1, 1),) * 4)
 
@@ -80,9 +88,12 @@ def build(n_labels: int, spec: DsCnnSpec = SMALL, stats: FeatureStats | None = N
     x = layers.ReLU(name="relu0")(x)
     if spec.first_dropout:
         x = layers.Dropout(spec.first_dropout, name="drop0")(x)
-    for i, stride in enumerate(spec.block_strides, start=1):
+    dilations = spec.time_dilations or (1,) * len(spec.block_strides)
+    blocks = zip(spec.block_strides, dilations, strict=True)  # one rate per block
+    for i, (stride, dilation) in enumerate(blocks, start=1):
         x = layers.DepthwiseConv2D(3, strides=stride, padding="same",
-                                   depthwise_regularizer=decay, name=f"dw{i}")(x)
+                                   dilation_rate=(dilation, 1), depthwise_regularizer=decay,
+                                   name=f"dw{i}")(x)
         x = layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"dw{i}_bn")(x)
         x = layers.ReLU(name=f"dw{i}_relu")(x)
         x = layers.Conv2D(spec.filters, 1, kernel_regularizer=decay, name=f"pw{i}")(x)
