@@ -74,6 +74,8 @@ class ConvertConfig:
     clip_percentile: float | None = DEFAULT_PERCENTILE
     # added to the _unknown_ logit before conversion (see convert.logit_offset); 0: as trained
     unknown_bias: float = 0.0
+    # (label, offset) pairs added to those classes' logits as well (convert.logit_offset)
+    logit_offsets: tuple[tuple[str, float], ...] = ()
     # int8 weights with one scale per tensor instead of per output channel (smaller files for
     # networks of many narrow layers; see convert.tflite.to_tflite)
     per_tensor: bool = False
@@ -95,6 +97,8 @@ class ConvertConfig:
         if not self.name or "/" in self.name:
             raise KwsError(f"--name {self.name!r}: need a plain file-name stem")
         self.unknown_bias = check_offset(self.unknown_bias)
+        self.logit_offsets = tuple((label, check_offset(b, f"the {label} logit offset"))
+                                   for label, b in self.logit_offsets)
         self.max_drop = check_max_drop(self.max_drop)
         self.min_accuracy = check_min_accuracy(self.min_accuracy)
 
@@ -265,6 +269,11 @@ def convert_model(config: ConvertConfig) -> ConvertResult:
     if config.unknown_bias:
         shift_logit(keras_model, settings.labels, UNKNOWN, config.unknown_bias)
         log(f"{UNKNOWN} logit shifted by {config.unknown_bias:+g} (prior correction)")
+    for label, offset in config.logit_offsets:
+        shift_logit(keras_model, settings.labels, label, offset)
+    if config.logit_offsets:
+        log("logits shifted (prior correction): " + ", ".join(
+            f"{label} {offset:+g}" for label, offset in config.logit_offsets))
 
     if dataset.skipped_files:
         from train.data_checks import skipped_message
@@ -333,6 +342,8 @@ def _convert_into(staging: Path, config: ConvertConfig, settings, keras_model, d
     notes: dict = {"calibration_examples": int(len(calib)), "calibration_seed": config.seed}
     if config.unknown_bias:
         notes["unknown_bias"] = config.unknown_bias
+    if config.logit_offsets:
+        notes["logit_offsets"] = dict(config.logit_offsets)
     if config.per_tensor:
         notes["per_tensor_weights"] = True
     core, feature_norm, calib, clipped = prepared_for_tflite(keras_model, calib,
@@ -446,6 +457,7 @@ def log_to_mlflow(result: ConvertResult, config: ConvertConfig, source_run: str 
             "convert.max_drop": str(config.max_drop),
             "convert.calibration": str(config.calibration),
             "convert.unknown_bias": str(config.unknown_bias),
+            "convert.logit_offsets": str(dict(config.logit_offsets)),
             "convert.per_tensor": str(config.per_tensor),
             "convert.source_run_id": source_run or "",
             "convert.folder": str(result.folder),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +20,7 @@ from convert.convert import (
 )
 from convert.gate import GATE_EXIT_STATUS
 from convert.tflite import op_names, quantized_tensors, to_tflite, unfolded_batchnorm
+from edge_runtime.errors import KwsError
 from edge_runtime.frontend import EDGE_FRONTEND
 from edge_runtime.interpreter import make_interpreter
 from edge_runtime.manifest import load_manifest, manifest_path_for, sha256_of
@@ -392,6 +394,52 @@ def test_unknown_bias_multiplies_the_unknown_odds_and_the_manifest_says_so(train
     assert isinstance(fresh.layers[-1], keras.layers.Dense)
     np.testing.assert_array_equal(fresh.layers[-1].get_weights()[1],
                                   trained["model"].layers[-1].get_weights()[1])
+
+
+def test_logit_offsets_move_each_named_class_s_odds_and_the_manifest_says_so(trained,
+                                                                           converted, tmp_path):
+    """``logit_offsets`` (keyword prior correction): through the converted float32 file the
+    odds of each named class against every other class move by exactly ``e**offset``, the
+    classes not named keep their odds among themselves, and the manifests record the offsets."""
+    labels = list(trained["dataset"].labels)
+    first, second = labels[0], labels[1]
+    config = ConvertConfig(data_dir=trained["data"], keras_path=trained["folder"],
+                           out_dir=tmp_path / "out", max_drop=100.0, min_accuracy=0,
+                           calibration=40, mlflow=False,
+                           logit_offsets=((first, 0.7), (second, -0.4)))
+    shifted = convert_model(config)
+    clips = split_clips(trained["dataset"], EDGE_FRONTEND).waveforms
+
+    def log_probabilities(path: Path) -> np.ndarray:
+        model = KwsModel(path)
+        return np.log(np.stack([model.predict_samples(w) for w in clips]).astype(np.float64))
+
+    moved = log_probabilities(shifted.models["float32"]) - log_probabilities(
+        converted.models["float32"])
+    rest = moved[:, 2:]
+    np.testing.assert_allclose(rest - rest[:, [0]], 0.0, atol=1e-3)
+    np.testing.assert_allclose(moved[:, 0] - rest[:, 0], 0.7, atol=1e-3)
+    np.testing.assert_allclose(moved[:, 1] - rest[:, 0], -0.4, atol=1e-3)
+    for path in shifted.models.values():
+        notes = load_manifest(manifest_path_for(path)).notes
+        assert notes["logit_offsets"] == {first: 0.7, second: -0.4}
+    with pytest.raises(KwsError, match="no such class"):
+        convert_model(replace(config, out_dir=tmp_path / "again", logit_offsets=(("nope", 1.0),)))
+
+
+def test_balanced_offsets_undo_the_prior_the_class_balance_leaves():
+    """Offsets ``-power * log(count / geometric mean)``: zero in sum, the rarer class raised;
+    with power ``1 - balance`` a class of 4x the clips is lowered by ``(1 - balance) log 4``
+    against the other."""
+    from convert.logit_offset import balanced_offsets
+
+    offsets = balanced_offsets({"up": 400, "off": 100}, 0.5)
+    assert offsets["off"] > 0 > offsets["up"]
+    assert offsets["off"] - offsets["up"] == pytest.approx(0.5 * np.log(4), abs=1e-3)
+    assert sum(offsets.values()) == pytest.approx(0.0, abs=1e-3)
+    assert balanced_offsets({"a": 7, "b": 7, "c": 7}, 1.0) == {"a": 0.0, "b": 0.0, "c": 0.0}
+    with pytest.raises(KwsError, match="positive count"):
+        balanced_offsets({"a": 3, "b": 0}, 0.5)
 
 
 def weight_scales(content: bytes) -> list[int]:

@@ -137,6 +137,12 @@ def test_an_experiment_s_batch_size_and_per_step_settings_reach_training(tmp_pat
     assert dilated.data.cv_fold == 1
     assert replace(dilated, arch=base.arch, data=base.data, out_dir=base.out_dir,
                    run_name=base.run_name) == base
+    for k in (0, 1):
+        fold_run = f"speech_wd100w96ldvtlp_150_xv_f{k}"
+        prior = EXPERIMENTS[f"speech_wd100w96ldvtlpkp_150_xv_f{k}"]
+        assert (prior.model_from, prior.keyword_prior, prior.cv_fold) == (fold_run, 1.0, k)
+        assert replace(prior, idea="", model_from=None, keyword_prior=0.0) == replace(
+            EXPERIMENTS[fold_run], idea="")
 
 
 def test_fold_split_files_give_the_rejection_benchmark_each_folds_speakers(real_data, tmp_path,
@@ -311,3 +317,16 @@ def test_a_fold_run_without_its_model_folder_is_an_error_not_a_traceback(tmp_pat
     (tmp_path / "r_f1.json").write_text(json.dumps({"name": "r_f1", "folder": str(tmp_path)}))
     with pytest.raises(KwsError, match="int8 file is gone"):
         fold_model(tmp_path, "r_f1")
+
+
+def test_the_keyword_prior_raises_the_keywords_the_training_split_has_fewest_of(real_data):
+    """On the real folders, ``on``/``off`` (the mini set's clips alone) get raised and the
+    keywords of ~1,000 extra clips lowered: offsets of the ten keywords, summing to 0."""
+    from benchmarks.experiments.ship import EXPERIMENTS, keyword_offsets
+
+    name = "speech_wd100w96ldvtlpkp_150_xv_f0"
+    offsets = keyword_offsets(name, EXPERIMENTS[name], real_data)
+    assert sorted(offsets) == sorted(["yes", "no", "up", "down", "left", "right", "on", "off",
+                                      "stop", "go"])
+    assert min(offsets["on"], offsets["off"]) > 0.3 > 0 > max(offsets["up"], offsets["down"])
+    assert abs(sum(offsets.values())) < 1e-3

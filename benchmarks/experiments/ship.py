@@ -100,6 +100,9 @@ class Experiment:
     extra_val_pct: float = 0.0  # share of the extra folder's speakers that validate
     extra_train_pct: float = 100.0  # share of the extra folder's other speakers that train
     unknown_bias: float = 0.0  # added to the _unknown_ logit at conversion (prior correction)
+    # > 0: at conversion each keyword's logit moves by -keyword_prior x (1 - balance) x
+    # log(its training clips / their geometric mean): the prior the class balance leaves
+    keyword_prior: float = 0.0
     init_from: str | None = None  # fine-tune this experiment's trained model
     lr: float = 1e-3  # peak learning rate
     batch_size: int = 100  # clips per training step (TrainConfig)
@@ -719,6 +722,17 @@ FOLDS: dict[str, Experiment] = {
     # the depthwise convolutions dilated in time, each output seeing the whole clip (session 53)
     **folds("speech_wd100w96ldvtlpdil_150_xv", SPEECH_150_WD100_W96LD_VTLP_DIL, 2),
 }
+# the class balance (0.5) leaves the keywords a training prior ~ count**0.5: on/off (mini set
+# only, ~130 clips) weigh ~3x less than up/down (~1,100). Undone at conversion for a test set
+# with as many clips of each keyword (logit adjustment), on the best fold recipe's own fold
+# models (session 53)
+KEYWORD_PRIOR = {
+    f"speech_wd100w96ldvtlpkp_150_xv_f{k}": replace(
+        FOLDS[f"speech_wd100w96ldvtlp_150_xv_f{k}"],
+        idea=f"speech_wd100w96ldvtlp_150_xv_f{k}'s model with each keyword's logit moved by "
+        "-0.5 x log(its training clips / their geometric mean) before conversion (keyword prior "
+        "correction)", model_from=f"speech_wd100w96ldvtlp_150_xv_f{k}", keyword_prior=1.0)
+    for k in range(2)}
 ENSEMBLES = {
     "ens_ema_bc12h": replace(BC12H_SPEECH_40, idea="speech_ema_150_xv and bc12h_speech_40_xv in "
                              "one file (log-mel input, the DS-CNN's MFCC by a fixed DCT layer), "
@@ -829,6 +843,7 @@ EXPERIMENTS: dict[str, Experiment] = {
     "reject_ema_60_xv": REJECT_60,
     **SEEDED,
     **FOLDS,
+    **KEYWORD_PRIOR,
     **FINE_TUNED,
     **SOUPS,
     **ENSEMBLES,
@@ -959,11 +974,13 @@ def convert_and_score(name: str, model_dir: Path, data: Path, training: dict,
 
     out = WORK / "converted" / name
     shutil.rmtree(out, ignore_errors=True)
+    offsets = keyword_offsets(name, exp, data) if exp.keyword_prior else {}
     result = convert_model(ConvertConfig(data_dir=data, keras_path=model_dir / "model.keras",
                                          out_dir=out, max_drop=MAX_DROP, mlflow=False,
                                          calibration=calibration,
                                          clip_percentile=clip_percentile,
                                          unknown_bias=exp.unknown_bias,
+                                         logit_offsets=tuple(offsets.items()),
                                          per_tensor=exp.per_tensor))
     c = result.comparison
     row = {"name": name, **extra,
@@ -979,6 +996,7 @@ def convert_and_score(name: str, model_dir: Path, data: Path, training: dict,
            # what the converter did: a model it cannot clip is converted unclipped
            "clip_percentile": result.notes.get("clip_percentile"),
            "unknown_bias": exp.unknown_bias, "per_tensor": exp.per_tensor,
+           **({"logit_offsets": offsets} if offsets else {}),
            "per_class_float32": c.reports["float32"].per_class(),
            "per_class_int8": c.reports["int8"].per_class(),
            "folder": str(result.folder), "model_dir": str(model_dir)}
@@ -988,6 +1006,23 @@ def convert_and_score(name: str, model_dir: Path, data: Path, training: dict,
     log(f"{name}: float32 {row['float32_accuracy']:.4f} int8 {row['int8_accuracy']:.4f} "
         f"({row['int8_bytes']} B, gate {'passed' if result.passed else 'FAILED'})")
     return row
+
+
+def keyword_offsets(name: str, exp: Experiment, data: Path) -> dict[str, float]:
+    """``exp``'s keyword logit offsets (``keyword_prior``) from its training split's clips per
+    keyword (the training run's split: the experiment it scores, ``model_from``)."""
+    from collections import Counter
+
+    from convert.logit_offset import balanced_offsets
+    from edge_runtime.dataset import SILENCE, UNKNOWN
+    from train.data import load_dataset
+
+    trained = EXPERIMENTS.get(exp.model_from or name, exp)
+    config = train_config(exp.model_from or name, trained, data)
+    counts = Counter(e.label for e in load_dataset(config.data).split("train")
+                     if e.label not in (SILENCE, UNKNOWN))
+    return balanced_offsets(dict(sorted(counts.items())),
+                            exp.keyword_prior * (1.0 - trained.balance))
 
 
 def validation_parts(model_dir: Path, models: dict[str, Path]) -> dict:
