@@ -137,6 +137,9 @@ def test_an_experiment_s_batch_size_and_per_step_settings_reach_training(tmp_pat
     assert dilated.data.cv_fold == 1
     assert replace(dilated, arch=base.arch, data=base.data, out_dir=base.out_dir,
                    run_name=base.run_name) == base
+    shortcuts = train_config("r", EXPERIMENTS["speech_wd100w96ldvtlpres_150_xv_f0"], tmp_path)
+    assert replace(shortcuts, arch=base.arch, out_dir=base.out_dir,
+                   run_name=base.run_name) == base != shortcuts
     for k in (0, 1):
         fold_run = f"speech_wd100w96ldvtlp_150_xv_f{k}"
         prior = EXPERIMENTS[f"speech_wd100w96ldvtlpkp_150_xv_f{k}"]

@@ -158,6 +158,30 @@ def test_dilated_depthwise_convolutions_see_the_whole_clip_at_the_same_cost():
     np.testing.assert_allclose(got, dilated.predict(moved, verbose=0), rtol=1e-4, atol=1e-5)
 
 
+def test_identity_shortcuts_add_no_parameters_and_carry_each_block_s_input():
+    """``ds_cnn_w96_ld_res`` has ``ds_cnn_w96_ld``'s parameters; with its pointwise BatchNorms
+    zeroed each block passes its input through unchanged (the shortcut alone), so the last
+    block's output equals the first conv's after its ReLU; it converts to int8 with ADD ops."""
+    import keras
+
+    from convert.tflite import op_names, to_tflite
+
+    plain, res = build_model("ds_cnn_w96_ld", 12), build_model("ds_cnn_w96_ld_res", 12)
+    assert plain.count_params() == res.count_params()
+    for i in range(1, 5):
+        bn = res.get_layer(f"pw{i}_bn")
+        gamma, beta, mean, var = bn.get_weights()
+        bn.set_weights([np.zeros_like(gamma), np.zeros_like(beta), mean, var])
+    x = np.random.default_rng(0).normal(size=(2, 49, 10, 1)).astype(np.float32)
+    probe = keras.Model(res.input, [res.get_layer("relu0").output,
+                                    res.get_layer("pw4_relu").output])
+    first, last = probe.predict(x, verbose=0)
+    np.testing.assert_allclose(last, first, atol=1e-6)
+    assert first.max() > 0
+    calib = np.random.default_rng(1).normal(size=(8, 49, 10, 1)).astype(np.float32)
+    assert op_names(to_tflite(res, "int8", calib)).count("ADD") == 4
+
+
 def test_clip_mean_removal_makes_a_fixed_offset_per_coefficient_invisible():
     """``ds_cnn_w_cmn`` predicts the same when every frame of a clip moves by the same amount per
     coefficient (a microphone's or a voice's fixed tilt); ``ds_cnn_w`` with the same weights

@@ -586,6 +586,11 @@ SPEECH_150_WD100_W96LD_VTLP_DIL = replace(
     SPEECH_150_WD100_W96LD_VTLP, idea="speech_wd100w96ldvtlp_150_xv on ds_cnn_w96_ld_dil (the "
     "depthwise convolutions dilated in time by 1, 2, 4, 8: each output spans 70 frames, not 26)",
     arch="ds_cnn_w96_ld_dil")
+# no DS-CNN here had shortcuts: identity shortcuts around the four blocks (ResNet / MobileNetV2),
+# no parameters (session 53)
+SPEECH_150_WD100_W96LD_VTLP_RES = replace(
+    SPEECH_150_WD100_W96LD_VTLP, idea="speech_wd100w96ldvtlp_150_xv on ds_cnn_w96_ld_res (each "
+    "block's input added to its output before the last ReLU)", arch="ds_cnn_w96_ld_res")
 SPEECH_150_WD100_SA = replace(weight_decayed(1.0), idea="speech_wd100_150_xv with stronger "
                               "SpecAugment (2 time masks of up to 8 frames, 2 frequency masks "
                               "of up to 2 coefficients)", augment=replace(
@@ -721,6 +726,8 @@ FOLDS: dict[str, Experiment] = {
     **folds("speech_wd100w96ldvtlpquiet50_150_xv", SPEECH_150_WD100_W96LD_VTLP_QUIET50, 2),
     # the depthwise convolutions dilated in time, each output seeing the whole clip (session 53)
     **folds("speech_wd100w96ldvtlpdil_150_xv", SPEECH_150_WD100_W96LD_VTLP_DIL, 2),
+    # identity shortcuts around the blocks (session 53)
+    **folds("speech_wd100w96ldvtlpres_150_xv", SPEECH_150_WD100_W96LD_VTLP_RES, 2),
 }
 # the class balance (0.5) leaves the keywords a training prior ~ count**0.5: on/off (mini set
 # only, ~130 clips) weigh ~3x less than up/down (~1,100). Undone at conversion for a test set

@@ -79,6 +79,8 @@ ARCHITECTURES: dict[str, Architecture] = {
     "ds_cnn_w96_ld_dil": _ds_cnn("ds_cnn_w96_ld_dil", ds_cnn.WIDE_96_LOW_DROPOUT_DILATED,
                                  "ds_cnn_w96_ld with its depthwise convolutions dilated in time "
                                  "by 1, 2, 4, 8 (each output spans 70 frames, not 26)"),
+    "ds_cnn_w96_ld_res": _ds_cnn("ds_cnn_w96_ld_res", ds_cnn.WIDE_96_LOW_DROPOUT_RESIDUAL,
+                                 "ds_cnn_w96_ld with identity shortcuts around its four blocks"),
     "ds_cnn_w_qn": Architecture(
         "ds_cnn_w_qn", ds_cnn.FRONTEND,
         partial(input_noise.with_input_noise,

@@ -17,7 +17,8 @@ tilt of microphone or voice); ``ds_cnn_w_nd`` has no dropout layers, ``ds_cnn_w_
 ``ds_cnn_w96_hd``) 0.3 and 0.6 instead of 0.2 and 0.4, ``ds_cnn_w96_ld`` 0.1 and 0.2.
 ``ds_cnn_w96_ld_dil`` dilates the blocks' depthwise convolutions in time (1, 2, 4, 8): the
 same parameters and multiply-adds, and each output spans 70 frames instead of 26 (the middle
-ones see the whole clip).
+ones see the whole clip). ``ds_cnn_w96_ld_res`` adds each block's input to its output before
+the last ReLU (identity shortcuts, as in ResNet / MobileNetV2): no parameters.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ class DsCnnSpec:
     final_dropout: float = 0.4
     clip_mean_removal: bool = False  # each coefficient's mean over the clip subtracted first
     time_dilations: tuple[int, ...] = ()  # per block; () = 1 for every block
+    residual: bool = False  # each block's input added before its last ReLU (same shapes only)
 
 
 SMALL = DsCnnSpec(64, (2, 2), ((1, 1),) * 4)
@@ -69,6 +71,8 @@ WIDE_96_LOW_DROPOUT = replace(WIDE_96, first_dropout=0.1, final_dropout=0.2)
 # of the last block spans 10 + 2 x 2 x (1+2+4+8) = 70 frames instead of 26 (the middle ones
 # the whole clip), so the average pool no longer averages fragments that other words share
 WIDE_96_LOW_DROPOUT_DILATED = replace(WIDE_96_LOW_DROPOUT, time_dilations=(1, 2, 4, 8))
+# and with identity shortcuts around its blocks (``ds_cnn_w96_ld_res``): no parameters
+WIDE_96_LOW_DROPOUT_RESIDUAL = replace(WIDE_96_LOW_DROPOUT, residual=True)
 MEDIUM = DsCnnSpec(172, (2, 1), ((2, 2),) + ((1, 1),) * 3)
 LARGE = DsCnnSpec(276, (2, 1), ((2, 2),) + ((1, 1),) * 4)
 
@@ -91,6 +95,7 @@ def build(n_labels: int, spec: DsCnnSpec = SMALL, stats: FeatureStats | None = N
     dilations = spec.time_dilations or (1,) * len(spec.block_strides)
     blocks = zip(spec.block_strides, dilations, strict=True)  # one rate per block
     for i, (stride, dilation) in enumerate(blocks, start=1):
+        shortcut = x
         x = layers.DepthwiseConv2D(3, strides=stride, padding="same",
                                    dilation_rate=(dilation, 1), depthwise_regularizer=decay,
                                    name=f"dw{i}")(x)
@@ -98,6 +103,8 @@ def build(n_labels: int, spec: DsCnnSpec = SMALL, stats: FeatureStats | None = N
         x = layers.ReLU(name=f"dw{i}_relu")(x)
         x = layers.Conv2D(spec.filters, 1, kernel_regularizer=decay, name=f"pw{i}")(x)
         x = layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"pw{i}_bn")(x)
+        if spec.residual:
+            x = layers.Add(name=f"add{i}")([shortcut, x])
         x = layers.ReLU(name=f"pw{i}_relu")(x)
     if spec.final_dropout:
         x = layers.Dropout(spec.final_dropout, name="drop_final")(x)
