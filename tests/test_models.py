@@ -124,7 +124,7 @@ def test_the_dropout_variants_differ_only_in_their_dropout_rates(base, variant, 
                                rtol=1e-5, atol=1e-6)
 
 
-def test_dilated_depthwise_convolutions_see_the_whole_clip_at_the_same_cost():
+def test_dilated_depthwise_convolutions_reach_across_the_clip_at_the_same_cost():
     """``ds_cnn_w96_ld_dil`` has ``ds_cnn_w96_ld``'s parameters; a change in the first frames
     reaches the last block's middle time step through it (a 70-frame span: the whole clip),
     not through ``ds_cnn_w96_ld`` (26 frames); its TFLite file keeps the dilation in the
