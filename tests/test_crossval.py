@@ -101,6 +101,7 @@ def test_fold_runs_validate_on_their_fold_and_keep_the_test_split(real_data):
 
 def test_an_experiment_s_batch_size_and_per_step_settings_reach_training(tmp_path):
     from benchmarks.experiments.ship import EXPERIMENTS, train_config
+    from train.models import frontend_for
 
     base = train_config("b", EXPERIMENTS["speech_wd100w96ldvtlp_150_xv_f0"], tmp_path)
     half = train_config("h", EXPERIMENTS["speech_wd50w96ldvtlp_b50_150_xv_f1"], tmp_path)
@@ -140,6 +141,10 @@ def test_an_experiment_s_batch_size_and_per_step_settings_reach_training(tmp_pat
     shortcuts = train_config("r", EXPERIMENTS["speech_wd100w96ldvtlpres_150_xv_f0"], tmp_path)
     assert replace(shortcuts, arch=base.arch, out_dir=base.out_dir,
                    run_name=base.run_name) == base != shortcuts
+    fine = train_config("h", EXPERIMENTS["speech_wd100w96ldvtlph10_150_xv_f0"], tmp_path)
+    assert replace(fine, arch=base.arch, out_dir=base.out_dir,
+                   run_name=base.run_name) == base != fine
+    assert frontend_for(fine.arch).hop_ms == 10.0 and frontend_for(base.arch).hop_ms == 20.0
     for k in (0, 1):
         fold_run = f"speech_wd100w96ldvtlp_150_xv_f{k}"
         prior = EXPERIMENTS[f"speech_wd100w96ldvtlpkp_150_xv_f{k}"]

@@ -12,6 +12,7 @@ from edge_runtime.errors import KwsError
 from edge_runtime.frontend import (
     EDGE_FRONTEND,
     EDGE_LOG_MEL_FRONTEND,
+    FINE_HOP_FRONTEND,
     LOG_MEL_FRONTEND,
     MFCC20_FRONTEND,
     SEED_FRONTEND,
@@ -64,7 +65,8 @@ def test_each_architecture_declares_the_front_end_its_input_takes(arch):
     expected = {"seed_cnn": SEED_FRONTEND, "bc_resnet_1": LOG_MEL_FRONTEND,
                 "bc_resnet_2": LOG_MEL_FRONTEND, "bc_resnet_2_hs": LOG_MEL_FRONTEND,
                 "ds_cnn_w_8k": WIDEBAND_FRONTEND,
-                "ds_cnn_w_20": MFCC20_FRONTEND, "bc_resnet_h12_4k": EDGE_LOG_MEL_FRONTEND,
+                "ds_cnn_w_20": MFCC20_FRONTEND, "ds_cnn_w96_ld_h10": FINE_HOP_FRONTEND,
+                "bc_resnet_h12_4k": EDGE_LOG_MEL_FRONTEND,
                 "bc_resnet_h12_4k_bnhs": EDGE_LOG_MEL_FRONTEND}.get(arch, EDGE_FRONTEND)
     assert config == expected
     model = build_model(arch, 5)

@@ -591,6 +591,11 @@ SPEECH_150_WD100_W96LD_VTLP_DIL = replace(
 SPEECH_150_WD100_W96LD_VTLP_RES = replace(
     SPEECH_150_WD100_W96LD_VTLP, idea="speech_wd100w96ldvtlp_150_xv on ds_cnn_w96_ld_res (each "
     "block's input added to its output before the last ReLU)", arch="ds_cnn_w96_ld_res")
+# every edge model read MFCC at a 20 ms hop: a 10 ms hop (twice the frames and multiply-adds)
+# (session 53)
+SPEECH_150_WD100_W96LD_VTLP_H10 = replace(
+    SPEECH_150_WD100_W96LD_VTLP, idea="speech_wd100w96ldvtlp_150_xv on ds_cnn_w96_ld_h10 (97 x 10 "
+    "MFCC at a 10 ms hop instead of 49 x 10 at 20 ms)", arch="ds_cnn_w96_ld_h10")
 SPEECH_150_WD100_SA = replace(weight_decayed(1.0), idea="speech_wd100_150_xv with stronger "
                               "SpecAugment (2 time masks of up to 8 frames, 2 frequency masks "
                               "of up to 2 coefficients)", augment=replace(
@@ -730,6 +735,7 @@ FOLDS: dict[str, Experiment] = {
     # identity shortcuts around the blocks (session 53): fold 0 92.47% against 93.51%, its int8
     # file over the drop: not adopted
     **folds("speech_wd100w96ldvtlpres_150_xv", SPEECH_150_WD100_W96LD_VTLP_RES, 2),
+    **folds("speech_wd100w96ldvtlph10_150_xv", SPEECH_150_WD100_W96LD_VTLP_H10, 2),
 }
 # the class balance (0.5) leaves the keywords a training prior ~ count**0.5: on/off (mini set
 # only, ~130 clips) weigh ~3x less than up/down (~1,100). Undone at conversion for a test set

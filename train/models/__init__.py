@@ -13,7 +13,12 @@ from functools import partial
 from pathlib import Path
 
 from edge_runtime.errors import KwsError
-from edge_runtime.frontend import MFCC20_FRONTEND, WIDEBAND_FRONTEND, FrontendConfig
+from edge_runtime.frontend import (
+    FINE_HOP_FRONTEND,
+    MFCC20_FRONTEND,
+    WIDEBAND_FRONTEND,
+    FrontendConfig,
+)
 from train.models import bc_resnet, ds_cnn, input_noise, seed_cnn
 from train.models.common import FeatureStats
 
@@ -79,6 +84,11 @@ ARCHITECTURES: dict[str, Architecture] = {
     "ds_cnn_w96_ld_dil": _ds_cnn("ds_cnn_w96_ld_dil", ds_cnn.WIDE_96_LOW_DROPOUT_DILATED,
                                  "ds_cnn_w96_ld with its depthwise convolutions dilated in time "
                                  "by 1, 2, 4, 8 (each output spans 70 frames, not 26)"),
+    "ds_cnn_w96_ld_h10": Architecture(
+        "ds_cnn_w96_ld_h10", FINE_HOP_FRONTEND,
+        partial(ds_cnn.build, spec=ds_cnn.WIDE_96_LOW_DROPOUT, name="ds_cnn_w96_ld_h10",
+                frontend=FINE_HOP_FRONTEND),
+        "ds_cnn_w96_ld on 97x10 MFCC (10 ms hop): twice the frames and multiply-adds"),
     "ds_cnn_w96_ld_res": _ds_cnn("ds_cnn_w96_ld_res", ds_cnn.WIDE_96_LOW_DROPOUT_RESIDUAL,
                                  "ds_cnn_w96_ld with identity shortcuts around its four blocks"),
     "ds_cnn_w_qn": Architecture(
