@@ -50,7 +50,7 @@ def shift_logit(model, labels: list[str], label: str, offset: float, *,
     from train.word_classes import merged_softmax
 
     if label not in labels:
-        raise KwsError(f"cannot shift the {label} logit: the model has no such class")
+        raise KwsError(f"cannot shift the {label} logit: the model has no {label} class")
     parts = members(model)
     if parts is not None:
         for part in parts:

@@ -423,7 +423,7 @@ def test_logit_offsets_move_each_named_class_s_odds_and_the_manifest_says_so(tra
     for path in shifted.models.values():
         notes = load_manifest(manifest_path_for(path)).notes
         assert notes["logit_offsets"] == {first: 0.7, second: -0.4}
-    with pytest.raises(KwsError, match="no such class"):
+    with pytest.raises(KwsError, match="has no nope class"):
         convert_model(replace(config, out_dir=tmp_path / "again", logit_offsets=(("nope", 1.0),)))
 
 
