@@ -31,9 +31,11 @@ class Architecture:
     description: str
 
 
-def _ds_cnn(name: str, spec: ds_cnn.DsCnnSpec, description: str) -> Architecture:
-    """A DS-CNN of ``spec`` on the edge MFCC front-end."""
-    return Architecture(name, ds_cnn.FRONTEND, partial(ds_cnn.build, spec=spec, name=name),
+def _ds_cnn(name: str, spec: ds_cnn.DsCnnSpec, description: str,
+            frontend: FrontendConfig = ds_cnn.FRONTEND) -> Architecture:
+    """A DS-CNN of ``spec`` on ``frontend`` (the edge MFCC front-end unless said)."""
+    return Architecture(name, frontend,
+                        partial(ds_cnn.build, spec=spec, name=name, frontend=frontend),
                         description)
 
 
@@ -60,15 +62,12 @@ ARCHITECTURES: dict[str, Architecture] = {
     "ds_cnn_w_nd": _ds_cnn("ds_cnn_w_nd", ds_cnn.WIDE_NO_DROPOUT,
                            "ds_cnn_w without its dropout layers"),
     "ds_cnn_w_hd": _ds_cnn_dropout("ds_cnn_w_hd", "ds_cnn_w", ds_cnn.WIDE_HIGH_DROPOUT),
-    "ds_cnn_w_8k": Architecture("ds_cnn_w_8k", WIDEBAND_FRONTEND,
-                                partial(ds_cnn.build, spec=ds_cnn.WIDE, name="ds_cnn_w_8k",
-                                        frontend=WIDEBAND_FRONTEND),
-                                f"ds_cnn_w on 49x10 MFCC of mel bands up to 8 kHz "
-                                f"({ds_cnn.WIDE.filters} filters)"),
-    "ds_cnn_w_20": Architecture("ds_cnn_w_20", MFCC20_FRONTEND,
-                                partial(ds_cnn.build, spec=ds_cnn.WIDE, name="ds_cnn_w_20",
-                                        frontend=MFCC20_FRONTEND),
-                                f"ds_cnn_w on 49x20 MFCC ({ds_cnn.WIDE.filters} filters)"),
+    "ds_cnn_w_8k": _ds_cnn("ds_cnn_w_8k", ds_cnn.WIDE,
+                           f"ds_cnn_w on 49x10 MFCC of mel bands up to 8 kHz "
+                           f"({ds_cnn.WIDE.filters} filters)", WIDEBAND_FRONTEND),
+    "ds_cnn_w_20": _ds_cnn("ds_cnn_w_20", ds_cnn.WIDE,
+                           f"ds_cnn_w on 49x20 MFCC ({ds_cnn.WIDE.filters} filters)",
+                           MFCC20_FRONTEND),
     "ds_cnn_w80": _ds_cnn("ds_cnn_w80", ds_cnn.WIDE_80,
                           f"DS-CNN small with {ds_cnn.WIDE_80.filters} filters (~57 KB int8)"),
     "ds_cnn_w_deep": _ds_cnn("ds_cnn_w_deep", ds_cnn.WIDE_DEEP,
@@ -84,11 +83,9 @@ ARCHITECTURES: dict[str, Architecture] = {
     "ds_cnn_w96_ld_dil": _ds_cnn("ds_cnn_w96_ld_dil", ds_cnn.WIDE_96_LOW_DROPOUT_DILATED,
                                  "ds_cnn_w96_ld with its depthwise convolutions dilated in time "
                                  "by 1, 2, 4, 8 (each output spans 70 frames, not 26)"),
-    "ds_cnn_w96_ld_h10": Architecture(
-        "ds_cnn_w96_ld_h10", FINE_HOP_FRONTEND,
-        partial(ds_cnn.build, spec=ds_cnn.WIDE_96_LOW_DROPOUT, name="ds_cnn_w96_ld_h10",
-                frontend=FINE_HOP_FRONTEND),
-        "ds_cnn_w96_ld on 97x10 MFCC (10 ms hop): twice the frames and multiply-adds"),
+    "ds_cnn_w96_ld_h10": _ds_cnn("ds_cnn_w96_ld_h10", ds_cnn.WIDE_96_LOW_DROPOUT,
+                                 "ds_cnn_w96_ld on 97x10 MFCC (10 ms hop): twice the frames "
+                                 "and multiply-adds", FINE_HOP_FRONTEND),
     "ds_cnn_w96_ld_res": _ds_cnn("ds_cnn_w96_ld_res", ds_cnn.WIDE_96_LOW_DROPOUT_RESIDUAL,
                                  "ds_cnn_w96_ld with identity shortcuts around its four blocks"),
     "ds_cnn_w_qn": Architecture(
