@@ -592,7 +592,7 @@ SPEECH_150_WD100_W96LD_VTLP_RES = replace(
     SPEECH_150_WD100_W96LD_VTLP, idea="speech_wd100w96ldvtlp_150_xv on ds_cnn_w96_ld_res (each "
     "block's input added to its output before the last ReLU)", arch="ds_cnn_w96_ld_res")
 # every edge model read MFCC at a 20 ms hop: a 10 ms hop (twice the frames and multiply-adds)
-# (session 53)
+# (session 53; run in session 54: 93.03% pooled against 93.61%, not adopted)
 SPEECH_150_WD100_W96LD_VTLP_H10 = replace(
     SPEECH_150_WD100_W96LD_VTLP, idea="speech_wd100w96ldvtlp_150_xv on ds_cnn_w96_ld_h10 (97 x 10 "
     "MFCC at a 10 ms hop instead of 49 x 10 at 20 ms)", arch="ds_cnn_w96_ld_h10")
